@@ -1,0 +1,27 @@
+"""Protect Flask APIs with OAuth 2.0 client-credentials access tokens."""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .core.errors import (
+    CCGuardError,
+    ConfigurationError,
+    ExpiredToken,
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    KeysUnavailable,
+    MissingToken,
+)
+
+__all__ = [
+    "CCGuardError",
+    "ConfigurationError",
+    "ExpiredToken",
+    "InsufficientScope",
+    "InvalidRequest",
+    "InvalidToken",
+    "KeysUnavailable",
+    "MissingToken",
+    "__version__",
+]

@@ -1,0 +1,1 @@
+"""The framework-free core: token parsing, keys, claims, validation (no Flask)."""
