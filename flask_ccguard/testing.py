@@ -1,0 +1,799 @@
+"""A real local OpenID issuer over loopback HTTP, and its pytest plugin.
+
+:class:`TestIssuer` serves OpenID Connect Discovery 1.0 §4 and RFC 8414 §3
+metadata, a JWKS (RFC 7517 §5) and a client-credentials token endpoint
+(RFC 6749 §4.4, errors per §5.2) on ``127.0.0.1`` at an ephemeral port. It
+signs its tokens (RFC 7515 compact JWS, RFC 9068 ``at+jwt``) with
+``cryptography`` directly and never uses flask_ccguard's own validator, so it
+stays an independent check of it.
+
+pytest plugin
+-------------
+The fixture ``ccguard_issuer`` yields a started :class:`TestIssuer` publishing
+RS256, ES256, PS256 and EdDSA keys, with the client ``test-client`` /
+``test-secret``, and stops it afterwards.
+
+When flask-ccguard is installed, the ``pytest11`` entry point ``ccguard``
+registers this module and the fixture is there in every test session.
+
+A checkout run with ``PYTHONPATH=. pytest`` has no entry point, so the
+project's ``tests/conftest.py`` imports the fixture instead::
+
+    from flask_ccguard.testing import ccguard_issuer  # noqa: F401
+
+We do *not* use ``pytest_plugins = ["flask_ccguard.testing"]`` there: when the
+package is also installed (tox), pytest would register this one module under
+two names (``ccguard`` and ``flask_ccguard.testing``) and abort with "Plugin
+already registered under a different name". An imported fixture is only a
+conftest-level definition of the same function, which works in both cases.
+
+pytest is imported only if it is installed, so this module also works without
+it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import enum
+import hmac
+import http
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Union
+from urllib.parse import parse_qs, unquote_plus
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+__all__ = ["SUPPORTED_ALGORITHMS", "RecordedRequest", "TestIssuer"]
+
+# A runtime alias: Union, not X | Y, while Python 3.9 is supported.
+PrivateKey = Union[  # noqa: UP007
+    rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey
+]
+_StartResponse = Callable[..., Any]
+_Headers = list[tuple[str, str]]
+
+#: alg -> (key family, hash). RFC 7518 §3.1 and RFC 8037 §3.1 (EdDSA).
+_ALGORITHMS: dict[str, tuple[str, hashes.HashAlgorithm | None]] = {
+    "RS256": ("RSA", hashes.SHA256()),
+    "RS384": ("RSA", hashes.SHA384()),
+    "RS512": ("RSA", hashes.SHA512()),
+    "PS256": ("RSA", hashes.SHA256()),
+    "PS384": ("RSA", hashes.SHA384()),
+    "PS512": ("RSA", hashes.SHA512()),
+    "ES256": ("P-256", hashes.SHA256()),
+    "ES384": ("P-384", hashes.SHA384()),
+    "ES512": ("P-521", hashes.SHA512()),
+    "EdDSA": ("Ed25519", None),
+}
+SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(_ALGORITHMS)
+
+_CURVES: dict[str, ec.EllipticCurve] = {
+    "P-256": ec.SECP256R1(),
+    "P-384": ec.SECP384R1(),
+    "P-521": ec.SECP521R1(),
+}
+_HMAC_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "HS256": hashes.SHA256(),
+    "HS384": hashes.SHA384(),
+    "HS512": hashes.SHA512(),
+}
+_MAX_RECORDED = 200
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _int_b64(value: int, size: int | None = None) -> str:
+    # RFC 7518 §6.3.1.1: n/e are minimal big-endian; §6.2.1.2: EC x/y are
+    # the full coordinate length of the curve.
+    length = size if size is not None else max(1, (value.bit_length() + 7) // 8)
+    return _b64url(value.to_bytes(length, "big"))
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+def _generate(family: str) -> PrivateKey:
+    if family == "RSA":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if family == "Ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(_CURVES[family])
+
+
+class _KeyPool:
+    """Process-wide free list of private keys, so a fresh issuer is cheap.
+
+    RSA generation costs ~50-100 ms. A key is lent to one live issuer at a
+    time (two live issuers never share key material, so a token of one can
+    never verify at the other) and returns to the pool when that issuer
+    stops; it gets a new kid whenever it is lent again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[str, list[PrivateKey]] = collections.defaultdict(list)
+
+    def take(self, family: str) -> PrivateKey:
+        with self._lock:
+            if self._free[family]:
+                return self._free[family].pop()
+        return _generate(family)
+
+    def give_back(self, family: str, key: PrivateKey) -> None:
+        with self._lock:
+            self._free[family].append(key)
+
+
+_POOL = _KeyPool()
+
+
+def _public_jwk(alg: str, kid: str, key: PrivateKey) -> dict[str, Any]:
+    jwk: dict[str, Any]
+    if isinstance(key, rsa.RSAPrivateKey):
+        numbers = key.public_key().public_numbers()
+        jwk = {"kty": "RSA", "n": _int_b64(numbers.n), "e": _int_b64(numbers.e)}
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        point = key.public_key().public_numbers()
+        size = (key.curve.key_size + 7) // 8
+        jwk = {
+            "kty": "EC",
+            "crv": _ALGORITHMS[alg][0],
+            "x": _int_b64(point.x, size),
+            "y": _int_b64(point.y, size),
+        }
+    else:
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            PublicFormat,
+        )
+
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        jwk = {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}  # RFC 8037 §2
+    jwk.update({"kid": kid, "use": "sig", "alg": alg})
+    return jwk
+
+
+def _signature(alg: str, key: PrivateKey, data: bytes) -> bytes:
+    hash_alg = _ALGORITHMS[alg][1]
+    if isinstance(key, rsa.RSAPrivateKey):
+        assert hash_alg is not None
+        if alg.startswith("PS"):
+            # RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash.
+            pad: padding.AsymmetricPadding = padding.PSS(
+                mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size
+            )
+        else:
+            pad = padding.PKCS1v15()
+        return key.sign(data, pad, hash_alg)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        assert hash_alg is not None
+        # RFC 7518 §3.4: JOSE wants R || S, each the curve's byte length,
+        # not the DER sequence cryptography returns.
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hash_alg)))
+        size = (key.curve.key_size + 7) // 8
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    return key.sign(data)
+
+
+@dataclass
+class _SigningKey:
+    alg: str
+    kid: str
+    private: PrivateKey
+    jwk: dict[str, Any]
+
+    @classmethod
+    def lend(cls, alg: str) -> _SigningKey:
+        private = _POOL.take(_ALGORITHMS[alg][0])
+        kid = secrets.token_urlsafe(8)
+        return cls(alg, kid, private, _public_jwk(alg, kid, private))
+
+
+class RecordedRequest(NamedTuple):
+    """One request as the issuer received it (``path`` includes the query)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class _Default(enum.Enum):
+    KID = "current key's kid"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    # One request per connection: stop() then leaves no keep-alive
+    # connection being served behind the closed listening socket.
+    protocol_version = "HTTP/1.0"
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        pass
+
+
+class _OAuthError(Exception):
+    """An RFC 6749 §5.2 error response of the token endpoint."""
+
+    def __init__(
+        self, status: int, error: str, description: str, basic_realm: str | None = None
+    ) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.basic_realm = basic_realm
+
+
+def _check_alg(alg: str) -> None:
+    if alg not in _ALGORITHMS:
+        raise ValueError(
+            f"unsupported algorithm {alg!r}; TestIssuer signs with "
+            + ", ".join(SUPPORTED_ALGORITHMS)
+        )
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` updated by ``extra``, where a value of None removes the member."""
+    for name, value in (extra or {}).items():
+        if value is None:
+            base.pop(name, None)
+        else:
+            base[name] = value
+    return base
+
+
+class TestIssuer:
+    """A local OpenID issuer on ``127.0.0.1`` at an ephemeral port.
+
+    :param audience: default ``aud`` of minted and issued tokens.
+    :param algorithms: algorithms whose keys are published from the start;
+        :meth:`mint` with another supported algorithm adds a key for it.
+    :param path: issuer path, e.g. ``"/tenant-1"``.
+    :param openid_configuration: serve ``{issuer}/.well-known/openid-configuration``.
+    :param oauth_metadata: serve RFC 8414 metadata both at
+        ``/.well-known/oauth-authorization-server{path}`` (RFC 8414 §3.1) and
+        at ``{issuer}/.well-known/oauth-authorization-server``.
+    :param token_lifetime: ``expires_in`` of issued tokens, and the default
+        lifetime of minted ones.
+    :param clients: client_id -> secret accepted by the token endpoint.
+    :param start: start serving now. The port is bound (and :attr:`issuer`
+        known) either way; until :meth:`start` connections wait unanswered.
+
+    Switches tests may flip at run time: :attr:`jwks_status`,
+    :attr:`jwks_delay`, :attr:`jwks_body`, :attr:`jwks_cache_control`,
+    :attr:`discovery_overrides`, :attr:`extra_jwks`, :attr:`token_alg`.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(
+        self,
+        *,
+        audience: str = "https://api.example.com",
+        algorithms: Sequence[str] = ("RS256",),
+        path: str = "",
+        openid_configuration: bool = True,
+        oauth_metadata: bool = True,
+        token_lifetime: int = 300,
+        clients: Mapping[str, str] | None = None,
+        start: bool = True,
+    ) -> None:
+        if path and not path.startswith("/"):
+            raise ValueError("path must be empty or start with '/', e.g. '/tenant-1'")
+        path = path.rstrip("/")
+        for alg in algorithms:
+            _check_alg(alg)
+        self.audience = audience
+        self.path = path
+        self.openid_configuration = openid_configuration
+        self.oauth_metadata = oauth_metadata
+        self.token_lifetime = token_lifetime
+        #: Algorithm of the tokens the token endpoint issues.
+        self.token_alg = "RS256"
+        #: != 200: the JWKS answers this status with a small JSON error body.
+        self.jwks_status = 200
+        #: Seconds to wait before answering a JWKS request.
+        self.jwks_delay = 0.0
+        #: When set, served verbatim as the JWKS body.
+        self.jwks_body: bytes | None = None
+        #: When set, sent as ``Cache-Control`` of JWKS responses (none by default).
+        self.jwks_cache_control: str | None = None
+        #: Merged into both metadata documents; a value of None removes a member.
+        self.discovery_overrides: dict[str, Any] = {}
+        #: Extra JWKs appended to the published set.
+        self.extra_jwks: list[dict[str, Any]] = []
+        #: Requests per endpoint: openid_configuration, oauth_metadata, jwks,
+        #: token, other. A disabled metadata document still counts (as a 404).
+        self.hits: collections.Counter[str] = collections.Counter()
+        #: The last 200 requests, oldest first.
+        self.requests: list[RecordedRequest] = []
+
+        self._lock = threading.RLock()
+        self._clients: dict[str, tuple[str, dict[str, Any]]] = {}
+        for client_id, secret in (clients or {}).items():
+            self.add_client(client_id, secret)
+        self._current: dict[str, _SigningKey] = {}
+        self._published: list[_SigningKey] = []
+        self._lent: list[_SigningKey] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+        with self._lock:
+            for alg in dict.fromkeys(algorithms):
+                self._add_key(alg)
+        self._server: BaseWSGIServer = make_server(
+            "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler
+        )
+        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
+        self.issuer = self.base_url + path
+        self.discovery_url = self.issuer + "/.well-known/openid-configuration"
+        self.oauth_metadata_url = (
+            f"{self.base_url}/.well-known/oauth-authorization-server{path}"
+        )
+        self.jwks_uri = self.issuer + "/jwks"
+        self.token_endpoint = self.issuer + "/token"
+        if start:
+            self.start()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve requests in a daemon thread (no-op if already serving)."""
+        if self._stopped:
+            raise RuntimeError("a stopped TestIssuer cannot be restarted")
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.02},
+                name=f"TestIssuer {self.issuer}",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, close the port and give the keys back to the pool."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()  # wakes requests sleeping in jwks_delay
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+        with self._lock:
+            for key in self._lent:
+                _POOL.give_back(_ALGORITHMS[key.alg][0], key.private)
+            self._lent.clear()
+
+    def __enter__(self) -> TestIssuer:  # noqa: PYI034 - no typing.Self on 3.9
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<TestIssuer {self.issuer}>"
+
+    # -- keys ----------------------------------------------------------------
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """Algorithms whose current keys are published."""
+        with self._lock:
+            return tuple(self._current)
+
+    def _add_key(self, alg: str) -> _SigningKey:
+        key = _SigningKey.lend(alg)
+        self._current[alg] = key
+        self._published.append(key)
+        self._lent.append(key)
+        return key
+
+    def _key(self, alg: str) -> _SigningKey:
+        _check_alg(alg)
+        with self._lock:
+            key = self._current.get(alg)
+            return key if key is not None else self._add_key(alg)
+
+    def key_for(self, alg: str) -> PrivateKey:
+        """The current ``cryptography`` private key for ``alg``."""
+        return self._key(alg).private
+
+    def public_jwk(self, alg: str) -> dict[str, Any]:
+        """The published JWK of the current key for ``alg``."""
+        return dict(self._key(alg).jwk)
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWK Set as currently published (RFC 7517 §5)."""
+        with self._lock:
+            keys = [dict(key.jwk) for key in self._published]
+            return {"keys": keys + [dict(jwk) for jwk in self.extra_jwks]}
+
+    def rotate_keys(self, *, keep_old: bool = False) -> None:
+        """Give every algorithm a new key and kid.
+
+        :param keep_old: keep publishing the previous keys after the new ones
+            (a rollover); otherwise they leave the JWKS at once.
+        """
+        with self._lock:
+            old = list(self._published)
+            self._published = []
+            for alg in list(self._current):
+                self._add_key(alg)
+            if keep_old:
+                self._published.extend(old)
+
+    # -- tokens --------------------------------------------------------------
+
+    def sign(
+        self,
+        header: Mapping[str, Any] | bytes,
+        payload: Mapping[str, Any] | bytes,
+        *,
+        alg: str = "RS256",
+        secret: bytes | None = None,
+    ) -> str:
+        """Sign any header and payload as they are, for adversarial tests.
+
+        Dicts are JSON-encoded compactly, bytes are used verbatim; the header
+        is not touched, so the caller controls ``alg`` and ``kid``.
+
+        :param alg: a supported algorithm (the current key for it signs);
+            ``"none"`` gives an empty signature; ``HS256``/``HS384``/``HS512``
+            sign with ``secret`` (e.g. a public key's bytes, for the
+            algorithm-confusion attack).
+        """
+        encoded = [
+            _b64url(part if isinstance(part, bytes) else _json_bytes(dict(part)))
+            for part in (header, payload)
+        ]
+        signing_input = ".".join(encoded).encode("ascii")
+        if alg == "none":
+            signature = b""
+        elif alg in _HMAC_HASHES:
+            if secret is None:
+                raise ValueError(f"{alg} needs secret=")
+            mac = crypto_hmac.HMAC(secret, _HMAC_HASHES[alg])
+            mac.update(signing_input)
+            signature = mac.finalize()
+        else:
+            signature = _signature(alg, self._key(alg).private, signing_input)
+        return signing_input.decode("ascii") + "." + _b64url(signature)
+
+    def mint(
+        self,
+        *,
+        alg: str = "RS256",
+        kid: str | None | _Default = _Default.KID,
+        headers: Mapping[str, Any] | None = None,
+        expires_in: int | None = None,
+        **claims: Any,
+    ) -> str:
+        """A signed access token (RFC 9068 shape) from this issuer.
+
+        :param alg: signing algorithm; a key for it is added if needed.
+        :param kid: None leaves ``kid`` out of the header; a string replaces
+            it (the current key for ``alg`` still signs).
+        :param headers: merged over the header; None removes a member.
+        :param expires_in: seconds until ``exp`` (default ``token_lifetime``).
+        :param claims: override the defaults (``iss``, ``aud``, ``sub``,
+            ``client_id``, ``iat``, ``nbf``, ``exp``, ``jti``); None leaves
+            a claim out.
+        """
+        key = self._key(alg)
+        header: dict[str, Any] = {"alg": alg, "typ": "at+jwt", "kid": key.kid}
+        if kid is None:
+            del header["kid"]
+        elif isinstance(kid, str):
+            header["kid"] = kid
+        _merge(header, headers)
+        lifetime = self.token_lifetime if expires_in is None else expires_in
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": "test-client",
+            "client_id": "test-client",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "jti": uuid.uuid4().hex,
+        }
+        _merge(payload, claims)
+        encoded = (_b64url(_json_bytes(header)), _b64url(_json_bytes(payload)))
+        signing_input = ".".join(encoded).encode("ascii")
+        signature = _signature(alg, key.private, signing_input)
+        return signing_input.decode("ascii") + "." + _b64url(signature)
+
+    def add_client(self, client_id: str, secret: str, **claims: Any) -> None:
+        """Accept ``client_id``/``secret`` at the token endpoint.
+
+        :param claims: added to every token issued to this client (e.g.
+            ``roles=[...]``). A ``scope`` claim also limits the scopes the
+            client may request (``invalid_scope`` otherwise).
+        """
+        with self._lock:
+            self._clients[client_id] = (secret, dict(claims))
+
+    # -- HTTP ----------------------------------------------------------------
+
+    def _metadata(self, *, openid: bool) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "issuer": self.issuer,
+            "jwks_uri": self.jwks_uri,
+            "token_endpoint": self.token_endpoint,
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "client_secret_basic",
+            ],
+            "response_types_supported": ["token"],
+        }
+        if openid:
+            doc["subject_types_supported"] = ["public"]
+            doc["id_token_signing_alg_values_supported"] = list(self.algorithms)
+        else:
+            doc["token_endpoint_auth_signing_alg_values_supported"] = list(
+                self.algorithms
+            )
+        return _merge(doc, self.discovery_overrides)
+
+    def _endpoint(self, path: str) -> str:
+        if path == self.path + "/.well-known/openid-configuration":
+            return "openid_configuration"
+        if path in (
+            "/.well-known/oauth-authorization-server" + self.path,
+            self.path + "/.well-known/oauth-authorization-server",
+        ):
+            return "oauth_metadata"
+        if path == self.path + "/jwks":
+            return "jwks"
+        if path == self.path + "/token":
+            return "token"
+        return "other"
+
+    def _wsgi(
+        self, environ: dict[str, Any], start_response: _StartResponse
+    ) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "") or "/"
+        query = environ.get("QUERY_STRING", "")
+        headers = dict(EnvironHeaders(environ))
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        endpoint = self._endpoint(path)
+        with self._lock:
+            self.hits[endpoint] += 1
+            self.requests.append(
+                RecordedRequest(
+                    method, path + ("?" + query if query else ""), headers, body
+                )
+            )
+            del self.requests[:-_MAX_RECORDED]
+
+        status, extra, content = self._respond(endpoint, method, headers, body)
+        response_headers: _Headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(content))),
+        ]
+        response_headers.extend(extra)
+        try:
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        start_response(f"{status} {phrase}", response_headers)
+        return [content]
+
+    def _respond(
+        self, endpoint: str, method: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, _Headers, bytes]:
+        not_found: tuple[int, _Headers, bytes] = (
+            404,
+            [],
+            _json_bytes({"error": "not_found"}),
+        )
+        if endpoint == "token":
+            return self._token_response(method, headers, body)
+        if method not in ("GET", "HEAD"):
+            return (
+                405,
+                [("Allow", "GET, HEAD")],
+                _json_bytes({"error": "method_not_allowed"}),
+            )
+        if endpoint == "openid_configuration":
+            if not self.openid_configuration:
+                return not_found
+            return 200, [], _json_bytes(self._metadata(openid=True))
+        if endpoint == "oauth_metadata":
+            if not self.oauth_metadata:
+                return not_found
+            return 200, [], _json_bytes(self._metadata(openid=False))
+        if endpoint == "jwks":
+            return self._jwks_response()
+        return not_found
+
+    def _jwks_response(self) -> tuple[int, _Headers, bytes]:
+        if self.jwks_delay > 0:
+            self._stopping.wait(self.jwks_delay)
+        extra: _Headers = []
+        if self.jwks_cache_control is not None:
+            extra.append(("Cache-Control", self.jwks_cache_control))
+        status = self.jwks_status
+        if self.jwks_body is not None:
+            return status, extra, self.jwks_body
+        if status != 200:
+            error = {
+                "error": "server_error",
+                "error_description": f"JWKS status {status}",
+            }
+            return status, extra, _json_bytes(error)
+        return 200, extra, _json_bytes(self.jwks())
+
+    def _token_response(
+        self, method: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, _Headers, bytes]:
+        no_store = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        if method != "POST":
+            # RFC 6749 §3.2: the client MUST use POST.
+            error = {"error": "invalid_request", "error_description": "use POST"}
+            return 405, [("Allow", "POST")] + no_store, _json_bytes(error)
+        try:
+            result = self._issue(headers, body)
+        except _OAuthError as exc:
+            extra = list(no_store)
+            if exc.basic_realm is not None:
+                extra.append(("WWW-Authenticate", f'Basic realm="{exc.basic_realm}"'))
+            error = {"error": exc.error, "error_description": exc.description}
+            return exc.status, extra, _json_bytes(error)
+        return 200, no_store, _json_bytes(result)
+
+    def _issue(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+        params = _token_params(headers.get("Content-Type", ""), body)
+        realm = self.issuer
+        basic = _basic_credentials(headers.get("Authorization", ""), realm)
+
+        client_id = _single(params, "client_id")
+        secret = _single(params, "client_secret")
+        if basic is not None:
+            # RFC 6749 §2.3: one authentication method per request.
+            if secret is not None:
+                raise _OAuthError(
+                    400, "invalid_request", "client credentials sent by two methods"
+                )
+            if client_id is not None and client_id != basic[0]:
+                raise _OAuthError(
+                    400, "invalid_request", "client_id differs from Basic"
+                )
+            client_id, secret = basic
+        grant_type = _single(params, "grant_type")
+        if grant_type is None:
+            raise _OAuthError(400, "invalid_request", "grant_type is required")
+
+        with self._lock:
+            known = self._clients.get(client_id) if client_id is not None else None
+        if (
+            known is None
+            or secret is None
+            or not hmac.compare_digest(known[0].encode(), secret.encode())
+        ):
+            raise _OAuthError(
+                401,
+                "invalid_client",
+                "client authentication failed",
+                realm if basic is not None else None,
+            )
+        if grant_type != "client_credentials":
+            raise _OAuthError(
+                400, "unsupported_grant_type", "only client_credentials is supported"
+            )
+        assert client_id is not None
+        claims = dict(known[1])
+
+        scope = _single(params, "scope")
+        if scope is not None:
+            requested = scope.split()
+            allowed = claims.get("scope")
+            if isinstance(allowed, str) and not set(requested) <= set(allowed.split()):
+                raise _OAuthError(
+                    400, "invalid_scope", "scope not granted to this client"
+                )
+            claims["scope"] = " ".join(requested)
+        # RFC 8707 `resource` (repeatable) and Auth0-style `audience` -> aud.
+        audiences = params.get("resource", []) + params.get("audience", [])
+        if audiences:
+            claims["aud"] = audiences[0] if len(audiences) == 1 else audiences
+        claims.setdefault("sub", client_id)
+        claims["client_id"] = client_id
+
+        token = self.mint(alg=self.token_alg, expires_in=self.token_lifetime, **claims)
+        response: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+        }
+        if isinstance(claims.get("scope"), str):
+            response["scope"] = claims["scope"]
+        return response
+
+
+def _token_params(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """The token request's parameters: form (RFC 6749 §4.4.2) or JSON body."""
+    media_type = content_type.split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _OAuthError(400, "invalid_request", "body is not UTF-8") from None
+    if media_type == "application/json":
+        try:
+            document = json.loads(text)
+        except ValueError:
+            raise _OAuthError(400, "invalid_request", "body is not JSON") from None
+        if not isinstance(document, dict):
+            raise _OAuthError(400, "invalid_request", "body is not a JSON object")
+        params: dict[str, list[str]] = {}
+        for name, value in document.items():
+            values = value if isinstance(value, list) else [value]
+            params[name] = [v if isinstance(v, str) else json.dumps(v) for v in values]
+        return params
+    return parse_qs(text, keep_blank_values=True)
+
+
+def _single(params: Mapping[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        # RFC 6749 §3.2: parameters MUST NOT be included more than once.
+        raise _OAuthError(400, "invalid_request", f"{name} given more than once")
+    return values[0]
+
+
+def _basic_credentials(authorization: str, realm: str) -> tuple[str, str] | None:
+    """client_id and secret from HTTP Basic (RFC 6749 §2.3.1), or None."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    if ":" not in decoded:
+        raise _OAuthError(401, "invalid_client", "malformed Basic credentials", realm)
+    client_id, _, secret = decoded.partition(":")
+    # RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the module works without pytest
+    pass
+else:
+
+    @pytest.fixture
+    def ccguard_issuer() -> Iterator[TestIssuer]:
+        """A started :class:`TestIssuer` (RS256, ES256, PS256, EdDSA keys) with
+        the client ``test-client`` / ``test-secret``; stopped afterwards."""
+        with TestIssuer(
+            algorithms=("RS256", "ES256", "PS256", "EdDSA"),
+            clients={"test-client": "test-secret"},
+        ) as issuer:
+            yield issuer
