@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .core.claims import VerifiedToken
 from .core.errors import (
     CCGuardError,
     ConfigurationError,
@@ -13,6 +14,7 @@ from .core.errors import (
     KeysUnavailable,
     MissingToken,
 )
+from .core.validator import TokenValidator
 
 __all__ = [
     "CCGuardError",
@@ -23,5 +25,7 @@ __all__ = [
     "InvalidToken",
     "KeysUnavailable",
     "MissingToken",
+    "TokenValidator",
+    "VerifiedToken",
     "__version__",
 ]

@@ -59,7 +59,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 __all__ = ["SUPPORTED_ALGORITHMS", "RecordedRequest", "TestIssuer"]
 
 # A runtime alias: Union, not X | Y, while Python 3.9 is supported.
-PrivateKey = Union[  # noqa: UP007
+PrivateKey = Union[
     rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey
 ]
 _StartResponse = Callable[..., Any]
@@ -382,7 +382,7 @@ class TestIssuer:
                 _POOL.give_back(_ALGORITHMS[key.alg][0], key.private)
             self._lent.clear()
 
-    def __enter__(self) -> TestIssuer:  # noqa: PYI034 - no typing.Self on 3.9
+    def __enter__(self) -> TestIssuer:
         self.start()
         return self
 
@@ -482,7 +482,7 @@ class TestIssuer:
         self,
         *,
         alg: str = "RS256",
-        kid: str | None | _Default = _Default.KID,
+        kid: str | _Default | None = _Default.KID,
         headers: Mapping[str, Any] | None = None,
         expires_in: int | None = None,
         **claims: Any,

@@ -9,7 +9,8 @@ never the message of an exception raised by a library.
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Iterable, Optional
+from collections.abc import Iterable
+from typing import ClassVar
 
 __all__ = [
     "CCGuardError",
@@ -54,16 +55,16 @@ class CCGuardError(Exception):
     """
 
     status: ClassVar[int] = 401
-    error: ClassVar[Optional[str]] = None
+    error: ClassVar[str | None] = None
     default_description: ClassVar[str] = "The request could not be authorized."
     default_reason: ClassVar[str] = "unauthorized"
 
     def __init__(
         self,
-        description: Optional[str] = None,
+        description: str | None = None,
         *,
-        reason: Optional[str] = None,
-        claim: Optional[str] = None,
+        reason: str | None = None,
+        claim: str | None = None,
     ) -> None:
         self.description = description or self.default_description
         self.reason = reason or self.default_reason
@@ -76,7 +77,7 @@ class CCGuardError(Exception):
             return []
         return [("error", self.error), ("error_description", self.description)]
 
-    def challenge(self, realm: Optional[str] = None) -> str:
+    def challenge(self, realm: str | None = None) -> str:
         """The full ``WWW-Authenticate`` value for this failure."""
         params = [("realm", realm)] if realm else []
         params += self.challenge_params()
@@ -142,11 +143,11 @@ class InsufficientScope(CCGuardError):
 
     def __init__(
         self,
-        description: Optional[str] = None,
+        description: str | None = None,
         *,
         scopes: Iterable[str] = (),
         roles: Iterable[str] = (),
-        reason: Optional[str] = None,
+        reason: str | None = None,
     ) -> None:
         self.scopes = tuple(scopes)
         self.roles = tuple(roles)
@@ -172,9 +173,9 @@ class KeysUnavailable(CCGuardError):
 
     def __init__(
         self,
-        description: Optional[str] = None,
+        description: str | None = None,
         *,
-        reason: Optional[str] = None,
+        reason: str | None = None,
         retry_after: int = 30,
     ) -> None:
         self.retry_after = retry_after

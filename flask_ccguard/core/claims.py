@@ -1,0 +1,229 @@
+"""Claim checks (RFC 7519 §4.1, RFC 9068 §4) and the :class:`VerifiedToken` they produce."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any
+
+from .errors import ExpiredToken, InvalidToken
+
+__all__ = ["ClaimRules", "VerifiedToken", "check_claims", "claim_path", "parse_strings"]
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int in Python but never a NumericDate (RFC 7519 §2).
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def claim_path(name: str) -> tuple[str, ...]:
+    """Split a dotted claim path such as ``realm_access.roles``.
+
+    A claim whose own name contains dots (namespaced claims such as
+    ``https://example.com/roles``) is looked up whole first, see :func:`lookup`.
+    """
+    return tuple(name.split("."))
+
+
+def lookup(claims: Mapping[str, Any], name: str) -> Any:
+    """The value at claim ``name``: the claim itself, else the dotted path."""
+    if name in claims:
+        return claims[name]
+    node: Any = claims
+    for part in claim_path(name):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def parse_strings(value: Any) -> frozenset[str]:
+    """Scopes or roles from a space-separated string or a JSON array of strings.
+
+    Anything else (numbers, objects, arrays with non-strings) yields only the
+    string members, so a malformed claim grants nothing it does not spell out.
+    """
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, (list, tuple)):
+        return frozenset(v for v in value if isinstance(v, str) and v)
+    return frozenset()
+
+
+class ClaimRules:
+    """What the claims of one issuer's tokens must satisfy; built once at start-up."""
+
+    __slots__ = (
+        "audiences",
+        "issuer",
+        "leeway",
+        "max_token_age",
+        "require_iat",
+        "roles_claim",
+        "scopes_claim",
+    )
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audiences: Iterable[str],
+        leeway: float = 60,
+        require_iat: bool = True,
+        max_token_age: float | None = None,
+        roles_claim: str = "roles",
+        scopes_claim: str | None = None,
+    ) -> None:
+        self.issuer = issuer
+        self.audiences = frozenset(audiences)
+        self.leeway = leeway
+        self.require_iat = require_iat
+        self.max_token_age = max_token_age
+        self.roles_claim = roles_claim
+        self.scopes_claim = scopes_claim
+
+
+def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        if required or name in claims:
+            raise InvalidToken(f"The access token has no '{name}' claim.", reason="missing_claim", claim=name)
+        return None
+    if not _is_number(value):
+        raise InvalidToken(f"The '{name}' claim is not a number.", reason="claim_type", claim=name)
+    return float(value)
+
+
+def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """Check ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud``.
+
+    :param now: the current time in seconds since the epoch.
+    :raises InvalidToken: (or :class:`ExpiredToken`) naming the claim.
+    """
+    leeway = rules.leeway
+    # RFC 7519 §4.1.4: the current time MUST be before exp.
+    exp = _time_claim(claims, "exp", True)
+    assert exp is not None
+    if now >= exp + leeway:
+        raise ExpiredToken(claim="exp")
+    # §4.1.5: the current time MUST be after or equal to nbf.
+    nbf = _time_claim(claims, "nbf", False)
+    if nbf is not None and now + leeway < nbf:
+        raise InvalidToken("The access token is not valid yet.", reason="not_yet_valid", claim="nbf")
+    iat = _time_claim(claims, "iat", rules.require_iat)
+    if iat is not None:
+        if iat > now + leeway:
+            raise InvalidToken("The access token was issued in the future.", reason="issued_in_future", claim="iat")
+        if rules.max_token_age is not None and now - iat > rules.max_token_age + leeway:
+            raise InvalidToken("The access token is too old.", reason="too_old", claim="iat")
+    if claims.get("iss") != rules.issuer:
+        raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        ok = aud in rules.audiences
+    elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+        ok = not rules.audiences.isdisjoint(aud)
+    elif aud is None:
+        raise InvalidToken("The access token has no 'aud' claim.", reason="missing_claim", claim="aud")
+    else:
+        raise InvalidToken("The 'aud' claim is malformed.", reason="claim_type", claim="aud")
+    if not ok:
+        raise InvalidToken("The access token is meant for another audience.", reason="audience", claim="aud")
+
+
+_UNSET: Any = object()
+
+
+class VerifiedToken:
+    """A token whose signature and claims have been checked. Read-only.
+
+    ``token["claim"]`` and ``token.get("claim")`` read claims directly.
+    """
+
+    __slots__ = ("_claims", "_header", "_roles", "_rules", "_scopes")
+
+    def __init__(self, claims: dict[str, Any], header: dict[str, Any], rules: ClaimRules) -> None:
+        # The dicts come fresh from the parser and are owned by this object.
+        self._claims = MappingProxyType(claims)
+        self._header = MappingProxyType(header)
+        self._rules = rules
+        self._roles: frozenset[str] = _UNSET
+        self._scopes: frozenset[str] = _UNSET
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        """All claims of the payload (a read-only mapping)."""
+        return self._claims
+
+    @property
+    def header(self) -> Mapping[str, Any]:
+        """The JOSE header (a read-only mapping)."""
+        return self._header
+
+    @property
+    def subject(self) -> str | None:
+        sub = self._claims.get("sub")
+        return sub if isinstance(sub, str) else None
+
+    @property
+    def issuer(self) -> str:
+        return self._rules.issuer
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        aud = self._claims.get("aud")
+        return (aud,) if isinstance(aud, str) else tuple(aud or ())
+
+    @property
+    def client_id(self) -> str | None:
+        """The calling client: ``client_id`` (RFC 9068), ``azp``, ``appid`` (Entra v1), else ``sub``."""
+        for name in ("client_id", "azp", "appid", "sub"):
+            value = self._claims.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """Scopes from the configured claim, else ``scope`` then ``scp``."""
+        if self._scopes is _UNSET:
+            name = self._rules.scopes_claim
+            if name is not None:
+                value = lookup(self._claims, name)
+            else:
+                value = self._claims.get("scope")
+                if value is None:
+                    value = self._claims.get("scp")
+            self._scopes = parse_strings(value)
+        return self._scopes
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """Roles from the configured claim path (``roles`` by default)."""
+        if self._roles is _UNSET:
+            self._roles = parse_strings(lookup(self._claims, self._rules.roles_claim))
+        return self._roles
+
+    @property
+    def expires_at(self) -> datetime:
+        exp: float = self._claims["exp"]
+        return datetime.fromtimestamp(exp, tz=timezone.utc)
+
+    @property
+    def issued_at(self) -> datetime | None:
+        iat: Any = self._claims.get("iat")
+        return datetime.fromtimestamp(iat, tz=timezone.utc) if _is_number(iat) else None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._claims[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._claims.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._claims
+
+    def __repr__(self) -> str:
+        return f"VerifiedToken(issuer={self.issuer!r}, subject={self.subject!r}, client_id={self.client_id!r})"

@@ -1,0 +1,301 @@
+"""Outbound HTTP for metadata and keys: one cached session, hard limits.
+
+Every request made on behalf of the validator goes through :class:`HTTPClient`:
+a ``requests`` session wrapped with CacheControl (RFC 9111 caching of
+discovery documents and key sets), connect and read timeouts, an overall
+deadline that a trickling server cannot stretch, a response-size cap, no
+redirect to another origin, and ``https`` for everything but loopback hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from cachecontrol import CacheControl
+from cachecontrol.cache import BaseCache, DictCache
+
+from .._version import __version__
+from .errors import ConfigurationError
+
+__all__ = ["FetchError", "HTTPClient", "JSONResponse", "check_url", "is_loopback"]
+
+USER_AGENT = f"flask-ccguard/{__version__}"
+DEFAULT_MAX_BYTES = 1 << 20  # 1 MiB: far above any real key set or metadata
+_MAX_REDIRECTS = 3
+_CHUNK = 16384
+
+
+class FetchError(Exception):
+    """A fetch failed; ``str()`` is safe to log (URL and cause, no secrets)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, what: str) -> str:
+    """Return ``url`` if it may be fetched, else raise :class:`ConfigurationError`.
+
+    Only ``https`` is allowed, except ``http`` to a loopback host (tests and
+    local development); credentials in the URL are refused.
+    """
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(f"{what} must be a non-empty URL string.")
+    if not _url_allowed(url):
+        raise ConfigurationError(
+            f"{what} {url!r} is not allowed: use an https:// URL "
+            "(plain http is accepted only for loopback hosts such as 127.0.0.1)."
+        )
+    return url
+
+
+def _url_allowed(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if not host or parts.username is not None or parts.password is not None:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and is_loopback(host)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class JSONResponse:
+    """A fetched JSON object and the freshness lifetime its issuer declared."""
+
+    __slots__ = ("data", "max_age", "status")
+
+    def __init__(self, data: Any, max_age: int | None, status: int) -> None:
+        self.data = data
+        self.max_age = max_age
+        self.status = status
+
+
+def _max_age(headers: Mapping[str, str]) -> int | None:
+    cc = headers.get("Cache-Control", "")
+    if "no-store" in cc or "no-cache" in cc:
+        return None
+    for part in cc.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "max-age":
+            try:
+                return max(0, int(value.strip('"')))
+            except ValueError:
+                return None
+    return None
+
+
+class _Watch:
+    """The deadline of one fetch and the socket to shut when it passes."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self._sock: socket.socket | None = None
+        self._aborted = False
+        self._lock = threading.Lock()
+
+    def attach(self, resp: requests.Response) -> None:
+        sock = _socket_of(resp)
+        with self._lock:
+            self._sock = sock
+            if self._aborted:
+                self._shutdown()
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+
+def _socket_of(resp: requests.Response) -> socket.socket | None:
+    """The socket a streamed response reads from (urllib3 1.x and 2.x)."""
+    raw = resp.raw
+    conn = getattr(raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if isinstance(sock, socket.socket):
+        return sock
+    try:
+        found = raw._fp.fp.raw._sock  # type: ignore[union-attr]
+    except AttributeError:
+        return None
+    return found if isinstance(found, socket.socket) else None
+
+
+class HTTPClient:
+    """Fetches JSON documents from issuers within fixed limits.
+
+    :param timeout: seconds for connecting and for each read, and the overall
+        deadline for one fetch (headers and body together).
+    :param max_bytes: the largest body accepted.
+    :param cache: a CacheControl cache; an in-process ``DictCache`` by default.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        cache: BaseCache | None = None,
+    ) -> None:
+        self.timeout = float(timeout)
+        self.max_bytes = int(max_bytes)
+        session = requests.Session()
+        session.headers["User-Agent"] = USER_AGENT
+        session.headers["Accept"] = "application/json"
+        session.trust_env = False  # no proxies or netrc credentials picked up by surprise
+        self.session = CacheControl(session, cache=cache if cache is not None else DictCache())
+
+    def close(self) -> None:
+        self.session.close()
+
+    def get_json(self, url: str, *, fresh: bool = False) -> JSONResponse:
+        """GET ``url`` and return its JSON body.
+
+        :param fresh: bypass the HTTP cache (``Cache-Control: no-cache``), as
+            for a refetch after an unknown key id.
+        :raises FetchError: for any failure, with a message safe to log.
+        """
+        return self._run_with_deadline(lambda watch: self._get(url, fresh, watch))
+
+    def post_form(
+        self,
+        url: str,
+        data: Mapping[str, str],
+        *,
+        auth: tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> JSONResponse:
+        """POST a form and return the JSON answer, whatever its status.
+
+        Used for token and introspection endpoints; never cached.
+        """
+
+        def run(watch: _Watch) -> JSONResponse:
+            if not _url_allowed(url):
+                raise FetchError(f"refusing to contact {url!r}: https required")
+            resp = self.session.post(
+                url,
+                data=dict(data),
+                auth=auth,
+                headers=dict(headers or {}),
+                timeout=(self.timeout, self.timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+            return self._read(resp, url, watch, accept_errors=True)
+
+        return self._run_with_deadline(run)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _run_with_deadline(self, fn: Any) -> JSONResponse:
+        """Run ``fn`` in a worker so the caller gets an answer by the deadline.
+
+        Per-read timeouts cannot stop a server that sends one byte just before
+        each timeout; the worker's socket is shut down when the deadline passes.
+        """
+        watch = _Watch(time.monotonic() + self.timeout)
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["result"] = fn(watch)
+            except BaseException as exc:  # handed to the caller below
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name="ccguard-fetch", daemon=True)
+        worker.start()
+        worker.join(self.timeout + 0.05)
+        if worker.is_alive():
+            watch.abort()
+            raise FetchError(f"no complete answer within {self.timeout:g} s")
+        if "error" in box:
+            exc = box["error"]
+            if isinstance(exc, FetchError):
+                raise exc
+            if isinstance(exc, requests.Timeout):
+                raise FetchError(f"timed out after {self.timeout:g} s") from None
+            if isinstance(exc, requests.RequestException):
+                raise FetchError(f"connection failed ({type(exc).__name__})") from None
+            raise FetchError(f"fetch failed ({type(exc).__name__})") from None
+        result: JSONResponse = box["result"]
+        return result
+
+    def _get(self, url: str, fresh: bool, watch: _Watch) -> JSONResponse:
+        headers = {"Cache-Control": "no-cache"} if fresh else {}
+        current = url
+        for _ in range(_MAX_REDIRECTS + 1):
+            if not _url_allowed(current):
+                raise FetchError(f"refusing to fetch {current!r}: https required")
+            resp = self.session.get(
+                current,
+                headers=headers,
+                timeout=(self.timeout, max(0.01, watch.deadline - time.monotonic())),
+                allow_redirects=False,
+                stream=True,
+            )
+            if resp.is_redirect:
+                target = urljoin(current, resp.headers.get("Location", ""))
+                resp.close()
+                if _origin(target) != _origin(current):
+                    raise FetchError(f"{current!r} redirects to another origin; not followed")
+                current = target
+                continue
+            return self._read(resp, current, watch, accept_errors=False)
+        raise FetchError(f"{url!r}: too many redirects")
+
+    def _read(self, resp: requests.Response, url: str, watch: _Watch, *, accept_errors: bool) -> JSONResponse:
+        watch.attach(resp)
+        try:
+            if not accept_errors and resp.status_code != 200:
+                raise FetchError(f"{url!r} answered HTTP {resp.status_code}", status=resp.status_code)
+            length = resp.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                raise FetchError(f"{url!r}: body larger than {self.max_bytes} bytes")
+            body = bytearray()
+            for chunk in resp.iter_content(_CHUNK):
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise FetchError(f"{url!r}: body larger than {self.max_bytes} bytes")
+                if time.monotonic() > watch.deadline:
+                    raise FetchError(f"{url!r}: no complete answer within {self.timeout:g} s")
+        finally:
+            resp.close()
+        try:
+            data = json.loads(bytes(body))
+        except (ValueError, RecursionError):
+            raise FetchError(f"{url!r} did not answer JSON", status=resp.status_code) from None
+        return JSONResponse(data, _max_age(resp.headers), resp.status_code)

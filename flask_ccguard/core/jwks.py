@@ -1,0 +1,250 @@
+"""An issuer's signing keys (RFC 7517 §5), cached by ``kid`` and refreshed with care.
+
+* Keys are prepared once per fetch and looked up by ``kid`` in a dict.
+* An unknown ``kid`` triggers at most one refetch per cooldown window; threads
+  that miss while that fetch runs wait for it instead of fetching again
+  (single flight). The refetch bypasses the HTTP cache, so a key the issuer
+  just rotated in is seen at once.
+* The whole set is refreshed after ``max_age`` (or the issuer's longer
+  ``Cache-Control: max-age``); a failed refresh keeps the previous keys in
+  service for up to ``stale_limit`` seconds after the last success.
+* A key that a successful fetch no longer lists stops validating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from .discovery import DiscoveryError, discover
+from .errors import InvalidToken, KeysUnavailable
+from .http import FetchError, HTTPClient
+from .keys import UnusableKey, VerifyingKey, prepare_jwk
+
+__all__ = ["KeySet"]
+
+log = logging.getLogger("flask_ccguard")
+
+_MAX_KEYS = 100  # a real issuer publishes a handful; more is a broken or hostile document
+
+
+class KeySet:
+    """The verification keys of one issuer.
+
+    :param http: the validator's HTTP client.
+    :param issuer: the configured issuer identifier.
+    :param allowed: the algorithm allowlist; keys for nothing allowed are skipped.
+    :param jwks_uri: fetch keys here and skip discovery.
+    :param discovery_url: an explicit metadata URL instead of the well-knowns.
+    :param cooldown: seconds between fetches triggered by unknown ``kid`` values
+        (and between retries after a failed fetch).
+    :param max_age: seconds after which the set is refreshed.
+    :param stale_limit: seconds after the last success that cached keys keep
+        serving while refreshes fail.
+    :param clock: returns the current time in seconds (``time.monotonic``).
+    """
+
+    def __init__(
+        self,
+        http: HTTPClient,
+        issuer: str,
+        allowed: frozenset[str],
+        *,
+        jwks_uri: str | None = None,
+        discovery_url: str | None = None,
+        cooldown: float = 30,
+        max_age: float = 600,
+        stale_limit: float = 86400,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        self._http = http
+        self.issuer = issuer
+        self._allowed = allowed
+        self._jwks_uri = jwks_uri
+        self._discovery_url = discovery_url
+        self._cooldown = cooldown
+        self._max_age = max_age
+        self._stale_limit = stale_limit
+        self._clock = clock
+        self._on_change = on_change
+
+        self._by_kid: dict[str, VerifyingKey] = {}
+        self._all: tuple[VerifyingKey, ...] = ()
+        self._loaded = False
+        self._last_success = 0.0
+        self._refresh_at = 0.0
+        self._last_attempt: float | None = None
+        self._last_failed = False
+
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self._fetching = False
+        self.fetches = 0  # successful and failed key-set fetches, for stats and tests
+        self.cooldown_refusals = 0  # unknown kids that found the cooldown closed
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def candidates(self, kid: str | None, alg: str) -> tuple[VerifyingKey, ...]:
+        """The keys that may have signed a token with this ``kid`` and ``alg``.
+
+        :raises InvalidToken: no such key (after a refetch, if one was allowed).
+        :raises KeysUnavailable: no keys could be obtained and none are cached.
+        """
+        now = self._clock()
+        if not self._loaded:
+            self._refresh(now, reason="initial")
+        elif now >= self._refresh_at:
+            # Stale-while-revalidate: keep serving the cached keys while one
+            # background fetch refreshes them, unless they are past their limit.
+            stale = now - self._last_success > self._stale_limit
+            self._refresh(now, reason="expired", wait=stale)
+        found = self._lookup(kid, alg)
+        if found:
+            return found
+        # An unknown kid may be a key the issuer has just rotated in.
+        if self._refresh(self._clock(), reason="unknown_kid"):
+            found = self._lookup(kid, alg)
+            if found:
+                return found
+        if kid is None:
+            raise InvalidToken("No key of the issuer fits the token's algorithm.", reason="no_matching_key")
+        raise InvalidToken("The token's key id is not one of the issuer's keys.", reason="unknown_kid")
+
+    def _lookup(self, kid: str | None, alg: str) -> tuple[VerifyingKey, ...]:
+        if kid is not None:
+            key = self._by_kid.get(kid)
+            return (key,) if key is not None and alg in key.algorithms else ()
+        # RFC 7515 §4.1.4: kid is optional; try the keys that fit the algorithm.
+        return tuple(k for k in self._all if alg in k.algorithms)
+
+    def __contains__(self, kid: object) -> bool:
+        return kid in self._by_kid
+
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._by_kid)
+
+    # -- fetching --------------------------------------------------------------------
+
+    def _refresh(self, now: float, *, reason: str, wait: bool = True) -> bool:
+        """Fetch the set unless the cooldown forbids it.
+
+        :param wait: run the fetch in this thread (and wait for one under way);
+            with ``False`` it runs in a background thread and this returns at once.
+        :returns: True if the set may have changed since the caller looked.
+        :raises KeysUnavailable: the set was never loaded (or is beyond its
+            stale limit) and cannot be fetched now.
+        """
+        with self._lock:
+            if self._fetching:
+                if not wait:
+                    return False
+                # Single flight: wait for the fetch under way rather than start another.
+                self._done.wait(self._http.timeout * 3 + 1)
+                self._raise_if_unusable(self._clock())
+                return True
+            if reason != "unknown_kid" and self._loaded and now < self._refresh_at:
+                return False
+            cooling = self._last_attempt is not None and now - self._last_attempt < self._cooldown
+            if cooling and (reason == "unknown_kid" or self._last_failed):
+                if reason == "unknown_kid":
+                    self.cooldown_refusals += 1
+                self._raise_if_unusable(now)
+                return False
+            self._fetching = True
+            self._last_attempt = now
+        if not wait:
+            threading.Thread(target=self._fetch_quietly, args=(now, reason), name="ccguard-jwks", daemon=True).start()
+            return False
+        return self._run_fetch(now, reason)
+
+    def _fetch_quietly(self, now: float, reason: str) -> None:
+        with contextlib.suppress(KeysUnavailable):  # logged; the next request reports it
+            self._run_fetch(now, reason)
+
+    def _run_fetch(self, now: float, reason: str) -> bool:
+        try:
+            keys, max_age = self._fetch(fresh=reason == "unknown_kid")
+        except (FetchError, DiscoveryError) as exc:
+            log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, exc)
+            with self._lock:
+                self._fetching = False
+                self._last_failed = True
+                self.fetches += 1
+                self._done.notify_all()
+                self._raise_if_unusable(self._clock())
+            return False
+        except BaseException:
+            with self._lock:
+                self._fetching = False
+                self._done.notify_all()
+            raise
+        with self._lock:
+            old = frozenset(self._by_kid)
+            self._install(keys, now, max_age)
+            self._fetching = False
+            self._last_failed = False
+            self.fetches += 1
+            self._done.notify_all()
+        removed = old - frozenset(self._by_kid)
+        if removed and self._on_change is not None:
+            self._on_change(removed)
+        return True
+
+    def _raise_if_unusable(self, now: float) -> None:
+        if not self._loaded:
+            raise KeysUnavailable(reason="keys_unavailable", retry_after=max(1, int(self._cooldown)))
+        if now - self._last_success > self._stale_limit:
+            # Too old to trust: the issuer may have revoked these keys long ago.
+            self._by_kid, self._all, self._loaded = {}, (), False
+            raise KeysUnavailable(reason="keys_stale", retry_after=max(1, int(self._cooldown)))
+
+    def _install(self, keys: list[VerifyingKey], now: float, max_age: int | None) -> None:
+        self._by_kid = {k.kid: k for k in keys if k.kid is not None}
+        self._all = tuple(keys)
+        self._loaded = True
+        self._last_success = now
+        self._refresh_at = now + max(self._max_age, max_age or 0)
+
+    def _resolve_jwks_uri(self) -> str:
+        if self._jwks_uri is None:
+            doc = discover(self._http, self.issuer, self._discovery_url)
+            self._jwks_uri = doc["jwks_uri"]
+        return self._jwks_uri
+
+    def _fetch(self, *, fresh: bool) -> tuple[list[VerifyingKey], int | None]:
+        resp = self._http.get_json(self._resolve_jwks_uri(), fresh=fresh)
+        doc: Any = resp.data
+        members = doc.get("keys") if isinstance(doc, dict) else None
+        if not isinstance(members, list):
+            raise FetchError(f"the JWKS of {self.issuer!r} has no 'keys' array")
+        keys: list[VerifyingKey] = []
+        seen: set[str] = set()
+        for index, jwk in enumerate(members[:_MAX_KEYS]):
+            try:
+                key = prepare_jwk(jwk, self._allowed)
+            except UnusableKey as exc:
+                kid = jwk.get("kid") if isinstance(jwk, dict) else None
+                log.info(
+                    "flask_ccguard: skipping key %d (kid %r) of %r: %s",
+                    index,
+                    str(kid)[:64] if kid is not None else None,
+                    self.issuer,
+                    exc,
+                )
+                continue
+            if key.kid is not None:
+                if key.kid in seen:
+                    log.warning("flask_ccguard: duplicate kid %r at %r; keeping the first", key.kid[:64], self.issuer)
+                    continue
+                seen.add(key.kid)
+            keys.append(key)
+        if len(members) > _MAX_KEYS:
+            log.warning(
+                "flask_ccguard: %r publishes %d keys; only the first %d are used", self.issuer, len(members), _MAX_KEYS
+            )
+        return keys, resp.max_age

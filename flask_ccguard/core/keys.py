@@ -1,0 +1,243 @@
+"""Verification keys from JWKs (RFC 7517), bound to the algorithms they may verify (RFC 7518 §3).
+
+Each usable JWK becomes a :class:`VerifyingKey` once, when the key set is
+fetched: the public key is loaded (RSA and EC through python-jose's
+cryptography backend, Ed25519 directly on ``cryptography``), and the padding
+and hash objects each algorithm needs are built ahead, so verifying a token is
+a single call into OpenSSL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any, Callable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey  # type: ignore[import-untyped]
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "MIN_RSA_BITS",
+    "UnusableKey",
+    "VerifyingKey",
+    "algorithms_for_key_type",
+    "prepare_jwk",
+]
+
+MIN_RSA_BITS = 2048
+
+#: algorithm -> (kty, crv or None, hash class or None)
+ASYMMETRIC_ALGORITHMS: dict[str, tuple[str, str | None, Any]] = {
+    "RS256": ("RSA", None, hashes.SHA256),
+    "RS384": ("RSA", None, hashes.SHA384),
+    "RS512": ("RSA", None, hashes.SHA512),
+    "PS256": ("RSA", None, hashes.SHA256),
+    "PS384": ("RSA", None, hashes.SHA384),
+    "PS512": ("RSA", None, hashes.SHA512),
+    "ES256": ("EC", "P-256", hashes.SHA256),
+    "ES384": ("EC", "P-384", hashes.SHA384),
+    "ES512": ("EC", "P-521", hashes.SHA512),
+    "EdDSA": ("OKP", "Ed25519", None),
+}
+
+_EC_CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521": (ec.SECP521R1, 66)}
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+Verify = Callable[[bytes, bytes], bool]
+
+
+class UnusableKey(ValueError):
+    """A JWK that cannot verify signatures; the message says why (safe to log)."""
+
+
+def algorithms_for_key_type(kty: str, crv: str | None = None) -> frozenset[str]:
+    """The JWS algorithms a key of this type (and curve) can verify."""
+    return frozenset(
+        alg
+        for alg, (a_kty, a_crv, _) in ASYMMETRIC_ALGORITHMS.items()
+        if a_kty == kty and (a_crv is None or a_crv == crv)
+    )
+
+
+class VerifyingKey:
+    """A prepared public key and the algorithms it is allowed to verify.
+
+    :ivar kid: the key id, or ``None``.
+    :ivar algorithms: the algorithms this key verifies: those of its type,
+        narrowed to the JWK's own ``alg`` if it states one, and to the
+        validator's allowlist.
+    :ivar issuer: the JWK's ``issuer`` member, if any (Microsoft Entra ID).
+    """
+
+    __slots__ = ("_verifiers", "algorithms", "issuer", "kid", "kty")
+
+    def __init__(
+        self,
+        kid: str | None,
+        kty: str,
+        verifiers: Mapping[str, Verify],
+        issuer: str | None = None,
+    ) -> None:
+        self.kid = kid
+        self.kty = kty
+        self.issuer = issuer
+        self._verifiers = dict(verifiers)
+        self.algorithms = frozenset(self._verifiers)
+
+    def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
+        """True if ``signature`` is a valid ``alg`` signature over ``signing_input``.
+
+        An algorithm this key may not verify is a failure, never an exception.
+        """
+        verifier = self._verifiers.get(alg)
+        if verifier is None:
+            return False
+        try:
+            return verifier(signing_input, signature)
+        except (InvalidSignature, ValueError, TypeError, OverflowError):
+            return False
+
+    def __repr__(self) -> str:
+        return f"VerifyingKey(kid={self.kid!r}, kty={self.kty!r}, algorithms={sorted(self.algorithms)})"
+
+
+def _b64url_int(value: Any, member: str) -> int:
+    return int.from_bytes(_b64url(value, member), "big")
+
+
+def _b64url(value: Any, member: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise UnusableKey(f"member {member!r} is missing or not a string")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise UnusableKey(f"member {member!r} is not base64url") from None
+
+
+def _rsa_verifiers(public: rsa.RSAPublicKey, algs: frozenset[str]) -> dict[str, Verify]:
+    out: dict[str, Verify] = {}
+    for alg in algs:
+        hash_cls = ASYMMETRIC_ALGORITHMS[alg][2]
+        if alg.startswith("RS"):
+            pad: padding.AsymmetricPadding = padding.PKCS1v15()
+        else:
+            # RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash output.
+            pad = padding.PSS(mgf=padding.MGF1(hash_cls()), salt_length=hash_cls.digest_size)
+        out[alg] = _rsa_verify(public, pad, hash_cls())
+    return out
+
+
+def _rsa_verify(public: rsa.RSAPublicKey, pad: padding.AsymmetricPadding, hash_alg: Any) -> Verify:
+    size = (public.key_size + 7) // 8
+
+    def verify(signing_input: bytes, signature: bytes) -> bool:
+        # RFC 7518 §3.3: the signature is exactly as long as the modulus.
+        if len(signature) != size:
+            return False
+        public.verify(signature, signing_input, pad, hash_alg)
+        return True
+
+    return verify
+
+
+def _ec_verify(public: ec.EllipticCurvePublicKey, length: int, hash_cls: Any) -> Verify:
+    algorithm = ec.ECDSA(hash_cls())
+
+    def verify(signing_input: bytes, signature: bytes) -> bool:
+        # RFC 7518 §3.4: R || S, each exactly as long as the curve's order.
+        if len(signature) != 2 * length:
+            return False
+        r = int.from_bytes(signature[:length], "big")
+        s = int.from_bytes(signature[length:], "big")
+        if r == 0 or s == 0:  # never valid; refused outright (CVE-2022-21449)
+            return False
+        public.verify(encode_dss_signature(r, s), signing_input, algorithm)
+        return True
+
+    return verify
+
+
+def _ed_verify(public: ed25519.Ed25519PublicKey) -> Verify:
+    def verify(signing_input: bytes, signature: bytes) -> bool:
+        if len(signature) != 64:
+            return False
+        public.verify(signature, signing_input)
+        return True
+
+    return verify
+
+
+def prepare_jwk(jwk: Any, allowed: frozenset[str]) -> VerifyingKey:
+    """Turn one JWK into a :class:`VerifyingKey`, or raise :class:`UnusableKey`.
+
+    :param jwk: a member of a JWKS ``keys`` array.
+    :param allowed: the validator's algorithm allowlist.
+    """
+    if not isinstance(jwk, dict):
+        raise UnusableKey("not a JSON object")
+    kid = jwk.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise UnusableKey("'kid' is not a string")
+    kty = jwk.get("kty")
+    if not isinstance(kty, str):
+        raise UnusableKey("'kty' is missing")
+    use = jwk.get("use")
+    if use is not None and use != "sig":
+        raise UnusableKey(f"'use' is {use!r}, not 'sig'")
+    key_ops = jwk.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        raise UnusableKey("'key_ops' does not allow 'verify'")
+    if any(member in jwk for member in _PRIVATE_MEMBERS):
+        raise UnusableKey("it holds private key material; refusing to use a published private key")
+    crv = jwk.get("crv")
+    algs = algorithms_for_key_type(kty, crv if isinstance(crv, str) else None)
+    if not algs:
+        raise UnusableKey(f"unsupported key type {kty!r}" + (f" / curve {crv!r}" if crv else ""))
+    stated = jwk.get("alg")
+    if stated is not None:
+        if stated not in algs:
+            raise UnusableKey(f"its 'alg' {stated!r} does not fit key type {kty!r}")
+        algs = frozenset((stated,))
+    algs &= allowed
+    if not algs:
+        raise UnusableKey("none of its algorithms is allowed")
+    issuer = jwk.get("issuer")
+    issuer = issuer if isinstance(issuer, str) else None
+
+    if kty == "RSA":
+        _b64url_int(jwk.get("n"), "n")
+        _b64url_int(jwk.get("e"), "e")
+        try:
+            public = CryptographyRSAKey(jwk, "RS256").prepared_key
+        except Exception:
+            raise UnusableKey("invalid RSA public key") from None
+        if public.key_size < MIN_RSA_BITS:
+            raise UnusableKey(f"RSA key of {public.key_size} bits; at least {MIN_RSA_BITS} required")
+        return VerifyingKey(kid, kty, _rsa_verifiers(public, algs), issuer)
+
+    if kty == "EC":
+        _b64url_int(jwk.get("x"), "x")
+        _b64url_int(jwk.get("y"), "y")
+        (alg,) = algs
+        try:
+            public = CryptographyECKey(jwk, alg).prepared_key
+        except Exception:
+            # cryptography refuses points that are not on the curve
+            raise UnusableKey("invalid EC public key (not a point on the curve)") from None
+        _, length = _EC_CURVES[str(crv)]
+        return VerifyingKey(kid, kty, {alg: _ec_verify(public, length, ASYMMETRIC_ALGORITHMS[alg][2])}, issuer)
+
+    # OKP / Ed25519
+    raw = _b64url(jwk.get("x"), "x")
+    if len(raw) != 32:
+        raise UnusableKey("Ed25519 'x' must be 32 bytes")
+    try:
+        ed_public = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise UnusableKey("invalid Ed25519 public key") from None
+    return VerifyingKey(kid, kty, {"EdDSA": _ed_verify(ed_public)}, issuer)
