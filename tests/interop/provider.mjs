@@ -197,8 +197,7 @@ function buildProvider() {
   if (retiredPublicKeys.length) {
     // Publish the retired public keys after the active ones. The keystore used
     // for signing only contains the new private keys.
-    const app = provider;
-    app.use(async (ctx, next) => {
+    provider.use(async (ctx, next) => {
       await next();
       if (ctx.path === '/jwks' && ctx.status === 200 && ctx.body?.keys) {
         ctx.body = { keys: [...ctx.body.keys, ...retiredPublicKeys] };
