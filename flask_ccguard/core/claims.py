@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import ExpiredToken, InvalidToken
 
-__all__ = ["ClaimRules", "VerifiedToken", "check_claims", "claim_path", "parse_strings"]
+__all__ = ["ClaimRules", "VerifiedToken", "check_claims", "claim_path", "parse_strings", "validity_window"]
 
 
 def _is_number(value: Any) -> bool:
@@ -133,6 +133,29 @@ def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> No
         raise InvalidToken("The access token is meant for another audience.", reason="audience", claim="aud")
 
 
+def validity_window(claims: Mapping[str, Any], rules: ClaimRules) -> tuple[float, float]:
+    """The times ``(since, until)`` between which :func:`check_claims` passes on time grounds.
+
+    For claims that passed :func:`check_claims`: ``since <= now < until``
+    implies that ``exp``, ``nbf``, ``iat`` and ``max_token_age`` still hold
+    (the bounds are never looser than the checks; at the edge a caller
+    re-runs the full checks).
+    """
+    leeway = rules.leeway
+    until = claims["exp"] + leeway
+    since = float("-inf")
+    nbf = claims.get("nbf")
+    if nbf is not None:
+        since = nbf - leeway
+    iat = claims.get("iat")
+    if iat is not None:
+        since = max(since, iat - leeway)
+        if rules.max_token_age is not None:
+            until = min(until, iat + rules.max_token_age + leeway)
+    # No float(): a huge integer claim must not raise here.
+    return since, until
+
+
 _UNSET: Any = object()
 
 
@@ -145,9 +168,10 @@ class VerifiedToken:
     __slots__ = ("_claims", "_header", "_roles", "_rules", "_scopes")
 
     def __init__(self, claims: dict[str, Any], header: dict[str, Any], rules: ClaimRules) -> None:
-        # The dicts come fresh from the parser and are owned by this object.
-        self._claims = MappingProxyType(claims)
-        self._header = MappingProxyType(header)
+        # The dicts come fresh from the parser and are owned by this object;
+        # read-only views of them are handed out, never the dicts.
+        self._claims = claims
+        self._header = header
         self._rules = rules
         self._roles: frozenset[str] = _UNSET
         self._scopes: frozenset[str] = _UNSET
@@ -155,12 +179,12 @@ class VerifiedToken:
     @property
     def claims(self) -> Mapping[str, Any]:
         """All claims of the payload (a read-only mapping)."""
-        return self._claims
+        return MappingProxyType(self._claims)
 
     @property
     def header(self) -> Mapping[str, Any]:
         """The JOSE header (a read-only mapping)."""
-        return self._header
+        return MappingProxyType(self._header)
 
     @property
     def subject(self) -> str | None:

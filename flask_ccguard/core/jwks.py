@@ -94,14 +94,7 @@ class KeySet:
         :raises InvalidToken: no such key (after a refetch, if one was allowed).
         :raises KeysUnavailable: no keys could be obtained and none are cached.
         """
-        now = self._clock()
-        if not self._loaded:
-            self._refresh(now, reason="initial")
-        elif now >= self._refresh_at:
-            # Stale-while-revalidate: keep serving the cached keys while one
-            # background fetch refreshes them, unless they are past their limit.
-            stale = now - self._last_success > self._stale_limit
-            self._refresh(now, reason="expired", wait=stale)
+        self.refresh_if_due()
         found = self._lookup(kid, alg)
         if found:
             return found
@@ -113,6 +106,25 @@ class KeySet:
         if kid is None:
             raise InvalidToken("No key of the issuer fits the token's algorithm.", reason="no_matching_key")
         raise InvalidToken("The token's key id is not one of the issuer's keys.", reason="unknown_kid")
+
+    def refresh_if_due(self) -> None:
+        """Load the set if never loaded, and start its periodic refresh when due.
+
+        :meth:`candidates` calls this; so do callers that answer without a key
+        (the verified-token cache), so that keys leaving the JWKS are noticed.
+
+        :raises KeysUnavailable: no keys could be obtained and none are usable.
+        """
+        now = self._clock()
+        if self._loaded and now < self._refresh_at:
+            return
+        if not self._loaded:
+            self._refresh(now, reason="initial")
+        else:
+            # Stale-while-revalidate: keep serving the cached keys while one
+            # background fetch refreshes them, unless they are past their limit.
+            stale = now - self._last_success > self._stale_limit
+            self._refresh(now, reason="expired", wait=stale)
 
     def _lookup(self, kid: str | None, alg: str) -> tuple[VerifyingKey, ...]:
         if kid is not None:
@@ -200,7 +212,12 @@ class KeySet:
             raise KeysUnavailable(reason="keys_unavailable", retry_after=max(1, int(self._cooldown)))
         if now - self._last_success > self._stale_limit:
             # Too old to trust: the issuer may have revoked these keys long ago.
+            dropped = frozenset(self._by_kid)
             self._by_kid, self._all, self._loaded = {}, (), False
+            self._refresh_at = 0.0
+            if dropped and self._on_change is not None:
+                # Called under our lock; the callback must not call back into this set.
+                self._on_change(dropped)
             raise KeysUnavailable(reason="keys_stale", retry_after=max(1, int(self._cooldown)))
 
     def _install(self, keys: list[VerifyingKey], now: float, max_age: int | None) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import binascii
 import json
-from base64 import urlsafe_b64decode, urlsafe_b64encode
-from typing import Any
+from binascii import a2b_base64
+from typing import Any, Callable
 
 from .errors import InvalidToken
 
@@ -35,17 +35,39 @@ def _malformed(what: str) -> InvalidToken:
     return InvalidToken(f"The access token is malformed: {what}.", reason="malformed")
 
 
-def b64url_decode(segment: str) -> bytes:
-    """Decode canonical unpadded base64url, or raise :class:`InvalidToken`."""
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The last character of a segment whose length is 2 or 3 modulo 4 carries 4 or
+# 2 unused bits; canonical base64url (RFC 4648 §3.5) leaves them zero.
+_CLEAN_LAST = {0: "", 2: _ALPHABET[::16], 3: _ALPHABET[::4]}
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+
+
+def _decode_standard(standard: bytes, segment: str) -> bytes:
+    """Decode ``segment`` from ``standard``, its bytes already mapped to the standard alphabet.
+
+    The caller has refused ``+``, ``/`` and ``=``. The non-strict decoder
+    skips any other character outside the alphabet, which makes the output
+    shorter than the length of ``segment`` predicts, so one length check
+    finds them; the last character's unused bits are checked directly.
+    """
+    size, rem = divmod(len(segment), 4)
+    if rem == 1 or (rem and segment[-1] not in _CLEAN_LAST[rem]):
+        raise _malformed("a segment is not canonical base64url")
     try:
-        raw = urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        raw = a2b_base64(standard + _PADDING[rem])
+    except binascii.Error:
         raise _malformed("a segment is not base64url") from None
-    # Re-encoding catches what the decoder forgives: padding, '+' and '/',
-    # characters outside the alphabet, and non-zero trailing bits.
-    if urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+    if len(raw) != size * 3 + (rem and rem - 1):
         raise _malformed("a segment is not canonical base64url")
     return raw
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Decode canonical unpadded base64url, or raise :class:`InvalidToken`."""
+    if not segment.isascii() or "+" in segment or "/" in segment or "=" in segment:
+        raise _malformed("a segment is not canonical base64url")
+    return _decode_standard(segment.encode("ascii").translate(_TO_STANDARD), segment)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -64,9 +86,22 @@ def _no_constant(name: str) -> Any:
 _decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
 
 
+# The decoder's C scanner; typeshed does not list the attribute.
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        obj = _decoder.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        # Fast path: an object from the first to the last character (what
+        # every issuer sends). Anything else, such as surrounding whitespace,
+        # goes through the full decoder, which also names the error.
+        try:
+            obj, end = _scan(text, 0) if text[:1] == "{" else (None, -1)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            obj = _decoder.decode(text)
     except (ValueError, RecursionError):
         raise _malformed(f"the {what} is not valid JSON") from None
     if not isinstance(obj, dict):
@@ -98,8 +133,15 @@ def parse_compact(token: Any, max_bytes: int) -> ParsedToken:
     header_b64, payload_b64, signature_b64 = parts
     if not signature_b64:
         raise InvalidToken("The access token is not signed.", reason="unsigned")
-    header = _json_object(b64url_decode(header_b64), "header")
-    payload = _json_object(b64url_decode(payload_b64), "payload")
-    signature = b64url_decode(signature_b64)
-    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
-    return ParsedToken(header, payload, signing_input, signature)
+    # Canonical base64url has no '+', '/' or '='; with those refused, one
+    # translation of the whole token feeds the fast standard decoder.
+    if "+" in token or "/" in token or "=" in token:
+        raise _malformed("a segment is not canonical base64url")
+    raw = token.encode("ascii")
+    standard = raw.translate(_TO_STANDARD)
+    h_end = len(header_b64)
+    p_end = h_end + 1 + len(payload_b64)
+    header = _json_object(_decode_standard(standard[:h_end], header_b64), "header")
+    payload = _json_object(_decode_standard(standard[h_end + 1 : p_end], payload_b64), "payload")
+    signature = _decode_standard(standard[p_end + 1 :], signature_b64)
+    return ParsedToken(header, payload, raw[:p_end], signature)

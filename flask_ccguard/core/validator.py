@@ -16,7 +16,8 @@ from typing import Any, Callable, Union
 
 from cachecontrol.cache import BaseCache
 
-from .claims import ClaimRules, VerifiedToken, check_claims
+from .cache import TokenCache
+from .claims import ClaimRules, VerifiedToken, check_claims, validity_window
 from .errors import CCGuardError, ConfigurationError, InvalidToken
 from .http import HTTPClient, check_url
 from .jwks import KeySet
@@ -95,6 +96,9 @@ class TokenValidator:
     :param max_token_bytes: longest token accepted.
     :param token_types: accepted ``typ`` values (default: absent, ``JWT``, ``at+jwt``).
     :param max_token_age: refuse tokens issued longer ago than this (seconds).
+    :param token_cache_size: how many verified tokens to remember, so that a
+        token seen again skips the signature check (its time claims are
+        checked again on every use); 0 turns the cache off.
     :param cache: a CacheControl cache shared by the HTTP session.
     :param clock: returns the time in seconds since the epoch (for tests).
     :raises ConfigurationError: for any missing or wrong option.
@@ -119,6 +123,7 @@ class TokenValidator:
         max_token_bytes: int = 16384,
         token_types: Iterable[str] | None = None,
         max_token_age: float | None = None,
+        token_cache_size: int = 1024,
         cache: BaseCache | None = None,
         clock: Callable[[], float] | None = None,
         option_name: Callable[[str], str] = str,
@@ -130,6 +135,15 @@ class TokenValidator:
         if timeout == 0:
             raise ConfigurationError(f"{option_name('http_timeout')} must be more than 0 seconds.")
         self.http = HTTPClient(timeout=timeout, cache=cache)
+        size = token_cache_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ConfigurationError(
+                f"{option_name('token_cache_size')} must be a whole number of tokens, 0 to turn the cache off "
+                f"(got {size!r})."
+            )
+        #: Most verified tokens remembered (0: no cache).
+        self.token_cache_size = size
+        self._cache = TokenCache(size) if size else None
         defaults: dict[str, Any] = {
             "audience": audience,
             "algorithms": algorithms,
@@ -229,6 +243,8 @@ class TokenValidator:
             cooldown=_non_negative(opts["jwks_refresh_cooldown"], name("jwks_refresh_cooldown")),
             max_age=_non_negative(opts["jwks_max_age"], name("jwks_max_age")),
             stale_limit=_non_negative(opts["jwks_stale_limit"], name("jwks_stale_limit")),
+            # Late-bound: ``keys`` is assigned before any fetch can call this.
+            on_change=lambda kids: self._keys_removed(keys, kids),
         )
         return _Issuer(rules, algs, keys, _token_types(opts["token_types"], name("token_types")))
 
@@ -241,6 +257,16 @@ class TokenValidator:
         """The key set of a configured issuer (for stats and tests)."""
         return self._issuers[issuer].keys
 
+    @property
+    def token_cache(self) -> TokenCache | None:
+        """The verified-token cache, or None when ``token_cache_size`` is 0."""
+        return self._cache
+
+    def _keys_removed(self, keys: KeySet, kids: frozenset[str]) -> None:
+        # A key that left the JWKS must stop vouching for cached tokens at once.
+        if self._cache is not None:
+            self._cache.drop_keys(keys, kids)
+
     # -- validation ------------------------------------------------------------------
 
     def validate(self, token: str | bytes) -> VerifiedToken:
@@ -251,7 +277,15 @@ class TokenValidator:
         :raises KeysUnavailable: if the issuer's keys cannot be had.
         """
         try:
-            return self._validate(token)
+            cache = self._cache
+            if cache is not None:
+                hit = cache.get(token, self._clock())
+                if hit is not None:
+                    # Keeps the periodic JWKS refresh going, which is what
+                    # notices keys that leave the set, while every request hits.
+                    hit.keys.refresh_if_due()
+                    return hit.token
+            return self._validate(token, cache)
         except CCGuardError:
             raise
         except Exception as exc:  # a bug must not turn into a 500 or a leak
@@ -259,7 +293,9 @@ class TokenValidator:
             log.debug("flask_ccguard: validation failure detail", exc_info=True)
             raise InvalidToken(reason="internal") from None
 
-    def _validate(self, token: str | bytes) -> VerifiedToken:
+    def _validate(self, token: str | bytes, cache: TokenCache | None) -> VerifiedToken:
+        # Read first: a key dropped while this runs may have verified the token.
+        generation = cache.generation if cache is not None else 0
         parsed = parse_compact(token, self.max_token_bytes)
         header, claims = parsed.header, parsed.payload
         iss = claims.get("iss")
@@ -279,8 +315,15 @@ class TokenValidator:
                 break
         else:
             raise InvalidToken("The token's signature is invalid.", reason="bad_signature")
-        check_claims(claims, entry.rules, self._clock())
-        return VerifiedToken(claims, header, entry.rules)
+        rules = entry.rules
+        check_claims(claims, rules, self._clock())
+        verified = VerifiedToken(claims, header, rules)
+        # A key without a kid cannot be told apart across refetches, so its
+        # tokens are verified every time rather than outliving the key.
+        if cache is not None and key.kid is not None and cache.admit(token):
+            since, until = validity_window(claims, rules)
+            cache.put(token, verified, since=since, until=until, keys=entry.keys, kid=key.kid, generation=generation)
+        return verified
 
     @staticmethod
     def _check_header(header: Mapping[str, Any], entry: _Issuer) -> None:
