@@ -20,11 +20,12 @@ from flask_ccguard import (
     token_verified,
     verify_token_in_request,
 )
+from flask_ccguard.decorators import Match
 from flask_ccguard.testing import TestIssuer
 
 ADMIN = "archivist_administrator"
 READ, WRITE = "assets:read", "assets:write"
-Requirement = tuple[tuple[str, ...], tuple[str, ...], str]
+Requirement = tuple[tuple[str, ...], tuple[str, ...], Match]
 
 #: name -> (roles, scopes, match)
 REQUIREMENTS: dict[str, Requirement] = {
@@ -368,8 +369,14 @@ def test_current_token_exposes_the_verified_token(ccguard_issuer: TestIssuer) ->
     [
         (lambda: require_roles(), "require_roles() needs at least one name"),
         (lambda: require_scopes(), "require_scopes() needs at least one name"),
-        (lambda: require_roles(["a", "b"]), "pass roles as separate arguments"),
-        (lambda: require_roles("a", match="some"), "match must be 'all' or 'any', not 'some'"),
+        (
+            lambda: require_roles(["a", "b"]),  # type: ignore[arg-type]
+            "pass roles as separate arguments",
+        ),
+        (
+            lambda: require_roles("a", match="some"),  # type: ignore[arg-type]
+            "match must be 'all' or 'any', not 'some'",
+        ),
         (lambda: verify_token_in_request(roles="admin"), "roles must be a list of names"),
     ],
 )
