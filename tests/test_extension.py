@@ -146,7 +146,7 @@ def test_state_exposes_validator_realm_and_flags_with_documented_defaults() -> N
         "CCGUARD_REALM": "assets",
     }
     with pytest.raises(TypeError):
-        state.settings["CCGUARD_LEEWAY"] = 0  # type: ignore[index]
+        state.settings["CCGUARD_LEEWAY"] = 0
 
 
 def test_every_validator_setting_reaches_the_validator_keyword_of_the_same_name() -> None:
