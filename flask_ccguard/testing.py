@@ -90,7 +90,6 @@ _HMAC_HASHES: dict[str, hashes.HashAlgorithm] = {
     "HS384": hashes.SHA384(),
     "HS512": hashes.SHA512(),
 }
-_MAX_RECORDED = 200
 
 
 def _b64url(data: bytes) -> str:
@@ -282,6 +281,9 @@ class TestIssuer:
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
+    #: How many requests :attr:`requests` keeps.
+    max_recorded = 200
+
     def __init__(
         self,
         *,
@@ -321,7 +323,7 @@ class TestIssuer:
         #: Requests per endpoint: openid_configuration, oauth_metadata, jwks,
         #: token, other. A disabled metadata document still counts (as a 404).
         self.hits: collections.Counter[str] = collections.Counter()
-        #: The last 200 requests, oldest first.
+        #: The last :attr:`max_recorded` requests, oldest first.
         self.requests: list[RecordedRequest] = []
 
         self._lock = threading.RLock()
@@ -587,7 +589,7 @@ class TestIssuer:
                     method, path + ("?" + query if query else ""), headers, body
                 )
             )
-            del self.requests[:-_MAX_RECORDED]
+            del self.requests[: -self.max_recorded]
 
         status, extra, content = self._respond(endpoint, method, headers, body)
         response_headers: _Headers = [
