@@ -117,9 +117,20 @@ class TestIssuer:
     :param start: start serving now. The port is bound (and :attr:`issuer`
         known) either way; until :meth:`start` connections wait unanswered.
 
-    Switches tests may flip at run time: :attr:`jwks_status`,
+    Switches tests may flip at run time (read on every request):
+    :attr:`openid_configuration`, :attr:`oauth_metadata`, :attr:`jwks_status`,
     :attr:`jwks_delay`, :attr:`jwks_body`, :attr:`jwks_cache_control`,
     :attr:`discovery_overrides`, :attr:`extra_jwks`, :attr:`token_alg`.
+
+    URLs: :attr:`issuer`, :attr:`base_url`, :attr:`discovery_url`,
+    :attr:`oauth_metadata_url` (the RFC 8414 §3.1 inserted form),
+    :attr:`jwks_uri`, :attr:`token_endpoint`.
+
+    Example::
+
+        with TestIssuer(clients={"app": "secret"}) as issuer:
+            token = issuer.mint(roles=["reader"])
+            validator = TokenValidator(issuer=issuer.issuer, audience=issuer.audience)
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name

@@ -185,6 +185,14 @@ def test_metadata_documents_can_be_switched_off(
         assert requests.get(url, timeout=TIMEOUT).status_code == expected
 
 
+def test_metadata_switches_apply_at_run_time(issuer: TestIssuer) -> None:
+    issuer.openid_configuration = False
+    assert requests.get(issuer.discovery_url, timeout=TIMEOUT).status_code == 404
+    assert issuer.hits["openid_configuration"] == 1  # counted even when off
+    issuer.openid_configuration = True
+    assert requests.get(issuer.discovery_url, timeout=TIMEOUT).status_code == 200
+
+
 def test_discovery_overrides_merge_and_none_removes(issuer: TestIssuer) -> None:
     issuer.discovery_overrides = {"issuer": "http://evil", "jwks_uri": None}
     for url in (issuer.discovery_url, issuer.oauth_metadata_url):
