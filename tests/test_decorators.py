@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from challenges import assert_challenge
 from flask import Blueprint, Flask, request
 from flask.testing import FlaskClient
 
@@ -22,6 +21,7 @@ from flask_ccguard import (
 )
 from flask_ccguard.decorators import Match
 from flask_ccguard.testing import TestIssuer
+from tests.challenges import assert_challenge
 
 ADMIN = "archivist_administrator"
 READ, WRITE = "assets:read", "assets:write"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from challenges import assert_challenge
 from flask import Flask
 
 from flask_ccguard import CCGuard, ConfigurationError, TokenValidator, require_token
 from flask_ccguard.config import DEFAULTS, EXTENSION_KEYS, build_validator
 from flask_ccguard.testing import TestIssuer
+from tests.challenges import assert_challenge
 
 ISSUER = "https://idp.example.com/tenant-1"
 AUDIENCE = "https://api.example.com"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from challenges import assert_challenge
 from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, CCGuardError, InvalidToken, current_token, require_roles, require_token
 from flask_ccguard.testing import TestIssuer
+from tests.challenges import assert_challenge
 
 
 def make_app(issuer: TestIssuer, name: str = "assets", **config: Any) -> Flask:
