@@ -409,7 +409,9 @@ def test_wrong_options_raise_configuration_error(kwargs, message):
 # -- as requests auth ------------------------------------------------------------------
 
 
-def resource_server(recorder, statuses: list[tuple[int, str | None]]) -> Recorder:
+def resource_server(
+    recorder: Callable[[Callable[[Seen], Reply]], Recorder], statuses: list[tuple[int, str | None]]
+) -> Recorder:
     """A resource answering the listed (status, Bearer error) in turn, then 200."""
     answers = iter(statuses)
 
