@@ -2,8 +2,9 @@
 
 One :class:`ClientCredentials` holds one client's token until shortly before
 it expires (absolute expiry computed at receipt, as IBM's guide advises);
-concurrent callers share one token request; a resource's 401 ``invalid_token``
-challenge (RFC 6750 §3.1) fetches a fresh token and retries once. The client
+concurrent callers share one token request; as a ``requests`` auth
+(:class:`~.auth.RenewingBearerAuth`) a resource's 401 ``invalid_token``
+challenge fetches a fresh token and retries once. The client
 secret is never part of ``repr``, log records or exception text.
 """
 
@@ -12,22 +13,17 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
-import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 from urllib.parse import quote_plus, urlencode
 
-import requests
-from requests.auth import AuthBase
-from requests.cookies import extract_cookies_to_jar
-
-from .challenge import bearer_error
+from .auth import RenewingBearerAuth
 from .discovery import DiscoveryError, discover
 from .errors import ConfigurationError
 from .http import FetchError, HTTPClient, check_url
+from .token_response import TokenRequestError, parse_token_response
 
 __all__ = ["AUTH_METHODS", "ClientCredentials", "TokenRequestError"]
 
@@ -37,37 +33,6 @@ log = logging.getLogger("flask_ccguard")
 #: ``json``: every parameter in a JSON body, as Aidbox accepts it.
 AUTH_METHODS = ("client_secret_post", "client_secret_basic", "json")
 _RESERVED = frozenset({"grant_type", "client_id", "client_secret"})
-# RFC 6749 §5.2: error and error_description are %x20-21 / %x23-5B / %x5D-7E.
-_UNSAFE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
-_NUMERIC = re.compile(r"\s*\d+(?:\.\d+)?\s*")
-
-
-class TokenRequestError(Exception):
-    """The token endpoint refused, or could not be asked.
-
-    :param error: the endpoint's RFC 6749 §5.2 ``error`` code (``invalid_client``,
-        ``invalid_scope``…), or None when it gave none (no answer, not JSON).
-    :param error_description: the endpoint's description, or why the request failed.
-    :param status: the HTTP status of the answer; None when there was none.
-    """
-
-    def __init__(self, error: str | None, error_description: str | None = None, status: int | None = None) -> None:
-        self.error = error
-        self.error_description = error_description
-        self.status = status
-        super().__init__(error, error_description, status)
-
-    def __str__(self) -> str:
-        parts = ["token request failed"]
-        if self.status is not None:
-            parts.append(f"HTTP {self.status}")
-        if self.error:
-            parts.append(self.error)
-        text = ", ".join(parts)
-        return f"{text}: {self.error_description}" if self.error_description else text
-
-    def __repr__(self) -> str:
-        return f"TokenRequestError(error={self.error!r}, status={self.status!r})"
 
 
 class _Secret:
@@ -106,27 +71,6 @@ def _form_encode(value: str) -> str:
     return quote_plus(value, safe="*").replace("~", "%7E")
 
 
-def _number(value: Any) -> float | None:
-    """``expires_in`` as seconds: a JSON number, or a numeric string (Azure AD v1)."""
-    if isinstance(value, str) and _NUMERIC.fullmatch(value):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return max(0.0, float(value))
-
-
-def _jwt_exp(token: str) -> float | None:
-    """The ``exp`` of a JWT access token, read unverified: only to time the cache."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, TypeError, RecursionError):
-        return None
-    return _number(payload.get("exp")) if isinstance(payload, dict) else None
-
-
 def _strings(value: str | Iterable[str] | None, name: str) -> list[str]:
     if value is None:
         return []
@@ -136,7 +80,7 @@ def _strings(value: str | Iterable[str] | None, name: str) -> list[str]:
     return items
 
 
-class ClientCredentials(AuthBase):
+class ClientCredentials(RenewingBearerAuth):
     """Gets, caches and attaches a client-credentials access token.
 
     :param token_url: the token endpoint (https; http only for loopback hosts).
@@ -322,11 +266,8 @@ class ClientCredentials(AuthBase):
         params += list(self.extra_params.items())
         return urlencode(params).encode("ascii"), "application/x-www-form-urlencoded", headers
 
-    def _safe(self, value: Any, limit: int) -> str | None:
-        """Endpoint text fit for an exception: printable, bounded, never the secret."""
-        if not isinstance(value, str) or not value:
-            return None
-        return _UNSAFE.sub("?", value.replace(self._secret.value, "***"))[:limit]
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret.value, "***")
 
     def _fetch(self) -> _Token:
         body, media_type, headers = self._encode()
@@ -336,63 +277,9 @@ class ClientCredentials(AuthBase):
             resp = self._http.post_body(self.token_url, body, content_type=media_type, headers=headers)
         except FetchError as exc:
             raise TokenRequestError(None, str(exc), exc.status) from None
-        data = resp.data
-        if resp.status != 200:
-            error = data.get("error") if isinstance(data, dict) else None
-            desc = data.get("error_description") if isinstance(data, dict) else None
-            raise TokenRequestError(self._safe(error, 100), self._safe(desc, 500), resp.status)
-        if not isinstance(data, dict):
-            raise TokenRequestError(None, "the token endpoint's answer is not a JSON object", resp.status)
-        access = data.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise TokenRequestError(None, "the token endpoint's answer has no access_token", resp.status)
-        token_type = data.get("token_type")
-        # RFC 6749 §7.1: only Bearer tokens are sent as they are (DPoP etc. need proofs).
-        if token_type is not None and (not isinstance(token_type, str) or token_type.lower() != "bearer"):
-            raise TokenRequestError(None, f"token_type {self._safe(token_type, 40)!r} is not Bearer", resp.status)
-        lifetime = _number(data.get("expires_in"))
+        access, data, lifetime = parse_token_response(resp.status, resp.data, sent_at, self._redact)
         if lifetime is None:
-            exp = _jwt_exp(access)
-            lifetime = max(0.0, exp - sent_at) if exp is not None else self.default_lifetime
+            lifetime = self.default_lifetime
         refresh_at = sent_at + lifetime - min(self.margin, lifetime / 2)
         log.debug("flask_ccguard: got a token from %r for %r, valid %d s", self.token_url, self.client_id, lifetime)
         return _Token(access, data, refresh_at)
-
-    # -- requests.auth.AuthBase -------------------------------------------------------
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"Bearer {self.token()}"
-        tell = getattr(r.body, "tell", None)
-        if callable(tell):
-            # A streamed body can be sent again only from where it started.
-            setattr(r, "_ccguard_body_pos", tell())  # noqa: B010
-        r.register_hook("response", self._retry_on_invalid_token)  # type: ignore[no-untyped-call]
-        return r
-
-    def _retry_on_invalid_token(self, resp: requests.Response, **kwargs: Any) -> requests.Response:
-        """RFC 6750 §3.1: ``invalid_token`` may mean our token expired or was
-        revoked early; fetch a fresh one and send the request once more."""
-        if resp.status_code != 401 or bearer_error(resp.headers.get("WWW-Authenticate", "")) != "invalid_token":
-            return resp
-        req = resp.request
-        if getattr(req, "_ccguard_retried", False):
-            return resp
-        if hasattr(req.body, "read"):
-            pos = getattr(req, "_ccguard_body_pos", None)
-            if pos is None:
-                return resp
-            req.body.seek(pos)  # type: ignore[union-attr]
-        used = req.headers.get("Authorization", "")
-        self.invalidate(used[len("Bearer ") :] if used.startswith("Bearer ") else None)
-        token = self.token()
-        resp.content  # noqa: B018 - read the body so the connection can be reused
-        resp.close()
-        retry = req.copy()
-        extract_cookies_to_jar(retry._cookies, req, resp.raw)  # type: ignore[attr-defined,no-untyped-call]
-        retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
-        retry.headers["Authorization"] = f"Bearer {token}"
-        setattr(retry, "_ccguard_retried", True)  # noqa: B010
-        again: requests.Response = resp.connection.send(retry, **kwargs)
-        again.history.append(resp)
-        again.request = retry
-        return again
