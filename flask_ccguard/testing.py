@@ -492,7 +492,7 @@ class TestIssuer:
         if method != "POST":
             # RFC 6749 §3.2: the client MUST use POST.
             error = {"error": "invalid_request", "error_description": "use POST"}
-            return 405, [("Allow", "POST")] + no_store, json_bytes(error)
+            return 405, [("Allow", "POST"), *no_store], json_bytes(error)
         try:
             result = self._issue(headers, body)
         except OAuthError as exc:
