@@ -58,6 +58,8 @@ class CCGuardError(Exception):
     error: ClassVar[str | None] = None
     default_description: ClassVar[str] = "The request could not be authorized."
     default_reason: ClassVar[str] = "unauthorized"
+    #: Whether a response for this failure carries ``WWW-Authenticate``.
+    has_challenge: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -168,6 +170,9 @@ class KeysUnavailable(CCGuardError):
 
     status = 503
     error = None
+    # A 503 is not an authentication challenge: a client that read one would
+    # think its credentials were at fault (RFC 9110 §11.6.1 ties the header to 401).
+    has_challenge = False
     default_description = "The token issuer is unavailable; try again later."
     default_reason = "keys_unavailable"
 
