@@ -58,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "CCGUARD_TOKEN_TYPES": None,
     #: Refuse tokens issued more than this many seconds ago; None: no limit.
     "CCGUARD_MAX_TOKEN_AGE": None,
+    #: Verified tokens remembered so a repeated token skips the signature check; 0 turns it off.
+    "CCGUARD_TOKEN_CACHE_SIZE": 1024,
     #: The ``realm`` of ``WWW-Authenticate`` challenges; None uses the app's import name.
     "CCGUARD_REALM": None,
     #: Accept ``?access_token=`` in the URL (RFC 6750 §2.3; tokens end up in logs).
