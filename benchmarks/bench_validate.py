@@ -232,7 +232,7 @@ def validate_groups(issuer: TestIssuer, pool_size: int) -> list[Group]:
 
 def flask_group(issuer: TestIssuer, pool_size: int) -> Group | None:
     try:
-        from flask import Flask
+        from flask import Flask, request
 
         from flask_ccguard import CCGuard, require_roles  # type: ignore[attr-defined]
     except ImportError:
@@ -246,6 +246,14 @@ def flask_group(issuer: TestIssuer, pool_size: int) -> Group | None:
 
     @app.get("/open")
     def open_view() -> dict[str, Any]:
+        return {"assets": []}
+
+    limit = limit_op("RS256", issuer.key_for("RS256").public_key())
+
+    @app.get("/limit")
+    def limit_view() -> dict[str, Any]:
+        # The reference: the bare signature check of the limit, inline in the view.
+        limit(request.environ["HTTP_AUTHORIZATION"][len("Bearer ") :])
         return {"assets": []}
 
     @app.get("/guarded")
@@ -278,10 +286,12 @@ def flask_group(issuer: TestIssuer, pool_size: int) -> Group | None:
     open_envs = [environ("/open", token) for token in pool]
     first_envs = [environ("/guarded", token) for token in pool]
     repeated_envs = first_envs[:1]
+    limit_envs = [environ("/limit", token) for token in pool]
     cases = [
         Case("unprotected view", call, open_envs),
         Case("@require_roles, repeated token", call, repeated_envs),
         Case("@require_roles, first-seen RS256", call, first_envs),
+        Case("reference: the limit inline in the view, first-seen RS256", call, limit_envs),
     ]
     for case in cases:
         statuses.clear()

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from inspect import iscoroutinefunction
 from typing import Any, Callable, Literal, TypeVar, cast, overload
 
-from flask import Response, after_this_request, current_app, g, has_request_context, request
+from flask import Request, Response, after_this_request, current_app, g, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .core.bearer import extract_token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope
-from .signals import announce_rejected, announce_verified
+from .signals import announce_rejected, announce_verified, token_verified
 from .state import CCGuardState, get_state
 
 __all__ = [
@@ -54,13 +55,15 @@ def names(values: Iterable[str], what: str) -> tuple[str, ...]:
     return result
 
 
-def _cached() -> VerifiedToken | None:
+def _cached(req: Request | None = None) -> VerifiedToken | None:
     # g belongs to the app context, which an outer `with app.app_context()`
     # shares between requests; the entry is only valid for its own request.
     entry = g.get(_G_KEY)
-    if entry is not None and entry[0] is request._get_current_object():  # type: ignore[attr-defined]
-        return cast(VerifiedToken, entry[1])
-    return None
+    if entry is None:
+        return None
+    if req is None:
+        req = request._get_current_object()  # type: ignore[attr-defined]
+    return cast(VerifiedToken, entry[1]) if entry[0] is req else None
 
 
 def _cache_private(response: Response) -> Response:
@@ -70,29 +73,37 @@ def _cache_private(response: Response) -> Response:
     return response
 
 
-def _token_from_request(state: CCGuardState) -> str:
-    query = request.args.getlist("access_token") if state.allow_query_token else None
+def _token_from_request(state: CCGuardState, req: Request) -> str:
+    # WSGI hands over every Authorization field as one HTTP_AUTHORIZATION value
+    # (joined by commas), so this is what request.headers.getlist() would
+    # return, without its walk over the whole environ.
+    header = req.environ.get("HTTP_AUTHORIZATION")
+    authorization = [] if header is None else [header]
+    if not state.allow_query_token and not state.allow_form_token:
+        return extract_token(authorization)
+    query = req.args.getlist("access_token") if state.allow_query_token else None
     form = None
     # RFC 6750 §2.2: only a single-part form-encoded body of a method with body semantics.
     if (
         state.allow_form_token
-        and request.method not in ("GET", "HEAD")
-        and request.mimetype == "application/x-www-form-urlencoded"
+        and req.method not in ("GET", "HEAD")
+        and req.mimetype == "application/x-www-form-urlencoded"
     ):
-        form = request.form.getlist("access_token")
-    token = extract_token(request.headers.getlist("Authorization"), query=query, form=form)
+        form = req.form.getlist("access_token")
+    token = extract_token(authorization, query=query, form=form)
     if query:
         after_this_request(_cache_private)
     return token
 
 
-def _validated_token() -> VerifiedToken:
-    token = _cached()
+def _validated_token(req: Request) -> VerifiedToken:
+    token = _cached(req)
     if token is None:
         state = get_state()
-        token = state.validator.validate(_token_from_request(state))
-        setattr(g, _G_KEY, (request._get_current_object(), token))  # type: ignore[attr-defined]
-        announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]
+        token = state.validator.validate(_token_from_request(state, req))
+        setattr(g, _G_KEY, (req, token))
+        if token_verified.receivers:  # blinker's send() costs even with no receiver
+            announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]
     return token
 
 
@@ -139,13 +150,21 @@ def verify_token_in_request(
     """
     roles, scopes = names(roles, "roles"), names(scopes, "scopes")
     check_match(match)
-    if request.method == "OPTIONS":
+    return _verify(roles, scopes, match)
+
+
+def _verify(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> VerifiedToken | None:
+    # verify_token_in_request() without re-checking arguments the decorators
+    # checked once, at decoration time.
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method == "OPTIONS":
         return None
     try:
-        token = _validated_token()
-        _check_permissions(token, roles, scopes, match)
+        token = _validated_token(req)
+        if roles or scopes:
+            _check_permissions(token, roles, scopes, match)
     except CCGuardError as error:
-        announce_rejected(current_app._get_current_object(), error, request.method, request.path)  # type: ignore[attr-defined]
+        announce_rejected(current_app._get_current_object(), error, req.method, req.path)  # type: ignore[attr-defined]
         raise
     return token
 
@@ -154,13 +173,23 @@ def _guard(roles: tuple[str, ...], scopes: tuple[str, ...], match: Match) -> Cal
     check_match(match)
 
     def decorator(view: F) -> F:
+        if not iscoroutinefunction(view):
+            # Flask's ensure_sync() returns a plain function as it is; asking
+            # once here spares every request the inspection.
+            @functools.wraps(view)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                _verify(roles, scopes, match)
+                return view(*args, **kwargs)
+
+            return cast(F, wrapper)
+
         @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verify_token_in_request(roles, scopes, match)
-            # ensure_sync: the view may be a coroutine function (Flask async views).
+        def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            _verify(roles, scopes, match)
+            # ensure_sync: Flask runs the coroutine function (Flask async views).
             return current_app.ensure_sync(view)(*args, **kwargs)
 
-        return cast(F, wrapper)
+        return cast(F, async_wrapper)
 
     return decorator
 

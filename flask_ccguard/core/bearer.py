@@ -26,6 +26,10 @@ _CREDENTIALS = re.compile(r"([^ \t,]+)(?:([ \t]+)(.*))?", re.DOTALL)
 # (RFC 9110 §5.3, and WSGI does so): a Bearer credential after a comma.
 _JOINED_BEARER = re.compile(r",[ \t]*bearer(?:[ \t]|$)", re.IGNORECASE)
 
+# The common case, "Bearer <b64token>", in one pass over the header; anything
+# else takes the general path below, which also classifies what is wrong.
+_PLAIN_BEARER = re.compile(r"[ \t]*[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)[ \t]*")
+
 _MALFORMED_HEADER = "The Authorization header is malformed; send 'Authorization: Bearer <token>'."
 _SEVERAL_HEADERS = "The request carries more than one Authorization header."
 
@@ -43,6 +47,9 @@ def parse_authorization(value: str) -> str | None:
     :raises InvalidRequest: for ``Bearer`` credentials that are not exactly
         ``Bearer`` 1*SP b64token, or two credentials joined by a comma.
     """
+    plain = _PLAIN_BEARER.fullmatch(value)
+    if plain is not None:
+        return plain.group(1)
     value = value.strip(" \t")
     match = _CREDENTIALS.fullmatch(value)
     # Auth schemes are case-insensitive (RFC 9110 §11.1).
@@ -85,6 +92,11 @@ def extract_token(
     :raises MissingToken: when the request has no bearer credentials.
     :raises InvalidRequest: when it has malformed ones, or more than one.
     """
+    if query is None and form is None and len(authorization) == 1:
+        # Only the header is read: its bearer token, if it has one, is the token.
+        token = parse_authorization(authorization[0])
+        if token is not None:
+            return token
     if len(authorization) > 1:
         # RFC 9110 §11.6.2: Authorization holds one set of credentials.
         raise InvalidRequest(_SEVERAL_HEADERS, reason="multiple_tokens")

@@ -180,6 +180,7 @@ def validity_window(claims: Mapping[str, Any], rules: ClaimRules) -> tuple[float
     # No float(): a huge integer claim must not raise here.
     return since, until
 
+
 #: The claim checks in the order :func:`check_claims` runs them, by claim name;
 #: check-token runs them one by one to report each.
 CLAIM_CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any], ClaimRules, float], None]], ...] = (
