@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from inspect import iscoroutinefunction
 from typing import Any, Callable, Literal, TypeVar, cast, overload
 
-from flask import Request, Response, after_this_request, current_app, g, has_request_context, request
+from flask import Request, Response, after_this_request, current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .core.bearer import extract_token
@@ -34,7 +34,10 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 Match = Literal["all", "any"]
 
-_G_KEY = "_ccguard_token"
+# The request's VerifiedToken is kept on the request object itself: it lives
+# exactly as long as the request (``g`` belongs to the app context, which an
+# outer ``with app.app_context()`` shares between requests).
+_TOKEN_ATTR = "_ccguard_token"
 _DECORATORS = "@require_token, @require_roles, @require_scopes or guard.protect()"
 
 
@@ -56,14 +59,9 @@ def names(values: Iterable[str], what: str) -> tuple[str, ...]:
 
 
 def _cached(req: Request | None = None) -> VerifiedToken | None:
-    # g belongs to the app context, which an outer `with app.app_context()`
-    # shares between requests; the entry is only valid for its own request.
-    entry = g.get(_G_KEY)
-    if entry is None:
-        return None
     if req is None:
         req = request._get_current_object()  # type: ignore[attr-defined]
-    return cast(VerifiedToken, entry[1]) if entry[0] is req else None
+    return cast("VerifiedToken | None", getattr(req, _TOKEN_ATTR, None))
 
 
 def _cache_private(response: Response) -> Response:
@@ -101,7 +99,7 @@ def _validated_token(req: Request) -> VerifiedToken:
     if token is None:
         state = get_state()
         token = state.validator.validate(_token_from_request(state, req))
-        setattr(g, _G_KEY, (req, token))
+        setattr(req, _TOKEN_ATTR, token)
         if token_verified.receivers:  # blinker's send() costs even with no receiver
             announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]
     return token
