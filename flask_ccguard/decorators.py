@@ -115,8 +115,9 @@ def _lacking(have: frozenset[str], need: tuple[str, ...], match: str, what: str)
 
 
 def _check_permissions(token: VerifiedToken, roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> None:
-    role_problem = _lacking(token.roles, roles, match, "role(s)")
-    scope_problem = _lacking(token.scopes, scopes, match, "scope(s)")
+    # Each claim is parsed only when the view asks for it.
+    role_problem = _lacking(token.roles, roles, match, "role(s)") if roles else None
+    scope_problem = _lacking(token.scopes, scopes, match, "scope(s)") if scopes else None
     if role_problem or scope_problem:
         # RFC 6750 §3.1: insufficient_scope is a 403, and its scope attribute
         # names the scopes a new token needs.

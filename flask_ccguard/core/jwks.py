@@ -94,7 +94,8 @@ class KeySet:
         :raises InvalidToken: no such key (after a refetch, if one was allowed).
         :raises KeysUnavailable: no keys could be obtained and none are cached.
         """
-        self.refresh_if_due()
+        if not self._loaded or self._clock() >= self._refresh_at:
+            self.refresh_if_due()
         found = self._lookup(kid, alg)
         if found:
             return found

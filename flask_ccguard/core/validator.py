@@ -293,14 +293,15 @@ class TokenValidator:
         """
         try:
             cache = self._cache
+            now = self._clock()
             if cache is not None:
-                hit = cache.get(token, self._clock())
+                hit = cache.get(token, now)
                 if hit is not None:
                     # Keeps the periodic JWKS refresh going, which is what
                     # notices keys that leave the set, while every request hits.
                     hit.keys.refresh_if_due()
                     return hit.token
-            return self._validate(token, cache)
+            return self._validate(token, cache, now)
         except CCGuardError:
             raise
         except Exception as exc:  # a bug must not turn into a 500 or a leak
@@ -308,7 +309,7 @@ class TokenValidator:
             log.debug("flask_ccguard: validation failure detail", exc_info=True)
             raise InvalidToken(reason="internal") from None
 
-    def _validate(self, token: str | bytes, cache: TokenCache | None) -> VerifiedToken:
+    def _validate(self, token: str | bytes, cache: TokenCache | None, now: float) -> VerifiedToken:
         # Read first: a key dropped while this runs may have verified the token.
         generation = cache.generation if cache is not None else 0
         parsed = parse_compact(token, self.max_token_bytes)
@@ -331,7 +332,7 @@ class TokenValidator:
         else:
             raise InvalidToken("The token's signature is invalid.", reason="bad_signature")
         rules = entry.rules
-        check_claims(claims, rules, self._clock())
+        check_claims(claims, rules, now)
         verified = VerifiedToken(claims, header, rules)
         # A key without a kid cannot be told apart across refetches, so its
         # tokens are verified every time rather than outliving the key.
