@@ -95,10 +95,27 @@ def _token_from_request(state: CCGuardState, req: Request) -> str:
 
 
 def _validated_token(req: Request) -> VerifiedToken:
-    token = _cached(req)
+    token: VerifiedToken | None = getattr(req, _TOKEN_ATTR, None)
     if token is None:
         state = get_state()
-        token = state.validator.validate(_token_from_request(state, req))
+        validator = state.validator
+        header = req.environ.get("HTTP_AUTHORIZATION")
+        probe = None
+        if (
+            header is not None
+            and header[:7].lower() == "bearer "
+            and not state.allow_query_token
+            and not state.allow_form_token
+        ):
+            # Whatever the token cache holds passed validate(), so it is a
+            # compact JWS and thus a well-formed b64token (RFC 6750 §2.1): a
+            # header of "Bearer " and a cached token needs no further parsing.
+            probe = header[7:]
+            token = validator.cached(probe)
+        if token is None:
+            raw = _token_from_request(state, req)
+            # The same string object again: its hash is already computed.
+            token = validator.validate(probe if raw == probe else raw)
         setattr(req, _TOKEN_ATTR, token)
         if token_verified.receivers:  # blinker's send() costs even with no receiver
             announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]

@@ -51,3 +51,32 @@ def test_a_size_of_zero_turns_the_token_cache_off(ccguard_issuer: TestIssuer) ->
 def test_a_wrong_size_names_the_setting(ccguard_issuer: TestIssuer) -> None:
     with pytest.raises(ConfigurationError, match=r"^CCGUARD_TOKEN_CACHE_SIZE must be a whole number of tokens"):
         guarded_app(ccguard_issuer, CCGUARD_TOKEN_CACHE_SIZE=-5)
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("Bearer {token}", 200),
+        ("bearer  {token}", 200),
+        ("BEARER {token}  ", 200),
+        ("Bearer\t{token}", 400),
+        ("Bearer {token}!", 400),
+        ("Bearer {token}, Bearer {token}", 400),
+        ("Basic {token}", 401),
+    ],
+)
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_cached_token_does_not_change_how_the_header_is_judged(
+    ccguard_issuer: TestIssuer, header: str, status: int, cached: bool
+) -> None:
+    app = guarded_app(ccguard_issuer)
+    token = ccguard_issuer.mint()
+    client = app.test_client()
+    if cached:
+        for _ in range(2):
+            assert client.get("/assets", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert token in (get_state(app).validator.token_cache or ())
+
+    response = client.get("/assets", headers={"Authorization": header.format(token=token)})
+
+    assert response.status_code == status
