@@ -294,7 +294,7 @@ class TokenValidator:
         try:
             cache = self._cache
             now = self._clock()
-            if cache is not None:
+            if cache is not None and isinstance(token, (str, bytes)):  # others: parse_compact says why
                 hit = cache.get(token, now)
                 if hit is not None:
                     # Keeps the periodic JWKS refresh going, which is what
@@ -318,7 +318,7 @@ class TokenValidator:
         :raises KeysUnavailable: as :meth:`validate` would.
         """
         cache = self._cache
-        hit = cache.get(token, self._clock()) if cache is not None else None
+        hit = cache.get(token, self._clock()) if cache is not None and isinstance(token, str) else None
         if hit is None:
             return None
         hit.keys.refresh_if_due()

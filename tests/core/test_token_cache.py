@@ -246,3 +246,13 @@ def test_cached_answers_only_for_stored_tokens_whose_time_claims_hold(ccguard_is
     assert hit is not None and hit.subject == "test-client"
     assert validator.cached(token) is None
     assert validator.cached("not.a.token") is None
+
+
+@pytest.mark.parametrize("value", [None, 42, ["a.b.c"], {"token": "a.b.c"}])
+def test_a_value_that_is_no_string_is_refused_as_malformed(ccguard_issuer: TestIssuer, value: Any) -> None:
+    validator = make_validator(ccguard_issuer)
+
+    with pytest.raises(InvalidToken) as caught:
+        validator.validate(value)
+
+    assert caught.value.reason == "malformed"
