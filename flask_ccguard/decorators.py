@@ -100,22 +100,27 @@ def _validated_token(req: Request) -> VerifiedToken:
         state = get_state()
         validator = state.validator
         header = req.environ.get("HTTP_AUTHORIZATION")
-        probe = None
         if (
             header is not None
             and header[:7].lower() == "bearer "
             and not state.allow_query_token
             and not state.allow_form_token
         ):
-            # Whatever the token cache holds passed validate(), so it is a
-            # compact JWS and thus a well-formed b64token (RFC 6750 §2.1): a
-            # header of "Bearer " and a cached token needs no further parsing.
+            # The common case, validated straight away: a token that passes
+            # is a compact JWS, hence a well-formed b64token (RFC 6750 §2.1),
+            # and the header needs no parsing of its own.
             probe = header[7:]
-            token = validator.cached(probe)
-        if token is None:
-            raw = _token_from_request(state, req)
-            # The same string object again: its hash is already computed.
-            token = validator.validate(probe if raw == probe else raw)
+            try:
+                token = validator.validate(probe)
+            except CCGuardError:
+                # As on the general path, a malformed header is reported
+                # before anything about the token (this raises for it).
+                raw = _token_from_request(state, req)
+                if raw == probe:
+                    raise
+                token = validator.validate(raw)  # e.g. "Bearer  <token>"
+        else:
+            token = validator.validate(_token_from_request(state, req))
         setattr(req, _TOKEN_ATTR, token)
         if token_verified.receivers:  # blinker's send() costs even with no receiver
             announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]

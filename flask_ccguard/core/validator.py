@@ -309,21 +309,6 @@ class TokenValidator:
             log.debug("flask_ccguard: validation failure detail", exc_info=True)
             raise InvalidToken(reason="internal") from None
 
-    def cached(self, token: str) -> VerifiedToken | None:
-        """The token's :class:`VerifiedToken` if the cache holds it and its time claims hold now.
-
-        No parsing and no key work: None means "not known", never "invalid";
-        call :meth:`validate` then.
-
-        :raises KeysUnavailable: as :meth:`validate` would.
-        """
-        cache = self._cache
-        hit = cache.get(token, self._clock()) if cache is not None and isinstance(token, str) else None
-        if hit is None:
-            return None
-        hit.keys.refresh_if_due()
-        return hit.token
-
     def _validate(self, token: str | bytes, cache: TokenCache | None, now: float) -> VerifiedToken:
         # Read first: a key dropped while this runs may have verified the token.
         generation = cache.generation if cache is not None else 0
