@@ -45,6 +45,7 @@ def _attribute_value(name: str, value: Any) -> Any:
         else:
             return value
     bad(f"attribute {name!r} must be a string or a list of objects of strings")
+    return None  # unreachable: bad() raises
 
 
 def _check_create(body: dict[str, Any]) -> dict[str, Any]:

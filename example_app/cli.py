@@ -6,6 +6,7 @@ import json
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from . import db, registrations
 from .keys import KeyStore
@@ -23,6 +24,7 @@ def _claims(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("register")
+@with_appcontext
 @click.argument("name")
 @click.option("--root", is_flag=True, help="Give the registration the root role archivist_administrator.")
 @click.option("--claim", "claims", multiple=True, metavar="KEY=VALUE", help="A custom claim; repeatable.")
@@ -45,6 +47,7 @@ def register_command(name: str, root: bool, claims: tuple[str, ...], roles: tupl
 
 
 @click.command("rotate-key")
+@with_appcontext
 def rotate_key_command() -> None:
     """Make a new signing key; the previous one stays in the JWKS for old tokens."""
     store: KeyStore = current_app.extensions["example_keys"]

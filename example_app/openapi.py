@@ -186,7 +186,7 @@ def _schemas() -> dict[str, Any]:
                 "public": {"type": "boolean"},
                 "tenant_identity": {"type": "string"},
             },
-        },  # fmt: skip
+        },
         "AssetList": {
             "type": "object",
             "required": ["assets", "next_page_token"],
@@ -282,7 +282,11 @@ def _paths(token_path: str) -> dict[str, Any]:
                 "operationId": "getAsset",
                 "security": bearer_only,
                 "parameters": [_uuid_param("uuid")],
-                "responses": {ok: {"description": "The asset", "content": _json("Asset")}, **_NOT_FOUND, **_AUTH_ERRORS},
+                "responses": {
+                    ok: {"description": "The asset", "content": _json("Asset")},
+                    **_NOT_FOUND,
+                    **_AUTH_ERRORS,
+                },
             }
         },
         "/archivist/iam/v1/applications": {
@@ -292,9 +296,17 @@ def _paths(token_path: str) -> dict[str, Any]:
                 "security": bearer_only,
                 "parameters": [
                     *_PAGE_PARAMS,
-                    {"name": "display_name", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}},
+                    {
+                        "name": "display_name",
+                        "in": "query",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+                    },
                 ],
-                "responses": {ok: {"description": "A page", "content": _json("ApplicationList")}, **_BAD, **_AUTH_ERRORS},
+                "responses": {
+                    ok: {"description": "A page", "content": _json("ApplicationList")},
+                    **_BAD,
+                    **_AUTH_ERRORS,
+                },
             },
             "post": {
                 "operationId": "createApplication",
@@ -313,7 +325,11 @@ def _paths(token_path: str) -> dict[str, Any]:
                 "operationId": "getApplication",
                 "security": bearer_only,
                 "parameters": [_uuid_param("uuid")],
-                "responses": {ok: {"description": "The registration", "content": _json("Application")}, **_NOT_FOUND, **_AUTH_ERRORS},
+                "responses": {
+                    ok: {"description": "The registration", "content": _json("Application")},
+                    **_NOT_FOUND,
+                    **_AUTH_ERRORS,
+                },
             },
             "delete": {
                 "operationId": "deleteApplication",
@@ -328,10 +344,14 @@ def _paths(token_path: str) -> dict[str, Any]:
                 "summary": "Replace the registration's secret; the new one is shown once (root)",
                 "security": bearer_only,
                 "parameters": [_uuid_param("uuid")],
-                "responses": {ok: {"description": "The registration with its new secret", "content": _json("Application")}, **_NOT_FOUND, **_AUTH_ERRORS},
+                "responses": {
+                    ok: {"description": "The registration with its new secret", "content": _json("Application")},
+                    **_NOT_FOUND,
+                    **_AUTH_ERRORS,
+                },
             }
         },
-    }  # fmt: skip
+    }
 
 
 def document() -> dict[str, Any]:

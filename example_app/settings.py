@@ -26,7 +26,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 ISSUER_PATH = "/archivist/iam/v1/appidp"
 AUDIENCE_PATH = "/archivist"
 # Hosts that mean "every interface": the example calls itself on loopback.
-_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "localhost", ""})
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "localhost", ""})  # noqa: S104 - compared, not bound
 
 
 def _setting(config: Mapping[str, Any], name: str) -> str | None:
