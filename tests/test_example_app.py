@@ -15,10 +15,11 @@ from typing import Any
 import click
 import pytest
 import requests
-from example_server import LiveExample, bearer, live_example
 
 from example_app import create_app, settings
 from flask_ccguard.testing import TestIssuer
+
+from .example_server import LiveExample, bearer, live_example
 
 ASSET = {"behaviours": ["RecordEvidence"], "attributes": {"arc_display_name": "Container #1", "weight": "20000-lbs"}}
 
