@@ -20,12 +20,12 @@ from flask_ccguard import current_token, require_roles
 
 from .db import get_db, transaction
 from .registrations import GUEST_ROLE, ROOT_ROLE
-from .validation import NAME, ApiError, bad, check_query, json_object, next_page_token, page_request, rfc3339
+from .validation import END, NAME, ApiError, bad, check_query, json_object, next_page_token, page_request, rfc3339
 
 bp = Blueprint("assets", __name__, url_prefix="/archivist/v2/assets")
 
 PROOF_MECHANISMS = ("SIMPLE_HASH", "MERKLE_LOG")
-BEHAVIOUR = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
+BEHAVIOUR = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}" + END)
 MAX_ATTRIBUTES = 100
 MAX_VALUE_LENGTH = 4096
 

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from .assets import BEHAVIOUR, MAX_ATTRIBUTES, MAX_VALUE_LENGTH, PROOF_MECHANISMS
+from .registrations import CUSTOM_CLAIM_PATTERN, ROLE
 from .settings import ISSUER_PATH
 from .validation import MAX_PAGE_SIZE, NAME
 
@@ -94,7 +95,7 @@ def _schemas() -> dict[str, Any]:
         "type": "array",
         "minItems": 1,
         "maxItems": 16,
-        "items": {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$"},
+        "items": {"type": "string", "pattern": ROLE.pattern},
     }
     return {
         "Status": {
@@ -203,6 +204,7 @@ def _schemas() -> dict[str, Any]:
                 "display_name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
                 "custom_claims": {
                     **_string_map(32, 1024),
+                    "propertyNames": {"pattern": CUSTOM_CLAIM_PATTERN},
                     "description": "Names must not start with jit_ or arc_, nor be registered JWT claim names.",
                 },
                 "roles": roles,

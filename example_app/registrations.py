@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from .db import transaction
-from .validation import NAME, bad, rfc3339, string_map
+from .validation import END, NAME, bad, rfc3339, string_map
 
 ROOT_ROLE = "archivist_administrator"
 GUEST_ROLE = "guest"
@@ -43,7 +43,25 @@ RESERVED_CLAIMS = frozenset(
 )  # fmt: skip
 #: Prefixes reserved for the platform: RKVST reserves ``jit_``, DataTrails also ``arc_``.
 RESERVED_PREFIXES = ("jit_", "arc_")
-_ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
+ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}" + END)
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+#: The custom-claim names allowed, as one pattern for the OpenAPI document:
+#: a NAME that is neither reserved nor reserved-prefixed, in any case.
+CUSTOM_CLAIM_PATTERN = (
+    "^(?!(?:"
+    + "|".join(_any_case(p) for p in RESERVED_PREFIXES)
+    + ")|(?:"
+    + "|".join(_any_case(n) for n in sorted(RESERVED_CLAIMS))
+    + ")"
+    + END
+    + ")"
+    + NAME.pattern[1:]
+)
 
 
 # -- secrets ---------------------------------------------------------------------------
@@ -97,8 +115,8 @@ def check_roles(value: Any) -> list[str]:
     if not isinstance(value, list) or not 1 <= len(value) <= 16:
         bad("'roles' must be a list of 1 to 16 role names")
     for role in value:
-        if not isinstance(role, str) or not _ROLE.match(role):
-            bad(f"'roles' entries must match {_ROLE.pattern}")
+        if not isinstance(role, str) or not ROLE.match(role):
+            bad(f"'roles' entries must match {ROLE.pattern}")
     return list(dict.fromkeys(value))
 
 

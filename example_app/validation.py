@@ -20,7 +20,10 @@ from flask import request
 GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 409: 6, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+# "(?![\s\S])" ends the string in both Python and ECMA-262 (the OpenAPI
+# document's regex dialect); "$" would also accept a trailing newline.
+END = r"(?![\s\S])"
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}" + END)
 
 
 class ApiError(Exception):
