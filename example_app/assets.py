@@ -44,8 +44,7 @@ def _attribute_value(name: str, value: Any) -> Any:
                 break
         else:
             return value
-    bad(f"attribute {name!r} must be a string or a list of objects of strings")
-    return None  # unreachable: bad() raises
+    raise ApiError(400, f"attribute {name!r} must be a string or a list of objects of strings")
 
 
 def _check_create(body: dict[str, Any]) -> dict[str, Any]:

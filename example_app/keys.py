@@ -108,13 +108,13 @@ class KeyStore:
         return self.current()
 
     def _load(self) -> tuple[SigningKey, ...]:
-        stamps = []
+        stamps: list[tuple[str, int | None, int | None, int | None]] = []
         for name in (CURRENT, PREVIOUS):
             try:
                 info = os.stat(self._path(name))
                 stamps.append((name, info.st_mtime_ns, info.st_ino, info.st_size))
             except FileNotFoundError:
-                stamps.append((name, None))
+                stamps.append((name, None, None, None))
         stamp = tuple(stamps)
         with self._lock:
             if stamp != self._stamp:

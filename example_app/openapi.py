@@ -237,7 +237,7 @@ def _schemas() -> dict[str, Any]:
 
 def _paths(token_path: str) -> dict[str, Any]:
     ok = "200"
-    bearer_only = [{"oauth2": []}]
+    bearer_only: list[dict[str, list[str]]] = [{"oauth2": []}]
     return {
         token_path: {
             "post": {

@@ -53,7 +53,7 @@ def test_readme_walkthrough_runs_verbatim(live: LiveExample, tmp_path: Path) -> 
         "CLIENT_ID": live.root["client_id"],
         "SECRET": live.root["credentials"][0]["secret"],
     }
-    result = subprocess.run(  # noqa: S603 - our own README, run on purpose
+    result = subprocess.run(
         ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
