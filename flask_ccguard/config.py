@@ -18,7 +18,7 @@ from typing import Any
 from .core.errors import ConfigurationError
 from .core.validator import TokenValidator
 
-__all__ = ["DEFAULTS", "EXTENSION_KEYS", "PREFIX", "build_validator", "option_name", "read_settings"]
+__all__ = ["CLIENT_KEYS", "DEFAULTS", "EXTENSION_KEYS", "PREFIX", "build_validator", "option_name", "read_settings"]
 
 PREFIX = "CCGUARD_"
 
@@ -69,6 +69,24 @@ DEFAULTS: dict[str, Any] = {
 #: Settings the Flask layer uses itself; all others go to the validator.
 EXTENSION_KEYS = frozenset({"CCGUARD_REALM", "CCGUARD_ALLOW_QUERY_TOKEN", "CCGUARD_ALLOW_FORM_TOKEN"})
 
+#: Environment names of the ``ccguard`` command's client side (the token it
+#: requests); an app that loads every ``CCGUARD_*`` variable into its config
+#: may carry them, so the extension leaves them alone instead of calling them typos.
+CLIENT_KEYS = frozenset(
+    {
+        "CCGUARD_CLIENT_ID",
+        "CCGUARD_CLIENT_SECRET",
+        "CCGUARD_TOKEN_URL",
+        "CCGUARD_TENANT",
+        "CCGUARD_FQDN",
+        "CCGUARD_SCOPE",
+        "CCGUARD_RESOURCE",
+        "CCGUARD_AUTH_METHOD",
+        "CCGUARD_AUTHORITY",
+        "CCGUARD_TOKEN",
+    }
+)
+
 # RFC 9110 §11.5: the realm is a quoted-string; we refuse what would need escaping.
 _REALM = re.compile(r"[\x20-\x7e]+")
 
@@ -95,7 +113,7 @@ def read_settings(config: Mapping[str, Any], options: Mapping[str, Any], *, impo
     """
     settings = dict(DEFAULTS)
     for key, value in config.items():
-        if isinstance(key, str) and key.startswith(PREFIX):
+        if isinstance(key, str) and key.startswith(PREFIX) and key not in CLIENT_KEYS:
             if key not in DEFAULTS:
                 raise _unknown(key)
             settings[key] = value
