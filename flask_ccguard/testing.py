@@ -274,6 +274,10 @@ class TestIssuer:
     :param clients: client_id -> secret accepted by the token endpoint.
     :param start: start serving now. The port is bound (and :attr:`issuer`
         known) either way; until :meth:`start` connections wait unanswered.
+    :param profile: mimic an identity provider: ``azure_v1``, ``azure_v2``,
+        ``rkvst``, ``ibm_verify``, ``aidbox`` or ``duende`` (its discovery
+        paths, claims, ``typ``, scope format, and for the opaque-token ones an
+        RFC 7662 introspection endpoint); see :mod:`flask_ccguard._profiles`.
 
     Switches tests may flip at run time: :attr:`jwks_status`,
     :attr:`jwks_delay`, :attr:`jwks_body`, :attr:`jwks_cache_control`,
@@ -282,9 +286,19 @@ class TestIssuer:
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
+    def __new__(cls, *args: Any, profile: str | None = None, **kwargs: Any) -> TestIssuer:
+        # TestIssuer(profile="azure_v2") builds the profile's subclass, which
+        # mimics that identity provider (see flask_ccguard._profiles).
+        if profile is not None and cls is TestIssuer:
+            from ._profiles import profile_class
+
+            cls = profile_class(profile)
+        return super().__new__(cls)
+
     def __init__(
         self,
         *,
+        profile: str | None = None,
         audience: str = "https://api.example.com",
         algorithms: Sequence[str] = ("RS256",),
         path: str = "",
@@ -299,6 +313,7 @@ class TestIssuer:
         path = path.rstrip("/")
         for alg in algorithms:
             _check_alg(alg)
+        self.profile = profile
         self.audience = audience
         self.path = path
         self.openid_configuration = openid_configuration
