@@ -205,7 +205,10 @@ class ProfileIssuer(TestIssuer):
             claims = self._issued.get(token)
             revoked = token in self._revoked
         active = (
-            claims is not None and not revoked and time.time() < claims.get("exp", 0) and self._may_see(caller, claims)
+            claims is not None
+            and not revoked
+            and time.time() < claims.get("exp", float("inf"))
+            and self._may_see(caller, claims)
         )
         answer = self._answer(dict(claims)) if active and claims is not None else {"active": False}
         return 200, no_store, _json(answer)
