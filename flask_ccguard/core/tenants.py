@@ -89,6 +89,8 @@ class IssuerTemplate:
             return False
         if iss != self._prefix + tid + self._suffix:
             return False
+        # Implied by the exact match, since parse() puts the placeholder in the
+        # first segment; kept as Microsoft states the rule, in case that changes.
         return _first_segment(iss) == tid
 
     def __repr__(self) -> str:
