@@ -14,9 +14,9 @@ from flask import Flask
 # Until the Flask extension (branch ext) is merged, this file has nothing to run.
 pytest.importorskip("flask_ccguard.extension", reason="the Flask extension has not landed yet")
 
-from flask_ccguard import CCGuard, current_token, require_roles, require_scopes, require_token  # noqa: E402
-from flask_ccguard.testing import TestIssuer  # noqa: E402
-from tests.challenges import assert_challenge  # noqa: E402
+from flask_ccguard import CCGuard, current_token, require_roles, require_scopes, require_token
+from flask_ccguard.testing import TestIssuer
+from tests.challenges import assert_challenge
 
 OTHER_TENANT = "99999999-8888-7777-6666-555555555555"
 

@@ -79,23 +79,17 @@ def verify(token: str, jwk: dict[str, Any]) -> None:
         assert len(signature) == 2 * size, "JOSE ECDSA signatures are R || S"
         r = int.from_bytes(signature[:size], "big")
         s = int.from_bytes(signature[size:], "big")
-        numbers = ec.EllipticCurvePublicNumbers(
-            b64int(jwk["x"]), b64int(jwk["y"]), curve
-        )
-        numbers.public_key().verify(
-            encode_dss_signature(r, s), data, ec.ECDSA(HASHES[alg[2:]])
-        )
+        numbers = ec.EllipticCurvePublicNumbers(b64int(jwk["x"]), b64int(jwk["y"]), curve)
+        numbers.public_key().verify(encode_dss_signature(r, s), data, ec.ECDSA(HASHES[alg[2:]]))
     else:
-        ed25519.Ed25519PublicKey.from_public_bytes(b64d(jwk["x"])).verify(
-            signature, data
-        )
+        ed25519.Ed25519PublicKey.from_public_bytes(b64d(jwk["x"])).verify(signature, data)
 
 
 def published(issuer: TestIssuer, kid: str) -> dict[str, Any]:
     """The JWK with ``kid`` as served over HTTP."""
     keys = requests.get(issuer.jwks_uri, timeout=TIMEOUT).json()["keys"]
     (jwk,) = [key for key in keys if key["kid"] == kid]
-    return jwk
+    return dict(jwk)
 
 
 @pytest.fixture(scope="module")
@@ -177,9 +171,7 @@ def test_rfc8414_metadata_inserted_and_appended(issuer: TestIssuer, where: str) 
         ({"oauth_metadata": False}, "discovery_url", 200),
     ],
 )
-def test_metadata_documents_can_be_switched_off(
-    flags: dict[str, Any], url_attr: str, expected: int
-) -> None:
+def test_metadata_documents_can_be_switched_off(flags: dict[str, Any], url_attr: str, expected: int) -> None:
     with TestIssuer(path="/p", **flags) as issuer:
         url = getattr(issuer, url_attr)
         assert requests.get(url, timeout=TIMEOUT).status_code == expected
@@ -226,9 +218,7 @@ def test_jwks_shape_per_algorithm(every_alg: TestIssuer, alg: str) -> None:
 
 
 @pytest.mark.parametrize("alg", SUPPORTED_ALGORITHMS)
-def test_minted_token_verifies_with_published_key(
-    every_alg: TestIssuer, alg: str
-) -> None:
+def test_minted_token_verifies_with_published_key(every_alg: TestIssuer, alg: str) -> None:
     token = every_alg.mint(alg=alg)
     header, _ = parts(token)
     assert header["alg"] == alg
@@ -281,10 +271,7 @@ def test_rotate_keys_drops_old_keys(every_alg: TestIssuer) -> None:
     every_alg.rotate_keys()
     new = {alg: every_alg.public_jwk(alg)["kid"] for alg in SUPPORTED_ALGORITHMS}
     assert not set(old.values()) & set(new.values())
-    served = {
-        key["kid"]
-        for key in requests.get(every_alg.jwks_uri, timeout=TIMEOUT).json()["keys"]
-    }
+    served = {key["kid"] for key in requests.get(every_alg.jwks_uri, timeout=TIMEOUT).json()["keys"]}
     assert served == set(new.values())
     token = every_alg.mint(alg="ES256")
     assert parts(token)[0]["kid"] == new["ES256"]
@@ -312,9 +299,7 @@ def test_extra_jwks_are_appended(issuer: TestIssuer) -> None:
 def test_key_for_is_the_signing_key(issuer: TestIssuer) -> None:
     key = issuer.key_for("ES256")
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    assert key.public_key().public_numbers().x == b64int(
-        issuer.public_jwk("ES256")["x"]
-    )
+    assert key.public_key().public_numbers().x == b64int(issuer.public_jwk("ES256")["x"])
 
 
 # -- mint: header and claims -------------------------------------------------
@@ -357,9 +342,7 @@ def test_mint_defaults(issuer: TestIssuer) -> None:
         ),
     ],
 )
-def test_mint_header_overrides(
-    issuer: TestIssuer, kwargs: dict[str, Any], expected_header: dict[str, Any]
-) -> None:
+def test_mint_header_overrides(issuer: TestIssuer, kwargs: dict[str, Any], expected_header: dict[str, Any]) -> None:
     kid = issuer.public_jwk("RS256")["kid"]
     expected = {k: (kid if v == "<kid>" else v) for k, v in expected_header.items()}
     token = issuer.mint(**kwargs)
@@ -368,11 +351,7 @@ def test_mint_header_overrides(
 
 
 def test_mint_claim_overrides_and_none_removes(issuer: TestIssuer) -> None:
-    _, claims = parts(
-        issuer.mint(
-            aud=["a", "b"], sub="svc", nbf=None, jti=None, roles=["r"], expires_in=-10
-        )
-    )
+    _, claims = parts(issuer.mint(aud=["a", "b"], sub="svc", nbf=None, jti=None, roles=["r"], expires_in=-10))
     assert claims["aud"] == ["a", "b"] and claims["sub"] == "svc"
     assert claims["roles"] == ["r"]
     assert "nbf" not in claims and "jti" not in claims
@@ -423,21 +402,15 @@ GOOD = {"grant_type": "client_credentials"}
 @pytest.mark.parametrize(
     "request_kwargs",
     [
-        pytest.param(
-            {"data": GOOD, "auth": ("app", "s3cret")}, id="client_secret_basic"
-        ),
+        pytest.param({"data": GOOD, "auth": ("app", "s3cret")}, id="client_secret_basic"),
         pytest.param(
             {"data": {**GOOD, "client_id": "app", "client_secret": "s3cret"}},
             id="client_secret_post",
         ),
-        pytest.param(
-            {"json": {**GOOD, "client_id": "app", "client_secret": "s3cret"}}, id="json"
-        ),
+        pytest.param({"json": {**GOOD, "client_id": "app", "client_secret": "s3cret"}}, id="json"),
     ],
 )
-def test_token_endpoint_issues_verifiable_tokens(
-    issuer: TestIssuer, request_kwargs: dict[str, Any]
-) -> None:
+def test_token_endpoint_issues_verifiable_tokens(issuer: TestIssuer, request_kwargs: dict[str, Any]) -> None:
     response = token_request(issuer, **request_kwargs)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
@@ -457,9 +430,7 @@ def test_basic_credentials_are_form_urlencoded_first() -> None:
     # RFC 6749 §2.3.1: "a:b" / "p ss%" are sent as "a%3Ab" / "p+ss%25".
     with TestIssuer(clients={"a:b": "p ss%"}) as issuer:
         raw = base64.b64encode(b"a%3Ab:p+ss%25").decode()
-        response = token_request(
-            issuer, data=GOOD, headers={"Authorization": "Basic " + raw}
-        )
+        response = token_request(issuer, data=GOOD, headers={"Authorization": "Basic " + raw})
         assert response.status_code == 200, response.text
         assert parts(response.json()["access_token"])[1]["client_id"] == "a:b"
 
@@ -487,14 +458,10 @@ JSON = "application/json"
 @pytest.mark.parametrize(
     ("request_kwargs", "status", "error", "challenge"),
     [
-        pytest.param(
-            basic(password="wrong"), 401, "invalid_client", True, id="basic-bad"
-        ),
+        pytest.param(basic(password="wrong"), 401, "invalid_client", True, id="basic-bad"),
         pytest.param(basic("nobody"), 401, "invalid_client", True, id="basic-unknown"),
         pytest.param(raw("Basic !!!"), 401, "invalid_client", True, id="basic-not-b64"),
-        pytest.param(
-            raw("Basic bm9jb2xvbg=="), 401, "invalid_client", True, id="no-colon"
-        ),
+        pytest.param(raw("Basic bm9jb2xvbg=="), 401, "invalid_client", True, id="no-colon"),
         pytest.param(
             post(client_id="app", client_secret="x"),
             401,
@@ -516,9 +483,7 @@ JSON = "application/json"
             False,
             id="grant",
         ),
-        pytest.param(
-            basic(grant_type=None), 400, "invalid_request", False, id="no-grant"
-        ),
+        pytest.param(basic(grant_type=None), 400, "invalid_request", False, id="no-grant"),
         pytest.param(
             basic(client_secret="s3cret"),
             400,
@@ -526,18 +491,10 @@ JSON = "application/json"
             False,
             id="two-methods",
         ),
-        pytest.param(
-            basic(client_id="bob"), 400, "invalid_request", False, id="id-differs"
-        ),
-        pytest.param(
-            raw(body=TWICE), 400, "invalid_request", False, id="repeated-param"
-        ),
-        pytest.param(
-            raw(body=b"[1]", ctype=JSON), 400, "invalid_request", False, id="json-list"
-        ),
-        pytest.param(
-            raw(body=b"{", ctype=JSON), 400, "invalid_request", False, id="bad-json"
-        ),
+        pytest.param(basic(client_id="bob"), 400, "invalid_request", False, id="id-differs"),
+        pytest.param(raw(body=TWICE), 400, "invalid_request", False, id="repeated-param"),
+        pytest.param(raw(body=b"[1]", ctype=JSON), 400, "invalid_request", False, id="json-list"),
+        pytest.param(raw(body=b"{", ctype=JSON), 400, "invalid_request", False, id="bad-json"),
     ],
 )
 def test_token_endpoint_errors(
@@ -587,17 +544,13 @@ def test_client_scope_is_the_default_and_the_limit(issuer: TestIssuer) -> None:
     issuer.add_client("reader", "pw", scope="read")
     body = token_request(issuer, data=GOOD, auth=("reader", "pw")).json()
     assert body["scope"] == "read"
-    refused = token_request(
-        issuer, data={**GOOD, "scope": "admin"}, auth=("reader", "pw")
-    )
+    refused = token_request(issuer, data={**GOOD, "scope": "admin"}, auth=("reader", "pw"))
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_scope")
 
 
 def test_token_alg_chooses_the_signing_key(issuer: TestIssuer) -> None:
     issuer.token_alg = "EdDSA"
-    token = token_request(issuer, data=GOOD, auth=("app", "s3cret")).json()[
-        "access_token"
-    ]
+    token = token_request(issuer, data=GOOD, auth=("app", "s3cret")).json()["access_token"]
     header, _ = parts(token)
     assert header["alg"] == "EdDSA"
     verify(token, published(issuer, header["kid"]))
@@ -628,10 +581,7 @@ def test_requests_are_recorded_exactly(issuer: TestIssuer) -> None:
     post, get = issuer.requests[-2:]
     assert post.method == "POST" and post.path == "/tenant-1/token"
     assert post.body == b"grant_type=client_credentials"
-    assert (
-        post.headers["Authorization"]
-        == "Basic " + base64.b64encode(b"app:s3cret").decode()
-    )
+    assert post.headers["Authorization"] == "Basic " + base64.b64encode(b"app:s3cret").decode()
     assert post.headers["Content-Type"] == "application/x-www-form-urlencoded"
     method, path, _, body = get
     assert (method, path, body) == ("GET", "/tenant-1/jwks?x=1", b"")
@@ -666,9 +616,7 @@ def test_no_cache_control_on_jwks_by_default(issuer: TestIssuer) -> None:
         ),
     ],
 )
-def test_jwks_switches(
-    issuer: TestIssuer, switches: dict[str, Any], status: int, body_check: Any
-) -> None:
+def test_jwks_switches(issuer: TestIssuer, switches: dict[str, Any], status: int, body_check: Any) -> None:
     for name, value in switches.items():
         setattr(issuer, name, value)
     response = requests.get(issuer.jwks_uri, timeout=TIMEOUT)
@@ -749,15 +697,11 @@ def test_not_collected_as_a_test_class() -> None:
 
 def test_ccguard_issuer_fixture(ccguard_issuer: TestIssuer) -> None:
     assert ccguard_issuer.algorithms == ("RS256", "ES256", "PS256", "EdDSA")
-    response = token_request(
-        ccguard_issuer, data=GOOD, auth=("test-client", "test-secret")
-    )
+    response = token_request(ccguard_issuer, data=GOOD, auth=("test-client", "test-secret"))
     assert response.status_code == 200
 
 
-def run_python(
-    args: list[str], cwd: Path, pythonpath: list[Path]
-) -> subprocess.CompletedProcess[str]:
+def run_python(args: list[str], cwd: Path, pythonpath: list[Path]) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in pythonpath))
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env.pop("PYTEST_ADDOPTS", None)
@@ -782,9 +726,7 @@ def test_module_imports_without_pytest(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("installed", [False, True], ids=["checkout", "entry-point"])
-def test_fixture_from_conftest_with_and_without_entry_point(
-    tmp_path: Path, installed: bool
-) -> None:
+def test_fixture_from_conftest_with_and_without_entry_point(tmp_path: Path, installed: bool) -> None:
     # The repo's conftest plus, when "installed", a dist-info that declares the
     # pytest11 entry point the way setup.cfg does: both must run the fixture.
     tests = tmp_path / "tests"
@@ -802,12 +744,8 @@ def test_fixture_from_conftest_with_and_without_entry_point(
     if installed:
         dist = tmp_path / "site" / "flask_ccguard_fake-0.dist-info"
         dist.mkdir(parents=True)
-        (dist / "METADATA").write_text(
-            "Metadata-Version: 2.1\nName: flask-ccguard-fake\nVersion: 0\n"
-        )
-        (dist / "entry_points.txt").write_text(
-            "[pytest11]\nccguard = flask_ccguard.testing\n"
-        )
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flask-ccguard-fake\nVersion: 0\n")
+        (dist / "entry_points.txt").write_text("[pytest11]\nccguard = flask_ccguard.testing\n")
         path.append(tmp_path / "site")
     # Autoload is off to keep the run fast (the venv's other plugins import
     # hypothesis); "-p ccguard" then loads the entry point by name, through

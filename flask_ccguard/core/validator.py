@@ -333,6 +333,21 @@ class TokenValidator:
         """The introspector of a configured issuer, if it has one (for stats and tests)."""
         return self._entry(issuer).introspector
 
+    def issuer_settings(self, issuer: str) -> _Issuer:
+        """The resolved settings of a configured issuer (``rules``, ``algorithms``,
+        ``keys``, ``token_types``), so check-token runs the same rules one by one.
+
+        :raises KeyError: ``issuer`` is not configured.
+        """
+        return self._issuers[issuer]
+
+    def check_header(self, header: Mapping[str, Any], issuer: str) -> None:
+        """Check a token header's ``crit``, ``b64``, ``nonce`` and ``typ`` for ``issuer``.
+
+        :raises InvalidToken: as :meth:`validate` would.
+        """
+        self._check_header(header, self._issuers[issuer])
+
     # -- validation ------------------------------------------------------------------
 
     def validate(self, token: str | bytes) -> VerifiedToken:
