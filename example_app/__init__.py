@@ -26,6 +26,7 @@ import click
 from flask import Flask
 
 from flask_ccguard import CCGuard
+from flask_ccguard.config import DEFAULTS as CCGUARD_SETTINGS
 
 from . import applications, assets, cli, db, errors, issuer, openapi, registrations, settings
 from .keys import KeyStore
@@ -41,10 +42,15 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _env_ccguard() -> dict[str, Any]:
-    """``CCGUARD_*`` environment variables; JSON values (lists, numbers) are decoded."""
+    """flask-ccguard settings from the environment; JSON values (lists, numbers) are decoded.
+
+    Only the extension's own settings are taken: other ``CCGUARD_*`` variables
+    (the ``ccguard`` command's client settings, test switches) belong to
+    other tools sharing the environment.
+    """
     found: dict[str, Any] = {}
     for key, raw in os.environ.items():
-        if key.startswith("CCGUARD_"):
+        if key in CCGUARD_SETTINGS:
             try:
                 found[key] = json.loads(raw)
             except ValueError:

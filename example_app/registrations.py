@@ -121,7 +121,9 @@ def check_roles(value: Any) -> list[str]:
 
 
 def check_display_name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+    # re's \S, not str.strip(): the OpenAPI document states the rule as this
+    # pattern, and the two disagree on control characters such as U+001E.
+    if not isinstance(value, str) or not re.search(r"\S", value) or len(value) > 200:
         bad("'display_name' must be a non-blank string of at most 200 characters")
     return value
 

@@ -32,9 +32,18 @@ class LiveExample:
         # Bind first: the issuer URL is derived from the port we serve on.
         self.server: BaseWSGIServer = make_server("127.0.0.1", 0, _unset, threaded=True, request_handler=_Quiet)
         self.base = f"http://127.0.0.1:{self.server.server_port}"
-        self.app: Flask = create_app({"EXAMPLE_INSTANCE_PATH": str(instance), "EXAMPLE_BASE_URL": self.base, **config})
-        self.server.app = self.app
         self.issuer = self.base + "/archivist/iam/v1/appidp"
+        settings = {
+            "EXAMPLE_INSTANCE_PATH": str(instance),
+            "EXAMPLE_BASE_URL": self.base,
+            # Explicit, so that CCGUARD_* variables in the environment
+            # (tox passes them on) cannot point the API elsewhere.
+            "CCGUARD_ISSUER": self.issuer,
+            "CCGUARD_AUDIENCE": self.base + "/archivist",
+            **config,
+        }
+        self.app: Flask = create_app(settings)
+        self.server.app = self.app
         self.token_url = self.issuer + "/token"
         self.assets_url = self.base + "/archivist/v2/assets"
         self.apps_url = self.base + "/archivist/iam/v1/applications"

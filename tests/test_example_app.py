@@ -24,6 +24,14 @@ from .example_server import LiveExample, bearer, live_example
 ASSET = {"behaviours": ["RecordEvidence"], "attributes": {"arc_display_name": "Container #1", "weight": "20000-lbs"}}
 
 
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # create_app reads EXAMPLE_* and CCGUARD_* settings from the environment.
+    for name in list(os.environ):
+        if name.startswith(("EXAMPLE_", "CCGUARD_")):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveExample]:
     with live_example(tmp_path_factory.mktemp("example")) as server:
@@ -76,9 +84,7 @@ def test_first_start_creates_key_0600_and_announces_root_once(
     assert again.config["EXAMPLE_TENANT"] == app.config["EXAMPLE_TENANT"]
 
 
-def test_default_issuer_is_the_readme_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("EXAMPLE_BASE_URL", "EXAMPLE_ISSUER", "EXAMPLE_AUDIENCE"):
-        monkeypatch.delenv(name, raising=False)
+def test_default_issuer_is_the_readme_address(tmp_path: Path) -> None:
     app = create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
     assert app.config["EXAMPLE_ISSUER"] == "http://127.0.0.1:5000/archivist/iam/v1/appidp"
     assert app.config["EXAMPLE_AUDIENCE"] == "http://127.0.0.1:5000/archivist"
@@ -472,6 +478,15 @@ def test_ccguard_environment_points_the_api_at_an_external_issuer(
     assert client.get("/archivist/v2/assets", headers=bearer(token)).status_code == 200
     wrong_aud = ccguard_issuer.mint(roles=["guest"])
     assert client.get("/archivist/v2/assets", headers=bearer(wrong_aud)).status_code == 401
+
+
+def test_other_tools_ccguard_variables_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCGUARD_CLIENT_ID", "someone")
+    monkeypatch.setenv("CCGUARD_SKIP_INTEROP", "1")
+    monkeypatch.setenv("CCGUARD_LEEWAY", "5")
+    app = create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
+    assert "CCGUARD_SKIP_INTEROP" not in app.config
+    assert app.config["CCGUARD_LEEWAY"] == 5
 
 
 def test_openapi_document_names_the_token_url(live: LiveExample) -> None:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from .example_server import LiveExample, bearer, live_example
 
 schemathesis = pytest.importorskip("schemathesis")
-from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,12 @@ def test_api_conforms_to_its_openapi_document(live: LiveExample, mode: str) -> N
             # rightly refused (400) though the schema cannot say so.
             made_up_token = "page_token" in (case.query or {})
             excluded = [positive_data_acceptance] if made_up_token else []
-            case.call_and_validate(headers=headers, excluded_checks=excluded, timeout=10)
+            response = case.call(headers=headers, timeout=10)
+            if response.status_code == 413:
+                # The body-size limit refuses huge invalid bodies with the
+                # documented 413, which schemathesis does not count as a 4xx
+                # rejection by default.
+                excluded.append(negative_data_rejection)
+            case.validate_response(response, headers=headers, excluded_checks=excluded)
 
         check()
