@@ -1,7 +1,8 @@
-"""A minimal protected API for the load harness: one route behind a TokenValidator.
+"""A minimal protected API for the load harness: one route behind CCGuard.
 
 Configured from ``CCGUARD_ISSUER``, ``CCGUARD_AUDIENCE`` and the other
-``CCGUARD_*`` variables (JSON values decoded), as the example app is.
+``CCGUARD_*`` environment variables (JSON values decoded), as the example
+asset API is; ``python -m benchmarks.load --app minimal`` serves it.
 """
 
 from __future__ import annotations
@@ -10,36 +11,24 @@ import json
 import os
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask
 
-from flask_ccguard import CCGuardError, TokenValidator
-
-
-def _settings() -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, raw in os.environ.items():
-        if key.startswith("CCGUARD_"):
-            try:
-                found[key[len("CCGUARD_") :].lower()] = json.loads(raw)
-            except ValueError:
-                found[key[len("CCGUARD_") :].lower()] = raw
-    return found
+from flask_ccguard import CCGuard, current_token, require_roles
 
 
 def create_app() -> Flask:
     app = Flask(__name__)
-    validator = TokenValidator(**_settings())
-    app.extensions["ccguard_validator"] = validator
+    for key, raw in os.environ.items():
+        if key.startswith("CCGUARD_"):
+            try:
+                app.config[key] = json.loads(raw)
+            except ValueError:
+                app.config[key] = raw
+    CCGuard(app)
 
     @app.get("/archivist/v2/assets")
+    @require_roles("archivist_administrator", "guest", match="any")
     def assets() -> Any:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return jsonify(error="invalid_request"), 401
-        try:
-            verified = validator.validate(token)
-        except CCGuardError as exc:
-            return jsonify(error=exc.error or "unavailable", reason=exc.reason), exc.status
-        return jsonify(assets=[], caller=verified.subject)
+        return {"assets": [], "caller": current_token.subject}
 
     return app
