@@ -13,6 +13,7 @@ A shared cache is a trust boundary: whoever can write to it can plant keys.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from datetime import datetime
@@ -88,7 +89,9 @@ def _file_cache(spec: str, name: str) -> BaseCache:
     except ImportError:  # pragma: no cover - cachecontrol always ships it
         raise ConfigurationError(f"{name}: this cachecontrol has no FileCache.") from None
     try:
-        # Files 0600 in a 0700 directory: the cache holds the keys we trust.
+        # Files 0600 in 0700 directories: the cache holds the keys we trust.
+        # (os.makedirs applies a mode to the leaf only, so the top is made here.)
+        os.makedirs(parts.path, 0o700, exist_ok=True)
         return _Tolerant(FileCache(parts.path, filemode=0o600, dirmode=0o700), redact(spec))
     except ImportError:
         raise ConfigurationError(
@@ -116,24 +119,30 @@ def _redis_cache(spec: str, name: str) -> BaseCache:
 
 
 class _PrefixedRedisCache(BaseCache):
-    """CacheControl's RedisCache with our key prefix (its keys are bare URLs)."""
+    """CacheControl's RedisCache protocol, with our key prefix (its keys are
+    bare URLs) and ``SET ... EX`` instead of the deprecated ``SETEX``."""
 
     def __init__(self, client: Any) -> None:
-        from cachecontrol.caches.redis_cache import RedisCache
-
-        self._inner = RedisCache(client)
+        self._client = client
 
     def get(self, key: str) -> bytes | None:
-        return self._inner.get(REDIS_PREFIX + key)
+        value: bytes | None = self._client.get(REDIS_PREFIX + key)
+        return value
 
     def set(self, key: str, value: bytes, expires: int | datetime | None = None) -> None:
-        self._inner.set(REDIS_PREFIX + key, value, expires)
+        if isinstance(expires, datetime):
+            now = datetime.now(expires.tzinfo) if expires.tzinfo else datetime.utcnow()
+            expires = int((expires - now).total_seconds())
+        if expires is None:
+            self._client.set(REDIS_PREFIX + key, value)
+        else:
+            self._client.set(REDIS_PREFIX + key, value, ex=max(1, int(expires)))
 
     def delete(self, key: str) -> None:
-        self._inner.delete(REDIS_PREFIX + key)
+        self._client.delete(REDIS_PREFIX + key)
 
     def close(self) -> None:
-        self._inner.close()
+        """Nothing to do: the client's connection pool is shared."""
 
 
 class _Tolerant(BaseCache):

@@ -183,7 +183,7 @@ class KeySet:
     def _run_fetch(self, now: float, reason: str) -> bool:
         try:
             # After a failure the cached copy may be what failed: ask the issuer.
-            keys, max_age = self._fetch(fresh=reason == "unknown_kid" or self._last_failed)
+            keys, max_age, from_cache = self._fetch(fresh=reason == "unknown_kid" or self._last_failed)
         except (FetchError, DiscoveryError) as exc:
             log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, exc)
             with self._lock:
@@ -202,6 +202,10 @@ class KeySet:
         with self._lock:
             old = frozenset(self._by_kid)
             self._install(keys, now, max_age)
+            if from_cache:
+                # The shared cache answered and the issuer was not asked: a key
+                # rotated in since it was stored may still be fetched at once.
+                self._last_attempt = None
             self._fetching = False
             self._last_failed = False
             self.fetches += 1
@@ -232,7 +236,7 @@ class KeySet:
             self._jwks_uri = doc["jwks_uri"]
         return self._jwks_uri
 
-    def _fetch(self, *, fresh: bool) -> tuple[list[VerifyingKey], int | None]:
+    def _fetch(self, *, fresh: bool) -> tuple[list[VerifyingKey], int | None, bool]:
         uri = self._resolve_jwks_uri()
         resp = self._http.get_json(uri, fresh=fresh)
         if resp.from_cache:
@@ -267,4 +271,4 @@ class KeySet:
             log.warning(
                 "flask_ccguard: %r publishes %d keys; only the first %d are used", self.issuer, len(members), _MAX_KEYS
             )
-        return keys, resp.max_age
+        return keys, resp.max_age, resp.from_cache
