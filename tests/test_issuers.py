@@ -11,9 +11,6 @@ from typing import Any, Callable
 import pytest
 from flask import Flask
 
-# Until the Flask extension (branch ext) is merged, this file has nothing to run.
-pytest.importorskip("flask_ccguard.extension", reason="the Flask extension has not landed yet")
-
 from flask_ccguard import CCGuard, current_token, require_roles, require_scopes, require_token
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
