@@ -18,7 +18,7 @@ from typing import Any
 from .core.errors import ConfigurationError
 from .core.validator import TokenValidator
 
-__all__ = ["DEFAULTS", "EXTENSION_KEYS", "PREFIX", "build_validator", "option_name", "read_settings"]
+__all__ = ["CLIENT_KEYS", "DEFAULTS", "EXTENSION_KEYS", "PREFIX", "build_validator", "option_name", "read_settings"]
 
 PREFIX = "CCGUARD_"
 
@@ -60,6 +60,9 @@ DEFAULTS: dict[str, Any] = {
     "CCGUARD_MAX_TOKEN_AGE": None,
     #: Verified tokens remembered so a repeated token skips the signature check; 0 turns it off.
     "CCGUARD_TOKEN_CACHE_SIZE": 1024,
+    #: Where discovery documents and key sets are cached: None (this process),
+    #: ``file:///dir`` (the workers of one host) or ``redis://host:port/db`` (every host).
+    "CCGUARD_CACHE": None,
     #: The ``realm`` of ``WWW-Authenticate`` challenges; None uses the app's import name.
     "CCGUARD_REALM": None,
     #: Accept ``?access_token=`` in the URL (RFC 6750 §2.3; tokens end up in logs).
@@ -70,6 +73,24 @@ DEFAULTS: dict[str, Any] = {
 
 #: Settings the Flask layer uses itself; all others go to the validator.
 EXTENSION_KEYS = frozenset({"CCGUARD_REALM", "CCGUARD_ALLOW_QUERY_TOKEN", "CCGUARD_ALLOW_FORM_TOKEN"})
+
+#: Environment names of the ``ccguard`` command's client side (the token it
+#: requests); an app that loads every ``CCGUARD_*`` variable into its config
+#: may carry them, so the extension leaves them alone instead of calling them typos.
+CLIENT_KEYS = frozenset(
+    {
+        "CCGUARD_CLIENT_ID",
+        "CCGUARD_CLIENT_SECRET",
+        "CCGUARD_TOKEN_URL",
+        "CCGUARD_TENANT",
+        "CCGUARD_FQDN",
+        "CCGUARD_SCOPE",
+        "CCGUARD_RESOURCE",
+        "CCGUARD_AUTH_METHOD",
+        "CCGUARD_AUTHORITY",
+        "CCGUARD_TOKEN",
+    }
+)
 
 # RFC 9110 §11.5: the realm is a quoted-string; we refuse what would need escaping.
 _REALM = re.compile(r"[\x20-\x7e]+")
@@ -97,7 +118,7 @@ def read_settings(config: Mapping[str, Any], options: Mapping[str, Any], *, impo
     """
     settings = dict(DEFAULTS)
     for key, value in config.items():
-        if isinstance(key, str) and key.startswith(PREFIX):
+        if isinstance(key, str) and key.startswith(PREFIX) and key not in CLIENT_KEYS:
             if key not in DEFAULTS:
                 raise _unknown(key)
             settings[key] = value

@@ -116,6 +116,10 @@ class TestIssuer:
     :param clients: client_id -> secret accepted by the token endpoint.
     :param start: start serving now. The port is bound (and :attr:`issuer`
         known) either way; until :meth:`start` connections wait unanswered.
+    :param profile: mimic an identity provider: ``azure_v1``, ``azure_v2``,
+        ``rkvst``, ``ibm_verify``, ``aidbox`` or ``duende`` (its discovery
+        paths, claims, ``typ``, scope format, and for the opaque-token ones an
+        RFC 7662 introspection endpoint); see :mod:`flask_ccguard._profiles`.
 
     Switches tests may flip at run time (read on every request):
     :attr:`openid_configuration`, :attr:`oauth_metadata`, :attr:`jwks_status`,
@@ -138,9 +142,19 @@ class TestIssuer:
     #: How many requests :attr:`requests` keeps.
     max_recorded = 200
 
+    def __new__(cls, *args: Any, profile: str | None = None, **kwargs: Any) -> TestIssuer:
+        # TestIssuer(profile="azure_v2") builds the profile's subclass, which
+        # mimics that identity provider (see flask_ccguard._profiles).
+        if profile is not None and cls is TestIssuer:
+            from ._profiles import profile_class
+
+            cls = profile_class(profile)
+        return super().__new__(cls)
+
     def __init__(
         self,
         *,
+        profile: str | None = None,
         audience: str = "https://api.example.com",
         algorithms: Sequence[str] = ("RS256",),
         path: str = "",
@@ -155,6 +169,7 @@ class TestIssuer:
         path = path.rstrip("/")
         for alg in algorithms:
             check_alg(alg)
+        self.profile = profile
         self.audience = audience
         self.path = path
         self.openid_configuration = openid_configuration

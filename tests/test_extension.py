@@ -91,6 +91,13 @@ def test_bad_settings_fail_at_start_up_naming_the_key(config: dict[str, Any], me
     assert str(info.value) == message
 
 
+def test_the_ccguard_commands_client_settings_are_not_typos() -> None:
+    """CCGUARD_CLIENT_ID and friends configure ``ccguard token``, not the API."""
+    app = app_with(CCGUARD_ISSUER=ISSUER, CCGUARD_AUDIENCE=AUDIENCE, CCGUARD_CLIENT_ID="svc", CCGUARD_TOKEN_URL="x")
+    CCGuard(app)
+    assert "CCGUARD_CLIENT_ID" not in app.extensions["ccguard"].settings
+
+
 def test_bad_settings_fail_in_init_app_and_leave_the_app_untouched() -> None:
     app = app_with(CCGUARD_ISSUER=ISSUER)
     guard = CCGuard()

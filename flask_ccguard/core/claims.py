@@ -75,6 +75,7 @@ class ClaimRules:
         "issuer",
         "leeway",
         "max_token_age",
+        "require_aud",
         "require_iat",
         "roles_claim",
         "scopes_claim",
@@ -90,6 +91,7 @@ class ClaimRules:
         max_token_age: float | None = None,
         roles_claim: str = "roles",
         scopes_claim: str | None = None,
+        require_aud: bool = True,
     ) -> None:
         self.issuer = issuer
         self.audiences = frozenset(audiences)
@@ -98,6 +100,20 @@ class ClaimRules:
         self.max_token_age = max_token_age
         self.roles_claim = roles_claim
         self.scopes_claim = scopes_claim
+        self.require_aud = require_aud
+
+    def for_issuer(self, issuer: str) -> ClaimRules:
+        """A copy of these rules for one concrete issuer (a tenant of a template)."""
+        return ClaimRules(
+            issuer=issuer,
+            audiences=self.audiences,
+            leeway=self.leeway,
+            require_iat=self.require_iat,
+            max_token_age=self.max_token_age,
+            roles_claim=self.roles_claim,
+            scopes_claim=self.scopes_claim,
+            require_aud=self.require_aud,
+        )
 
 
 def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float | None:
@@ -151,6 +167,8 @@ def check_aud(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
     elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
         ok = not rules.audiences.isdisjoint(aud)
     elif aud is None:
+        if not rules.require_aud:
+            return
         raise InvalidToken("The access token has no 'aud' claim.", reason="missing_claim", claim="aud")
     else:
         raise InvalidToken("The 'aud' claim is malformed.", reason="claim_type", claim="aud")

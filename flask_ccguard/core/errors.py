@@ -17,6 +17,7 @@ __all__ = [
     "ConfigurationError",
     "ExpiredToken",
     "InsufficientScope",
+    "IntrospectionUnavailable",
     "InvalidRequest",
     "InvalidToken",
     "KeysUnavailable",
@@ -188,3 +189,15 @@ class KeysUnavailable(CCGuardError):
 
     def to_dict(self) -> dict[str, str]:
         return {"error": "temporarily_unavailable", "error_description": self.description}
+
+
+class IntrospectionUnavailable(KeysUnavailable):
+    """The issuer's introspection endpoint (RFC 7662) cannot give an answer.
+
+    A subclass of :class:`KeysUnavailable`, so it is answered the same way
+    (503 with ``Retry-After``); an opaque token is never accepted without an
+    answer.
+    """
+
+    default_description = "The token issuer cannot check the token now; try again later."
+    default_reason = "introspection_unavailable"
