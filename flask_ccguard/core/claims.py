@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -13,9 +12,17 @@ from .errors import ExpiredToken, InvalidToken
 __all__ = ["ClaimRules", "VerifiedToken", "check_claims", "claim_path", "parse_strings"]
 
 
+# The NumericDates a datetime can hold and a token can plausibly carry:
+# 1970-01-01 to 9999-12-31. Beyond them expires_at/issued_at would overflow,
+# and math on a 400-digit int raises instead of comparing.
+_MAX_NUMERIC_DATE = 253402300799
+
+
 def _is_number(value: Any) -> bool:
     # bool is an int in Python but never a NumericDate (RFC 7519 §2).
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return 0 <= value <= _MAX_NUMERIC_DATE  # False for NaN and infinities too
 
 
 def claim_path(name: str) -> tuple[str, ...]:
@@ -92,7 +99,9 @@ def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float |
             raise InvalidToken(f"The access token has no '{name}' claim.", reason="missing_claim", claim=name)
         return None
     if not _is_number(value):
-        raise InvalidToken(f"The '{name}' claim is not a number.", reason="claim_type", claim=name)
+        raise InvalidToken(
+            f"The '{name}' claim is not a valid date (seconds since 1970).", reason="claim_type", claim=name
+        )
     return float(value)
 
 
