@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from flask_ccguard import CCGuardError, TokenValidator
 from flask_ccguard.testing import TestIssuer
 
+#: Answers one connection: (socket, server stopping, request head) -> None.
+Responder = Callable[[socket.socket, threading.Event, bytes], None]
 ALL_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
 FIXED_NOW = 1_900_000_000  # a fixed clock for claim tests (2030-03-17)
 
@@ -167,13 +169,13 @@ class RecordingListener:
 
 
 class RawServer:
-    """A raw TCP server on 127.0.0.1 that answers every connection with ``respond(sock, stop)``.
+    """A raw TCP server on 127.0.0.1 that answers every connection with ``respond(sock, stop, head)``.
 
     :attr:`finished` counts answers sent to the end; a fetch that was cut off
     by the client's deadline leaves it at 0 and sets :attr:`cut_off`.
     """
 
-    def __init__(self, respond: Callable[[socket.socket, threading.Event], None]) -> None:
+    def __init__(self, respond: Responder) -> None:
         self._respond = respond
         self.connections = 0
         self.finished = 0
@@ -200,8 +202,8 @@ class RawServer:
     def _handle(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(5)
-            _read_request_head(conn)
-            self._respond(conn, self._stop)
+            head = _read_request_head(conn)
+            self._respond(conn, self._stop, head)
             self.finished += 1
         except OSError:
             self.cut_off += 1
@@ -224,10 +226,10 @@ def _read_request_head(conn: socket.socket) -> bytes:
     return data
 
 
-def trickle(data: bytes, interval: float) -> Callable[[socket.socket, threading.Event], None]:
+def trickle(data: bytes, interval: float) -> Responder:
     """A responder that sends ``data`` one byte every ``interval`` seconds (slowloris)."""
 
-    def respond(conn: socket.socket, stop: threading.Event) -> None:
+    def respond(conn: socket.socket, stop: threading.Event, head: bytes) -> None:
         for i in range(len(data)):
             if stop.wait(interval):
                 raise OSError("server stopping")
@@ -252,7 +254,7 @@ def recording_listener(body: bytes = b'{"keys": []}') -> Iterator[RecordingListe
 
 
 @contextmanager
-def raw_server(respond: Callable[[socket.socket, threading.Event], None]) -> Iterator[RawServer]:
+def raw_server(respond: Responder) -> Iterator[RawServer]:
     server = RawServer(respond)
     try:
         yield server
