@@ -458,3 +458,24 @@ def test_p256_key_of_another_issuer_does_not_verify(issuer: TestIssuer, validato
         {"alg": "ES256", "kid": _kid(issuer, "ES256")}, claims_for(issuer), b"", private=stranger, alg="ES256"
     )
     assert rejection(validator, token).reason == "bad_signature"
+
+
+CRIT: list[tuple[str, Any]] = [
+    ("RFC7515-4.1.11-unknown-crit", ["exp"]),
+    ("RFC7515-4.1.11-crit-names-absent-member", ["x-absent"]),
+    ("RFC7515-4.1.11-crit-empty-list", []),
+    ("RFC7515-4.1.11-crit-not-a-list", "b64"),
+    ("RFC7515-4.1.11-crit-nested-list", [[]]),
+    ("RFC7515-4.1.11-crit-object-member", [{}]),
+    ("RFC7515-4.1.11-crit-number-member", [1]),
+    ("RFC7515-4.1.11-crit-null", None),
+]
+
+
+@pytest.mark.parametrize("crit", [c[1] for c in CRIT], ids=[c[0] for c in CRIT])
+def test_unknown_or_malformed_critical_header_is_refused(
+    issuer: TestIssuer, validator: TokenValidator, crit: Any
+) -> None:
+    header = {"alg": "RS256", "kid": _kid(issuer, "RS256"), "crit": crit}
+    for token in (issuer.sign(header, claims_for(issuer)), forge(header, claims_for(issuer), b"\x00")):
+        assert rejection(validator, token).reason == "crit"
