@@ -15,8 +15,12 @@ from .core.errors import (
     MissingToken,
 )
 from .core.validator import TokenValidator
+from .decorators import current_token, require_roles, require_scopes, require_token, verify_token_in_request
+from .extension import CCGuard
+from .signals import token_rejected, token_verified
 
 __all__ = [
+    "CCGuard",
     "CCGuardError",
     "ConfigurationError",
     "ExpiredToken",
@@ -28,4 +32,11 @@ __all__ = [
     "TokenValidator",
     "VerifiedToken",
     "__version__",
+    "current_token",
+    "require_roles",
+    "require_scopes",
+    "require_token",
+    "token_rejected",
+    "token_verified",
+    "verify_token_in_request",
 ]

@@ -33,176 +33,35 @@ it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
 import enum
 import hmac
 import http
-import json
-import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Union
-from urllib.parse import parse_qs, unquote_plus
+from typing import Any, NamedTuple
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from ._testing import token_request
+from ._testing.jws import (
+    SUPPORTED_ALGORITHMS,
+    PrivateKey,
+    SigningKey,
+    check_alg,
+    compact,
+    hmac_signer,
+    json_bytes,
+)
+from ._testing.token_request import OAuthError
+
 __all__ = ["SUPPORTED_ALGORITHMS", "RecordedRequest", "TestIssuer"]
 
-# A runtime alias: Union, not X | Y, while Python 3.9 is supported.
-PrivateKey = Union[
-    rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey
-]
 _StartResponse = Callable[..., Any]
 _Headers = list[tuple[str, str]]
-
-#: alg -> (key family, hash). RFC 7518 §3.1 and RFC 8037 §3.1 (EdDSA).
-_ALGORITHMS: dict[str, tuple[str, hashes.HashAlgorithm | None]] = {
-    "RS256": ("RSA", hashes.SHA256()),
-    "RS384": ("RSA", hashes.SHA384()),
-    "RS512": ("RSA", hashes.SHA512()),
-    "PS256": ("RSA", hashes.SHA256()),
-    "PS384": ("RSA", hashes.SHA384()),
-    "PS512": ("RSA", hashes.SHA512()),
-    "ES256": ("P-256", hashes.SHA256()),
-    "ES384": ("P-384", hashes.SHA384()),
-    "ES512": ("P-521", hashes.SHA512()),
-    "EdDSA": ("Ed25519", None),
-}
-SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(_ALGORITHMS)
-
-_CURVES: dict[str, ec.EllipticCurve] = {
-    "P-256": ec.SECP256R1(),
-    "P-384": ec.SECP384R1(),
-    "P-521": ec.SECP521R1(),
-}
-_HMAC_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "HS256": hashes.SHA256(),
-    "HS384": hashes.SHA384(),
-    "HS512": hashes.SHA512(),
-}
-_MAX_RECORDED = 200
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _int_b64(value: int, size: int | None = None) -> str:
-    # RFC 7518 §6.3.1.1: n/e are minimal big-endian; §6.2.1.2: EC x/y are
-    # the full coordinate length of the curve.
-    length = size if size is not None else max(1, (value.bit_length() + 7) // 8)
-    return _b64url(value.to_bytes(length, "big"))
-
-
-def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode("utf-8")
-
-
-def _generate(family: str) -> PrivateKey:
-    if family == "RSA":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if family == "Ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
-    return ec.generate_private_key(_CURVES[family])
-
-
-class _KeyPool:
-    """Process-wide free list of private keys, so a fresh issuer is cheap.
-
-    RSA generation costs ~50-100 ms. A key is lent to one live issuer at a
-    time (two live issuers never share key material, so a token of one can
-    never verify at the other) and returns to the pool when that issuer
-    stops; it gets a new kid whenever it is lent again.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._free: dict[str, list[PrivateKey]] = collections.defaultdict(list)
-
-    def take(self, family: str) -> PrivateKey:
-        with self._lock:
-            if self._free[family]:
-                return self._free[family].pop()
-        return _generate(family)
-
-    def give_back(self, family: str, key: PrivateKey) -> None:
-        with self._lock:
-            self._free[family].append(key)
-
-
-_POOL = _KeyPool()
-
-
-def _public_jwk(alg: str, kid: str, key: PrivateKey) -> dict[str, Any]:
-    jwk: dict[str, Any]
-    if isinstance(key, rsa.RSAPrivateKey):
-        numbers = key.public_key().public_numbers()
-        jwk = {"kty": "RSA", "n": _int_b64(numbers.n), "e": _int_b64(numbers.e)}
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
-        point = key.public_key().public_numbers()
-        size = (key.curve.key_size + 7) // 8
-        jwk = {
-            "kty": "EC",
-            "crv": _ALGORITHMS[alg][0],
-            "x": _int_b64(point.x, size),
-            "y": _int_b64(point.y, size),
-        }
-    else:
-        from cryptography.hazmat.primitives.serialization import (
-            Encoding,
-            PublicFormat,
-        )
-
-        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        jwk = {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}  # RFC 8037 §2
-    jwk.update({"kid": kid, "use": "sig", "alg": alg})
-    return jwk
-
-
-def _signature(alg: str, key: PrivateKey, data: bytes) -> bytes:
-    hash_alg = _ALGORITHMS[alg][1]
-    if isinstance(key, rsa.RSAPrivateKey):
-        assert hash_alg is not None
-        if alg.startswith("PS"):
-            # RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash.
-            pad: padding.AsymmetricPadding = padding.PSS(
-                mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size
-            )
-        else:
-            pad = padding.PKCS1v15()
-        return key.sign(data, pad, hash_alg)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        assert hash_alg is not None
-        # RFC 7518 §3.4: JOSE wants R || S, each the curve's byte length,
-        # not the DER sequence cryptography returns.
-        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hash_alg)))
-        size = (key.curve.key_size + 7) // 8
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    return key.sign(data)
-
-
-@dataclass
-class _SigningKey:
-    alg: str
-    kid: str
-    private: PrivateKey
-    jwk: dict[str, Any]
-
-    @classmethod
-    def lend(cls, alg: str) -> _SigningKey:
-        private = _POOL.take(_ALGORITHMS[alg][0])
-        kid = secrets.token_urlsafe(8)
-        return cls(alg, kid, private, _public_jwk(alg, kid, private))
 
 
 class RecordedRequest(NamedTuple):
@@ -227,25 +86,8 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class _OAuthError(Exception):
-    """An RFC 6749 §5.2 error response of the token endpoint."""
-
-    def __init__(
-        self, status: int, error: str, description: str, basic_realm: str | None = None
-    ) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.description = description
-        self.basic_realm = basic_realm
-
-
-def _check_alg(alg: str) -> None:
-    if alg not in _ALGORITHMS:
-        raise ValueError(
-            f"unsupported algorithm {alg!r}; TestIssuer signs with "
-            + ", ".join(SUPPORTED_ALGORITHMS)
-        )
+def _no_signature(data: bytes) -> bytes:
+    return b""  # RFC 7518 §3.6: an Unsecured JWS has an empty signature
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -274,17 +116,45 @@ class TestIssuer:
     :param clients: client_id -> secret accepted by the token endpoint.
     :param start: start serving now. The port is bound (and :attr:`issuer`
         known) either way; until :meth:`start` connections wait unanswered.
+    :param profile: mimic an identity provider: ``azure_v1``, ``azure_v2``,
+        ``rkvst``, ``ibm_verify``, ``aidbox`` or ``duende`` (its discovery
+        paths, claims, ``typ``, scope format, and for the opaque-token ones an
+        RFC 7662 introspection endpoint); see :mod:`flask_ccguard._profiles`.
 
-    Switches tests may flip at run time: :attr:`jwks_status`,
+    Switches tests may flip at run time (read on every request):
+    :attr:`openid_configuration`, :attr:`oauth_metadata`, :attr:`jwks_status`,
     :attr:`jwks_delay`, :attr:`jwks_body`, :attr:`jwks_cache_control`,
     :attr:`discovery_overrides`, :attr:`extra_jwks`, :attr:`token_alg`.
+
+    URLs: :attr:`issuer`, :attr:`base_url`, :attr:`discovery_url`,
+    :attr:`oauth_metadata_url` (the RFC 8414 §3.1 inserted form),
+    :attr:`jwks_uri`, :attr:`token_endpoint`.
+
+    Example::
+
+        with TestIssuer(clients={"app": "secret"}) as issuer:
+            token = issuer.mint(roles=["reader"])
+            validator = TokenValidator(issuer=issuer.issuer, audience=issuer.audience)
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
+    #: How many requests :attr:`requests` keeps.
+    max_recorded = 200
+
+    def __new__(cls, *args: Any, profile: str | None = None, **kwargs: Any) -> TestIssuer:
+        # TestIssuer(profile="azure_v2") builds the profile's subclass, which
+        # mimics that identity provider (see flask_ccguard._profiles).
+        if profile is not None and cls is TestIssuer:
+            from ._profiles import profile_class
+
+            cls = profile_class(profile)
+        return super().__new__(cls)
+
     def __init__(
         self,
         *,
+        profile: str | None = None,
         audience: str = "https://api.example.com",
         algorithms: Sequence[str] = ("RS256",),
         path: str = "",
@@ -298,7 +168,8 @@ class TestIssuer:
             raise ValueError("path must be empty or start with '/', e.g. '/tenant-1'")
         path = path.rstrip("/")
         for alg in algorithms:
-            _check_alg(alg)
+            check_alg(alg)
+        self.profile = profile
         self.audience = audience
         self.path = path
         self.openid_configuration = openid_configuration
@@ -321,16 +192,16 @@ class TestIssuer:
         #: Requests per endpoint: openid_configuration, oauth_metadata, jwks,
         #: token, other. A disabled metadata document still counts (as a 404).
         self.hits: collections.Counter[str] = collections.Counter()
-        #: The last 200 requests, oldest first.
+        #: The last :attr:`max_recorded` requests, oldest first.
         self.requests: list[RecordedRequest] = []
 
         self._lock = threading.RLock()
         self._clients: dict[str, tuple[str, dict[str, Any]]] = {}
         for client_id, secret in (clients or {}).items():
             self.add_client(client_id, secret)
-        self._current: dict[str, _SigningKey] = {}
-        self._published: list[_SigningKey] = []
-        self._lent: list[_SigningKey] = []
+        self._current: dict[str, SigningKey] = {}
+        self._published: list[SigningKey] = []
+        self._lent: list[SigningKey] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -344,9 +215,7 @@ class TestIssuer:
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         self.issuer = self.base_url + path
         self.discovery_url = self.issuer + "/.well-known/openid-configuration"
-        self.oauth_metadata_url = (
-            f"{self.base_url}/.well-known/oauth-authorization-server{path}"
-        )
+        self.oauth_metadata_url = f"{self.base_url}/.well-known/oauth-authorization-server{path}"
         self.jwks_uri = self.issuer + "/jwks"
         self.token_endpoint = self.issuer + "/token"
         if start:
@@ -379,7 +248,7 @@ class TestIssuer:
         self._server.server_close()
         with self._lock:
             for key in self._lent:
-                _POOL.give_back(_ALGORITHMS[key.alg][0], key.private)
+                key.give_back()
             self._lent.clear()
 
     def __enter__(self) -> TestIssuer:
@@ -400,15 +269,15 @@ class TestIssuer:
         with self._lock:
             return tuple(self._current)
 
-    def _add_key(self, alg: str) -> _SigningKey:
-        key = _SigningKey.lend(alg)
+    def _add_key(self, alg: str) -> SigningKey:
+        key = SigningKey.lend(alg)
         self._current[alg] = key
         self._published.append(key)
         self._lent.append(key)
         return key
 
-    def _key(self, alg: str) -> _SigningKey:
-        _check_alg(alg)
+    def _key(self, alg: str) -> SigningKey:
+        check_alg(alg)
         with self._lock:
             key = self._current.get(alg)
             return key if key is not None else self._add_key(alg)
@@ -461,22 +330,19 @@ class TestIssuer:
             sign with ``secret`` (e.g. a public key's bytes, for the
             algorithm-confusion attack).
         """
-        encoded = [
-            _b64url(part if isinstance(part, bytes) else _json_bytes(dict(part)))
-            for part in (header, payload)
-        ]
-        signing_input = ".".join(encoded).encode("ascii")
+        header_bytes, payload_bytes = (
+            part if isinstance(part, bytes) else json_bytes(dict(part)) for part in (header, payload)
+        )
+        signer: Callable[[bytes], bytes]
         if alg == "none":
-            signature = b""
-        elif alg in _HMAC_HASHES:
+            signer = _no_signature
+        elif alg.startswith("HS"):
             if secret is None:
                 raise ValueError(f"{alg} needs secret=")
-            mac = crypto_hmac.HMAC(secret, _HMAC_HASHES[alg])
-            mac.update(signing_input)
-            signature = mac.finalize()
+            signer = hmac_signer(alg, secret)
         else:
-            signature = _signature(alg, self._key(alg).private, signing_input)
-        return signing_input.decode("ascii") + "." + _b64url(signature)
+            signer = self._key(alg).signature
+        return compact(header_bytes, payload_bytes, signer)
 
     def mint(
         self,
@@ -518,10 +384,7 @@ class TestIssuer:
             "jti": uuid.uuid4().hex,
         }
         _merge(payload, claims)
-        encoded = (_b64url(_json_bytes(header)), _b64url(_json_bytes(payload)))
-        signing_input = ".".join(encoded).encode("ascii")
-        signature = _signature(alg, key.private, signing_input)
-        return signing_input.decode("ascii") + "." + _b64url(signature)
+        return compact(json_bytes(header), json_bytes(payload), key.signature)
 
     def add_client(self, client_id: str, secret: str, **claims: Any) -> None:
         """Accept ``client_id``/``secret`` at the token endpoint.
@@ -551,9 +414,7 @@ class TestIssuer:
             doc["subject_types_supported"] = ["public"]
             doc["id_token_signing_alg_values_supported"] = list(self.algorithms)
         else:
-            doc["token_endpoint_auth_signing_alg_values_supported"] = list(
-                self.algorithms
-            )
+            doc["token_endpoint_auth_signing_alg_values_supported"] = list(self.algorithms)
         return _merge(doc, self.discovery_overrides)
 
     def _endpoint(self, path: str) -> str:
@@ -570,9 +431,7 @@ class TestIssuer:
             return "token"
         return "other"
 
-    def _wsgi(
-        self, environ: dict[str, Any], start_response: _StartResponse
-    ) -> Iterable[bytes]:
+    def _wsgi(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "") or "/"
         query = environ.get("QUERY_STRING", "")
@@ -582,12 +441,8 @@ class TestIssuer:
         endpoint = self._endpoint(path)
         with self._lock:
             self.hits[endpoint] += 1
-            self.requests.append(
-                RecordedRequest(
-                    method, path + ("?" + query if query else ""), headers, body
-                )
-            )
-            del self.requests[:-_MAX_RECORDED]
+            self.requests.append(RecordedRequest(method, path + ("?" + query if query else ""), headers, body))
+            del self.requests[: -self.max_recorded]
 
         status, extra, content = self._respond(endpoint, method, headers, body)
         response_headers: _Headers = [
@@ -608,7 +463,7 @@ class TestIssuer:
         not_found: tuple[int, _Headers, bytes] = (
             404,
             [],
-            _json_bytes({"error": "not_found"}),
+            json_bytes({"error": "not_found"}),
         )
         if endpoint == "token":
             return self._token_response(method, headers, body)
@@ -616,16 +471,16 @@ class TestIssuer:
             return (
                 405,
                 [("Allow", "GET, HEAD")],
-                _json_bytes({"error": "method_not_allowed"}),
+                json_bytes({"error": "method_not_allowed"}),
             )
         if endpoint == "openid_configuration":
             if not self.openid_configuration:
                 return not_found
-            return 200, [], _json_bytes(self._metadata(openid=True))
+            return 200, [], json_bytes(self._metadata(openid=True))
         if endpoint == "oauth_metadata":
             if not self.oauth_metadata:
                 return not_found
-            return 200, [], _json_bytes(self._metadata(openid=False))
+            return 200, [], json_bytes(self._metadata(openid=False))
         if endpoint == "jwks":
             return self._jwks_response()
         return not_found
@@ -644,77 +499,63 @@ class TestIssuer:
                 "error": "server_error",
                 "error_description": f"JWKS status {status}",
             }
-            return status, extra, _json_bytes(error)
-        return 200, extra, _json_bytes(self.jwks())
+            return status, extra, json_bytes(error)
+        return 200, extra, json_bytes(self.jwks())
 
-    def _token_response(
-        self, method: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, _Headers, bytes]:
+    def _token_response(self, method: str, headers: Mapping[str, str], body: bytes) -> tuple[int, _Headers, bytes]:
         no_store = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
         if method != "POST":
             # RFC 6749 §3.2: the client MUST use POST.
             error = {"error": "invalid_request", "error_description": "use POST"}
-            return 405, [("Allow", "POST")] + no_store, _json_bytes(error)
+            return 405, [("Allow", "POST"), *no_store], json_bytes(error)
         try:
             result = self._issue(headers, body)
-        except _OAuthError as exc:
+        except OAuthError as exc:
             extra = list(no_store)
             if exc.basic_realm is not None:
                 extra.append(("WWW-Authenticate", f'Basic realm="{exc.basic_realm}"'))
             error = {"error": exc.error, "error_description": exc.description}
-            return exc.status, extra, _json_bytes(error)
-        return 200, no_store, _json_bytes(result)
+            return exc.status, extra, json_bytes(error)
+        return 200, no_store, json_bytes(result)
 
     def _issue(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-        params = _token_params(headers.get("Content-Type", ""), body)
+        params = token_request.parameters(headers.get("Content-Type", ""), body)
         realm = self.issuer
-        basic = _basic_credentials(headers.get("Authorization", ""), realm)
+        basic = token_request.basic_credentials(headers.get("Authorization", ""), realm)
 
-        client_id = _single(params, "client_id")
-        secret = _single(params, "client_secret")
+        client_id = token_request.single(params, "client_id")
+        secret = token_request.single(params, "client_secret")
         if basic is not None:
             # RFC 6749 §2.3: one authentication method per request.
             if secret is not None:
-                raise _OAuthError(
-                    400, "invalid_request", "client credentials sent by two methods"
-                )
+                raise OAuthError(400, "invalid_request", "client credentials sent by two methods")
             if client_id is not None and client_id != basic[0]:
-                raise _OAuthError(
-                    400, "invalid_request", "client_id differs from Basic"
-                )
+                raise OAuthError(400, "invalid_request", "client_id differs from Basic")
             client_id, secret = basic
-        grant_type = _single(params, "grant_type")
+        grant_type = token_request.single(params, "grant_type")
         if grant_type is None:
-            raise _OAuthError(400, "invalid_request", "grant_type is required")
+            raise OAuthError(400, "invalid_request", "grant_type is required")
 
         with self._lock:
             known = self._clients.get(client_id) if client_id is not None else None
-        if (
-            known is None
-            or secret is None
-            or not hmac.compare_digest(known[0].encode(), secret.encode())
-        ):
-            raise _OAuthError(
+        if known is None or secret is None or not hmac.compare_digest(known[0].encode(), secret.encode()):
+            raise OAuthError(
                 401,
                 "invalid_client",
                 "client authentication failed",
                 realm if basic is not None else None,
             )
         if grant_type != "client_credentials":
-            raise _OAuthError(
-                400, "unsupported_grant_type", "only client_credentials is supported"
-            )
+            raise OAuthError(400, "unsupported_grant_type", "only client_credentials is supported")
         assert client_id is not None
         claims = dict(known[1])
 
-        scope = _single(params, "scope")
+        scope = token_request.single(params, "scope")
         if scope is not None:
             requested = scope.split()
             allowed = claims.get("scope")
             if isinstance(allowed, str) and not set(requested) <= set(allowed.split()):
-                raise _OAuthError(
-                    400, "invalid_scope", "scope not granted to this client"
-                )
+                raise OAuthError(400, "invalid_scope", "scope not granted to this client")
             claims["scope"] = " ".join(requested)
         # RFC 8707 `resource` (repeatable) and Auth0-style `audience` -> aud.
         audiences = params.get("resource", []) + params.get("audience", [])
@@ -732,54 +573,6 @@ class TestIssuer:
         if isinstance(claims.get("scope"), str):
             response["scope"] = claims["scope"]
         return response
-
-
-def _token_params(content_type: str, body: bytes) -> dict[str, list[str]]:
-    """The token request's parameters: form (RFC 6749 §4.4.2) or JSON body."""
-    media_type = content_type.split(";")[0].strip().lower()
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _OAuthError(400, "invalid_request", "body is not UTF-8") from None
-    if media_type == "application/json":
-        try:
-            document = json.loads(text)
-        except ValueError:
-            raise _OAuthError(400, "invalid_request", "body is not JSON") from None
-        if not isinstance(document, dict):
-            raise _OAuthError(400, "invalid_request", "body is not a JSON object")
-        params: dict[str, list[str]] = {}
-        for name, value in document.items():
-            values = value if isinstance(value, list) else [value]
-            params[name] = [v if isinstance(v, str) else json.dumps(v) for v in values]
-        return params
-    return parse_qs(text, keep_blank_values=True)
-
-
-def _single(params: Mapping[str, list[str]], name: str) -> str | None:
-    values = params.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        # RFC 6749 §3.2: parameters MUST NOT be included more than once.
-        raise _OAuthError(400, "invalid_request", f"{name} given more than once")
-    return values[0]
-
-
-def _basic_credentials(authorization: str, realm: str) -> tuple[str, str] | None:
-    """client_id and secret from HTTP Basic (RFC 6749 §2.3.1), or None."""
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        decoded = ""
-    if ":" not in decoded:
-        raise _OAuthError(401, "invalid_client", "malformed Basic credentials", realm)
-    client_id, _, secret = decoded.partition(":")
-    # RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
-    return unquote_plus(client_id), unquote_plus(secret)
 
 
 try:

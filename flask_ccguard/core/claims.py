@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
 from .errors import ExpiredToken, InvalidToken
 
-__all__ = ["ClaimRules", "VerifiedToken", "check_claims", "claim_path", "parse_strings"]
+__all__ = [
+    "CLAIM_CHECKS",
+    "ClaimRules",
+    "VerifiedToken",
+    "check_aud",
+    "check_claims",
+    "check_exp",
+    "check_iat",
+    "check_iss",
+    "check_nbf",
+    "claim_path",
+    "parse_strings",
+    "roles_of",
+    "scopes_of",
+]
 
 
 # The NumericDates a datetime can hold and a token can plausibly carry:
@@ -67,6 +81,7 @@ class ClaimRules:
         "issuer",
         "leeway",
         "max_token_age",
+        "require_aud",
         "require_iat",
         "roles_claim",
         "scopes_claim",
@@ -82,6 +97,7 @@ class ClaimRules:
         max_token_age: float | None = None,
         roles_claim: str = "roles",
         scopes_claim: str | None = None,
+        require_aud: bool = True,
     ) -> None:
         self.issuer = issuer
         self.audiences = frozenset(audiences)
@@ -90,6 +106,20 @@ class ClaimRules:
         self.max_token_age = max_token_age
         self.roles_claim = roles_claim
         self.scopes_claim = scopes_claim
+        self.require_aud = require_aud
+
+    def for_issuer(self, issuer: str) -> ClaimRules:
+        """A copy of these rules for one concrete issuer (a tenant of a template)."""
+        return ClaimRules(
+            issuer=issuer,
+            audiences=self.audiences,
+            leeway=self.leeway,
+            require_iat=self.require_iat,
+            max_token_age=self.max_token_age,
+            roles_claim=self.roles_claim,
+            scopes_claim=self.scopes_claim,
+            require_aud=self.require_aud,
+        )
 
 
 def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float | None:
@@ -105,41 +135,89 @@ def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float |
     return float(value)
 
 
-def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
-    """Check ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud``.
-
-    :param now: the current time in seconds since the epoch.
-    :raises InvalidToken: (or :class:`ExpiredToken`) naming the claim.
-    """
-    leeway = rules.leeway
-    # RFC 7519 §4.1.4: the current time MUST be before exp.
+def check_exp(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """RFC 7519 §4.1.4: the current time MUST be before ``exp`` (required)."""
     exp = _time_claim(claims, "exp", True)
     assert exp is not None
-    if now >= exp + leeway:
+    if now >= exp + rules.leeway:
         raise ExpiredToken(claim="exp")
-    # §4.1.5: the current time MUST be after or equal to nbf.
+
+
+def check_nbf(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """RFC 7519 §4.1.5: the current time MUST be after or equal to ``nbf``, if present."""
     nbf = _time_claim(claims, "nbf", False)
-    if nbf is not None and now + leeway < nbf:
+    if nbf is not None and now + rules.leeway < nbf:
         raise InvalidToken("The access token is not valid yet.", reason="not_yet_valid", claim="nbf")
+
+
+def check_iat(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """RFC 7519 §4.1.6: ``iat`` (required by default) may not lie in the future, nor too far back."""
     iat = _time_claim(claims, "iat", rules.require_iat)
-    if iat is not None:
-        if iat > now + leeway:
-            raise InvalidToken("The access token was issued in the future.", reason="issued_in_future", claim="iat")
-        if rules.max_token_age is not None and now - iat > rules.max_token_age + leeway:
-            raise InvalidToken("The access token is too old.", reason="too_old", claim="iat")
+    if iat is None:
+        return
+    if iat > now + rules.leeway:
+        raise InvalidToken("The access token was issued in the future.", reason="issued_in_future", claim="iat")
+    if rules.max_token_age is not None and now - iat > rules.max_token_age + rules.leeway:
+        raise InvalidToken("The access token is too old.", reason="too_old", claim="iat")
+
+
+def check_iss(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """RFC 7519 §4.1.1, RFC 9068 §4: ``iss`` must be the configured issuer exactly."""
     if claims.get("iss") != rules.issuer:
         raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
+
+
+def check_aud(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """RFC 7519 §4.1.3: ``aud`` (a string or a list) must name a configured audience."""
     aud = claims.get("aud")
     if isinstance(aud, str):
         ok = aud in rules.audiences
     elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
         ok = not rules.audiences.isdisjoint(aud)
     elif aud is None:
+        if not rules.require_aud:
+            return
         raise InvalidToken("The access token has no 'aud' claim.", reason="missing_claim", claim="aud")
     else:
         raise InvalidToken("The 'aud' claim is malformed.", reason="claim_type", claim="aud")
     if not ok:
         raise InvalidToken("The access token is meant for another audience.", reason="audience", claim="aud")
+
+
+#: The claim checks in the order :func:`check_claims` runs them, by claim name;
+#: check-token runs them one by one to report each.
+CLAIM_CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any], ClaimRules, float], None]], ...] = (
+    ("exp", check_exp),
+    ("nbf", check_nbf),
+    ("iat", check_iat),
+    ("iss", check_iss),
+    ("aud", check_aud),
+)
+
+
+def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """Check ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud``.
+
+    :param now: the current time in seconds since the epoch.
+    :raises InvalidToken: (or :class:`ExpiredToken`) naming the claim.
+    """
+    for _name, check in CLAIM_CHECKS:
+        check(claims, rules, now)
+
+
+def roles_of(claims: Mapping[str, Any], roles_claim: str = "roles") -> frozenset[str]:
+    """Roles from the claim (or dotted path) ``roles_claim``."""
+    return parse_strings(lookup(claims, roles_claim))
+
+
+def scopes_of(claims: Mapping[str, Any], scopes_claim: str | None = None) -> frozenset[str]:
+    """Scopes from ``scopes_claim``, else ``scope`` then ``scp`` (RFC 9068 §2.2.3, Entra)."""
+    if scopes_claim is not None:
+        return parse_strings(lookup(claims, scopes_claim))
+    value = claims.get("scope")
+    if value is None:
+        value = claims.get("scp")
+    return parse_strings(value)
 
 
 _UNSET: Any = object()
@@ -198,21 +276,14 @@ class VerifiedToken:
     def scopes(self) -> frozenset[str]:
         """Scopes from the configured claim, else ``scope`` then ``scp``."""
         if self._scopes is _UNSET:
-            name = self._rules.scopes_claim
-            if name is not None:
-                value = lookup(self._claims, name)
-            else:
-                value = self._claims.get("scope")
-                if value is None:
-                    value = self._claims.get("scp")
-            self._scopes = parse_strings(value)
+            self._scopes = scopes_of(self._claims, self._rules.scopes_claim)
         return self._scopes
 
     @property
     def roles(self) -> frozenset[str]:
         """Roles from the configured claim path (``roles`` by default)."""
         if self._roles is _UNSET:
-            self._roles = parse_strings(lookup(self._claims, self._rules.roles_claim))
+            self._roles = roles_of(self._claims, self._rules.roles_claim)
         return self._roles
 
     @property

@@ -40,12 +40,17 @@ def metadata_urls(issuer: str) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-def discover(http: HTTPClient, issuer: str, discovery_url: str | None = None) -> dict[str, Any]:
+def discover(
+    http: HTTPClient, issuer: str, discovery_url: str | None = None, *, need: str = "jwks_uri"
+) -> dict[str, Any]:
     """Fetch and check the issuer's metadata.
 
     :param discovery_url: one explicit metadata URL instead of the well-knowns.
+    :param need: the endpoint member the caller uses (``jwks_uri`` for the
+        validator, ``token_endpoint`` for the token client); it must be an
+        https URL (http for loopback only).
     :raises DiscoveryError: when no candidate yields a document for ``issuer``
-        with a usable ``jwks_uri``.
+        with a usable ``need``.
     """
     failures = []
     for url in [discovery_url] if discovery_url else metadata_urls(issuer):
@@ -67,9 +72,9 @@ def discover(http: HTTPClient, issuer: str, discovery_url: str | None = None) ->
             )
             failures.append(f"{url!r} names another issuer")
             continue
-        jwks_uri = doc.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not _url_allowed(jwks_uri):
-            failures.append(f"{url!r} has no usable https jwks_uri")
+        endpoint = doc.get(need)
+        if not isinstance(endpoint, str) or not _url_allowed(endpoint):
+            failures.append(f"{url!r} has no usable https {need}")
             continue
         return doc
     raise DiscoveryError(f"no metadata for issuer {issuer!r}: " + "; ".join(failures))

@@ -17,6 +17,7 @@ __all__ = [
     "ConfigurationError",
     "ExpiredToken",
     "InsufficientScope",
+    "IntrospectionUnavailable",
     "InvalidRequest",
     "InvalidToken",
     "KeysUnavailable",
@@ -58,6 +59,8 @@ class CCGuardError(Exception):
     error: ClassVar[str | None] = None
     default_description: ClassVar[str] = "The request could not be authorized."
     default_reason: ClassVar[str] = "unauthorized"
+    #: Whether a response for this failure carries ``WWW-Authenticate``.
+    has_challenge: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -168,6 +171,9 @@ class KeysUnavailable(CCGuardError):
 
     status = 503
     error = None
+    # A 503 is not an authentication challenge: a client that read one would
+    # think its credentials were at fault (RFC 9110 §11.6.1 ties the header to 401).
+    has_challenge = False
     default_description = "The token issuer is unavailable; try again later."
     default_reason = "keys_unavailable"
 
@@ -183,3 +189,15 @@ class KeysUnavailable(CCGuardError):
 
     def to_dict(self) -> dict[str, str]:
         return {"error": "temporarily_unavailable", "error_description": self.description}
+
+
+class IntrospectionUnavailable(KeysUnavailable):
+    """The issuer's introspection endpoint (RFC 7662) cannot give an answer.
+
+    A subclass of :class:`KeysUnavailable`, so it is answered the same way
+    (503 with ``Retry-After``); an opaque token is never accepted without an
+    answer.
+    """
+
+    default_description = "The token issuer cannot check the token now; try again later."
+    default_reason = "introspection_unavailable"

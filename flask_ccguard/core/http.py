@@ -219,6 +219,36 @@ class HTTPClient:
 
         return self._run_with_deadline(run)
 
+    def post_body(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> JSONResponse:
+        """POST ``body`` verbatim and return the JSON answer, whatever its status.
+
+        The caller encodes the body (a form with repeated names, or JSON), so
+        the bytes on the wire are exactly the ones given. Never cached, never
+        redirected, within the same deadline and size cap as every fetch.
+        """
+
+        def run(watch: _Watch) -> JSONResponse:
+            if not _url_allowed(url):
+                raise FetchError(f"refusing to contact {url!r}: https required")
+            resp = self.session.post(
+                url,
+                data=body,
+                headers={**dict(headers or {}), "Content-Type": content_type},
+                timeout=(self.timeout, self.timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+            return self._read(resp, url, watch, accept_errors=True)
+
+        return self._run_with_deadline(run)
+
     # -- internals -----------------------------------------------------------------
 
     def _run_with_deadline(self, fn: Any) -> JSONResponse:

@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey  # type: ignore[import-untyped]
+from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",

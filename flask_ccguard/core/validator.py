@@ -4,12 +4,18 @@ Options are checked once, in ``__init__``; ``validate()`` then parses the
 token once, selects the issuer by the token's unverified ``iss`` (only among
 configured issuers, before any key or network work), checks the header,
 verifies the signature with a cached key, and checks the claims.
+
+The ``iss`` lookup is one dict lookup; multi-tenant issuer templates (Entra
+ID's ``.../{tenantid}/v2.0``, see :mod:`.tenants`) are tried only when it
+misses. Tokens that are not a compact JWS go to the issuers that configure
+RFC 7662 introspection (:mod:`.introspection`), in the configured order.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Union
@@ -17,11 +23,14 @@ from typing import Any, Callable, Union
 from cachecontrol.cache import BaseCache
 
 from .claims import ClaimRules, VerifiedToken, check_claims
-from .errors import CCGuardError, ConfigurationError, InvalidToken
-from .http import HTTPClient, check_url
+from .discovery import DiscoveryError, discover
+from .errors import CCGuardError, ConfigurationError, IntrospectionUnavailable, InvalidToken
+from .http import FetchError, HTTPClient, check_url
+from .introspection import Introspector, check_introspected, looks_like_jws
 from .jwks import KeySet
 from .jws import parse_compact
-from .keys import ASYMMETRIC_ALGORITHMS
+from .keys import ASYMMETRIC_ALGORITHMS, VerifyingKey
+from .tenants import IssuerTemplate
 
 __all__ = ["TokenValidator"]
 
@@ -45,8 +54,12 @@ PER_ISSUER_OPTIONS = frozenset(
         "jwks_stale_limit",
         "token_types",
         "max_token_age",
+        "tenants",
+        "introspection",
     }
 )
+# RFC 6750 §2.1 b64token: what an opaque bearer token may consist of.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 # RFC 9068 §2.1 asks for "at+jwt"; most issuers still send "JWT" or nothing.
 DEFAULT_TOKEN_TYPES: frozenset[str | None] = frozenset({None, "jwt", "at+jwt"})
@@ -64,15 +77,34 @@ def _normalize_typ(typ: str) -> str:
 class _Issuer:
     """Everything needed to check one issuer's tokens, resolved at start-up."""
 
-    __slots__ = ("algorithms", "keys", "rules", "token_types")
+    __slots__ = ("algorithms", "introspected_rules", "introspector", "keys", "rules", "template", "token_types")
 
     def __init__(
-        self, rules: ClaimRules, algorithms: frozenset[str], keys: KeySet, token_types: frozenset[str | None]
+        self,
+        rules: ClaimRules,
+        algorithms: frozenset[str],
+        keys: KeySet,
+        token_types: frozenset[str | None],
+        template: IssuerTemplate | None = None,
+        introspector: Introspector | None = None,
     ) -> None:
         self.rules = rules
         self.algorithms = algorithms
         self.keys = keys
         self.token_types = token_types
+        self.template = template
+        self.introspector = introspector
+        # RFC 7662 §2.2 makes aud and iat optional in an introspection answer.
+        self.introspected_rules = ClaimRules(
+            issuer=rules.issuer,
+            audiences=rules.audiences,
+            leeway=rules.leeway,
+            require_iat=False,
+            max_token_age=rules.max_token_age,
+            roles_claim=rules.roles_claim,
+            scopes_claim=rules.scopes_claim,
+            require_aud=False,
+        )
 
 
 class TokenValidator:
@@ -148,6 +180,8 @@ class TokenValidator:
         }
         specs = _issuer_specs(issuer, option_name("issuer"))
         self._issuers: dict[str, _Issuer] = {}
+        self._templates: list[_Issuer] = []
+        self._introspecting: list[_Issuer] = []
         for index, spec in enumerate(specs):
             label = (
                 option_name("issuer")
@@ -155,11 +189,18 @@ class TokenValidator:
                 else f"{option_name('issuer')}[{index}]"
             )
             entry = self._build_issuer(spec, defaults, label)
-            if entry.rules.issuer in self._issuers:
+            if entry.rules.issuer in self._issuers or any(
+                t.rules.issuer == entry.rules.issuer for t in self._templates
+            ):
                 raise ConfigurationError(
                     f"{label}: issuer {entry.rules.issuer!r} is configured twice; list each issuer once."
                 )
-            self._issuers[entry.rules.issuer] = entry
+            if entry.template is not None:
+                self._templates.append(entry)
+            else:
+                self._issuers[entry.rules.issuer] = entry
+            if entry.introspector is not None:
+                self._introspecting.append(entry)
 
     # -- configuration ---------------------------------------------------------------
 
@@ -180,6 +221,7 @@ class TokenValidator:
         iss = spec.get("issuer")
         if not isinstance(iss, str) or not iss.strip():
             raise ConfigurationError(f"{label} must be the issuer identifier (the exact 'iss' value of its tokens).")
+        template = IssuerTemplate.parse(iss, spec.get("tenants"), label, name("tenants"))
         audiences = _audiences(opts["audience"], name("audience"))
         algs = _algorithms(opts["algorithms"], name("algorithms"))
         leeway = _non_negative(opts["leeway"], name("leeway"))
@@ -193,6 +235,12 @@ class TokenValidator:
             check_url(jwks, name("jwks_uri"))
         elif disco is not None:
             check_url(disco, name("discovery_url"))
+        elif template is not None:
+            raise ConfigurationError(
+                f"{label} {iss!r} is a multi-tenant template: set its discovery_url to the multi-tenant "
+                "metadata (e.g. 'https://login.microsoftonline.com/organizations/v2.0/.well-known/"
+                "openid-configuration') or its jwks_uri; a template cannot be discovered by itself."
+            )
         else:
             try:
                 check_url(iss, label)
@@ -231,16 +279,75 @@ class TokenValidator:
             max_age=_non_negative(opts["jwks_max_age"], name("jwks_max_age")),
             stale_limit=_non_negative(opts["jwks_stale_limit"], name("jwks_stale_limit")),
         )
-        return _Issuer(rules, algs, keys, _token_types(opts["token_types"], name("token_types")))
+        introspector = None
+        if spec.get("introspection") is not None:
+            if template is not None:
+                raise ConfigurationError(
+                    f"{label}: introspection cannot be set on a {{tenantid}} template; an opaque token "
+                    "names no tenant. Configure each tenant's issuer with its own introspection."
+                )
+            options = Introspector.check_options(spec["introspection"], name("introspection"))
+            introspector = Introspector(
+                self.http, options, resolve_endpoint=self._endpoint_resolver(iss, disco), clock=self._clock
+            )
+        return _Issuer(
+            rules,
+            algs,
+            keys,
+            _token_types(opts["token_types"], name("token_types")),
+            template=template,
+            introspector=introspector,
+        )
+
+    def _endpoint_resolver(self, issuer: str, discovery_url: str | None) -> Callable[[], str]:
+        def resolve() -> str:
+            try:
+                doc = discover(self.http, issuer, discovery_url)
+            except DiscoveryError as exc:
+                raise FetchError(str(exc)) from None
+            url = doc.get("introspection_endpoint")
+            if not isinstance(url, str):
+                raise FetchError(f"the metadata of {issuer!r} names no introspection_endpoint")
+            try:
+                return check_url(url, "introspection_endpoint")
+            except ConfigurationError:
+                raise FetchError(f"the introspection_endpoint of {issuer!r} is not https") from None
+
+        return resolve
 
     @property
     def issuers(self) -> tuple[str, ...]:
-        """The configured issuer identifiers."""
-        return tuple(self._issuers)
+        """The configured issuer identifiers (templates as configured)."""
+        return tuple(self._issuers) + tuple(t.rules.issuer for t in self._templates)
+
+    def _entry(self, issuer: str) -> _Issuer:
+        entry = self._issuers.get(issuer)
+        if entry is None:
+            entry = next(t for t in self._templates if t.rules.issuer == issuer)
+        return entry
 
     def key_set(self, issuer: str) -> KeySet:
-        """The key set of a configured issuer (for stats and tests)."""
-        return self._issuers[issuer].keys
+        """The key set of a configured issuer or template (for stats and tests)."""
+        return self._entry(issuer).keys
+
+    def introspector(self, issuer: str) -> Introspector | None:
+        """The introspector of a configured issuer, if it has one (for stats and tests)."""
+        return self._entry(issuer).introspector
+
+    def issuer_settings(self, issuer: str) -> _Issuer:
+        """The resolved settings of a configured issuer (``rules``, ``algorithms``,
+        ``keys``, ``token_types``), so check-token runs the same rules one by one.
+
+        :raises KeyError: ``issuer`` is not configured.
+        """
+        return self._issuers[issuer]
+
+    def check_header(self, header: Mapping[str, Any], issuer: str) -> None:
+        """Check a token header's ``crit``, ``b64``, ``nonce`` and ``typ`` for ``issuer``.
+
+        :raises InvalidToken: as :meth:`validate` would.
+        """
+        self._check_header(header, self._issuers[issuer])
 
     # -- validation ------------------------------------------------------------------
 
@@ -261,12 +368,24 @@ class TokenValidator:
             raise InvalidToken(reason="internal") from None
 
     def _validate(self, token: str | bytes) -> VerifiedToken:
+        if isinstance(token, bytes):
+            try:
+                token = token.decode("ascii")
+            except UnicodeDecodeError:
+                raise InvalidToken("The access token is malformed: it is not ASCII.", reason="malformed") from None
+        if self._introspecting and isinstance(token, str) and not looks_like_jws(token):
+            return self._introspect_opaque(token)
         parsed = parse_compact(token, self.max_token_bytes)
         header, claims = parsed.header, parsed.payload
         iss = claims.get("iss")
         entry = self._issuers.get(iss) if isinstance(iss, str) else None
         if entry is None:
-            raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
+            # Templates only on a miss, so fixed issuers cost one dict lookup.
+            entry = self._match_template(iss, claims) if self._templates else None
+            if entry is None:
+                raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
+        if entry.introspector is not None and entry.introspector.all_tokens:
+            return self._introspect_with(entry, token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in entry.algorithms:
             raise InvalidToken("The token's signing algorithm is not allowed.", reason="algorithm")
@@ -275,13 +394,61 @@ class TokenValidator:
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("The token's key id is malformed.", reason="malformed")
         signing_input, signature = parsed.signing_input, parsed.signature
+        wrong_issuer = False
         for key in entry.keys.candidates(kid, alg):
+            if key.issuer is not None and not _key_issuer_matches(key, iss, claims):
+                wrong_issuer = True
+                continue
             if key.verify(alg, signing_input, signature):
                 break
         else:
+            if wrong_issuer:
+                raise InvalidToken("The token's signing key belongs to another issuer.", reason="key_issuer")
             raise InvalidToken("The token's signature is invalid.", reason="bad_signature")
         check_claims(claims, entry.rules, self._clock())
         return VerifiedToken(claims, header, entry.rules)
+
+    def _match_template(self, iss: Any, claims: Mapping[str, Any]) -> _Issuer | None:
+        if not isinstance(iss, str):
+            return None
+        for entry in self._templates:
+            assert entry.template is not None
+            if entry.template.matches(iss, claims.get("tid")):
+                return _Issuer(
+                    entry.rules.for_issuer(iss), entry.algorithms, entry.keys, entry.token_types, entry.template
+                )
+        return None
+
+    # -- introspection (RFC 7662) ----------------------------------------------------
+
+    def _introspect_opaque(self, token: str) -> VerifiedToken:
+        """Ask each issuer with introspection, in the configured order.
+
+        An opaque token names no issuer. The first issuer that calls it active
+        decides; one that cannot answer only matters if no other says active.
+        """
+        if len(token) > self.max_token_bytes:
+            raise InvalidToken("The access token is too large.", reason="too_large")
+        if not _B64TOKEN.fullmatch(token):
+            raise InvalidToken("The access token is malformed.", reason="malformed")
+        unavailable: IntrospectionUnavailable | None = None
+        for entry in self._introspecting:
+            try:
+                return self._introspect_with(entry, token)
+            except IntrospectionUnavailable as exc:
+                unavailable = exc
+            except InvalidToken as exc:
+                if exc.reason != "inactive":
+                    raise
+        if unavailable is not None:
+            raise unavailable
+        raise InvalidToken("The access token is not active.", reason="inactive")
+
+    def _introspect_with(self, entry: _Issuer, token: str) -> VerifiedToken:
+        assert entry.introspector is not None
+        answer = entry.introspector.introspect(token)
+        check_introspected(answer, entry.introspected_rules, self._clock())
+        return VerifiedToken(answer, {}, entry.introspected_rules)
 
     @staticmethod
     def _check_header(header: Mapping[str, Any], entry: _Issuer) -> None:
@@ -310,6 +477,19 @@ class TokenValidator:
             raise InvalidToken("The token's type is not allowed.", reason="token_type")
         if (None if typ is None else _normalize_typ(typ)) not in entry.token_types:
             raise InvalidToken("The token's type is not allowed.", reason="token_type")
+
+
+def _key_issuer_matches(key: VerifyingKey, iss: Any, claims: Mapping[str, Any]) -> bool:
+    """Entra ID's signing-key issuer check: a JWK's ``issuer`` member must equal
+    the token's ``iss``, after a ``{tenantid}`` in it is replaced by ``tid``."""
+    expected = key.issuer
+    assert expected is not None
+    if "{tenantid}" in expected:
+        tid = claims.get("tid")
+        if not isinstance(tid, str) or not tid:
+            return False
+        expected = expected.replace("{tenantid}", tid)
+    return bool(expected == iss)
 
 
 # -- option checks ---------------------------------------------------------------------

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 if TYPE_CHECKING:  # fixtures come from conftest.py; no runtime import of it
-    from conftest import OidcProvider
+    from .conftest import OidcProvider
 
 #: Mirrors provider.mjs; the fixture exposes the same as ``.resources``.
 RESOURCES = {
@@ -51,9 +51,7 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return json.loads(_b64url_decode(header)), json.loads(_b64url_decode(payload))
 
 
-def verify_jws(
-    token: str, jwks: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def verify_jws(token: str, jwks: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify a compact JWS against the JWK with the header's ``kid``.
 
     :returns: (header, payload)
@@ -72,13 +70,9 @@ def verify_jws(
         assert jwk["alg"] == alg, f"JWK alg {jwk['alg']} used for {alg}"
     if alg in ("RS256", "PS256"):
         assert jwk["kty"] == "RSA"
-        rsa_key = rsa.RSAPublicNumbers(
-            _b64url_int(jwk["e"]), _b64url_int(jwk["n"])
-        ).public_key()
+        rsa_key = rsa.RSAPublicNumbers(_b64url_int(jwk["e"]), _b64url_int(jwk["n"])).public_key()
         if alg == "RS256":
-            rsa_key.verify(
-                signature, signing_input, padding.PKCS1v15(), hashes.SHA256()
-            )
+            rsa_key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
         else:
             # RFC 7518 §3.5: salt length equals the hash output size.
             pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -90,15 +84,11 @@ def verify_jws(
         ).public_key()
         # RFC 7518 §3.4: R || S, 32 octets each, not DER.
         assert len(signature) == 64
-        der = encode_dss_signature(
-            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-        )
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
         ec_key.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
     elif alg == "EdDSA":
         assert (jwk["kty"], jwk["crv"]) == ("OKP", "Ed25519")  # RFC 8037 §3.1
-        Ed25519PublicKey.from_public_bytes(_b64url_decode(jwk["x"])).verify(
-            signature, signing_input
-        )
+        Ed25519PublicKey.from_public_bytes(_b64url_decode(jwk["x"])).verify(signature, signing_input)
     else:
         raise AssertionError(f"unexpected alg {alg}")
     return header, payload
@@ -108,9 +98,7 @@ def verify_jws(
 
 
 def test_openid_discovery(oidc_provider: OidcProvider) -> None:
-    response = requests.get(
-        f"{oidc_provider.issuer}/.well-known/openid-configuration", timeout=10
-    )
+    response = requests.get(f"{oidc_provider.issuer}/.well-known/openid-configuration", timeout=10)
     assert response.status_code == 200
     meta = response.json()
     assert meta["issuer"] == oidc_provider.issuer
@@ -118,9 +106,7 @@ def test_openid_discovery(oidc_provider: OidcProvider) -> None:
     assert meta["token_endpoint"] == f"{oidc_provider.issuer}/token"
     assert meta["jwks_uri"] == f"{oidc_provider.issuer}/jwks"
     assert "client_credentials" in meta["grant_types_supported"]
-    assert {"client_secret_post", "client_secret_basic"} <= set(
-        meta["token_endpoint_auth_methods_supported"]
-    )
+    assert {"client_secret_post", "client_secret_basic"} <= set(meta["token_endpoint_auth_methods_supported"])
     assert {"assets:read", "assets:write"} <= set(meta["scopes_supported"])
     assert oidc_provider.resources == RESOURCES
     assert sorted(oidc_provider.clients) == CLIENT_IDS
@@ -128,9 +114,7 @@ def test_openid_discovery(oidc_provider: OidcProvider) -> None:
 
 def test_openid_mode_also_serves_rfc8414_path(oidc_provider: OidcProvider) -> None:
     # oidc-provider v9 serves the same document on the RFC 8414 path too.
-    response = requests.get(
-        f"{oidc_provider.issuer}/.well-known/oauth-authorization-server", timeout=10
-    )
+    response = requests.get(f"{oidc_provider.issuer}/.well-known/oauth-authorization-server", timeout=10)
     assert response.status_code == 200
     assert response.json() == oidc_provider.metadata()
 
@@ -156,9 +140,7 @@ def test_jwks_is_public_and_covers_every_key_type(oidc_provider: OidcProvider) -
 
 @pytest.mark.parametrize("alg", sorted(RESOURCES))
 @pytest.mark.parametrize("client_id", CLIENT_IDS)
-def test_each_client_gets_a_jwt_for_each_resource(
-    oidc_provider: OidcProvider, client_id: str, alg: str
-) -> None:
+def test_each_client_gets_a_jwt_for_each_resource(oidc_provider: OidcProvider, client_id: str, alg: str) -> None:
     resource = oidc_provider.resources[alg]
     before = int(time.time())
     token = oidc_provider.token(client_id, resource=resource)
@@ -170,9 +152,7 @@ def test_each_client_gets_a_jwt_for_each_resource(
     assert claims["aud"] == resource  # a single string, not a list
     assert claims["client_id"] == client_id
     assert claims["sub"] == client_id  # RFC 9068 §2.2: no resource owner
-    assert (
-        claims["scope"] == oidc_provider.client_scopes[client_id]
-    )  # space-separated string
+    assert claims["scope"] == oidc_provider.client_scopes[client_id]  # space-separated string
     assert claims["roles"] == oidc_provider.client_roles[client_id]
     assert isinstance(claims["jti"], str) and claims["jti"]
     assert before - 5 <= claims["iat"] <= time.time() + 5
@@ -201,9 +181,7 @@ def test_default_resource_without_resource_parameter(
 
 
 def test_scope_subset_is_honoured(oidc_provider: OidcProvider) -> None:
-    token = oidc_provider.token(
-        "admin", resource=RESOURCES["PS256"], scope="assets:read"
-    )
+    token = oidc_provider.token("admin", resource=RESOURCES["PS256"], scope="assets:read")
     assert decode_unverified(token)[1]["scope"] == "assets:read"
 
 
@@ -240,9 +218,7 @@ def test_wrong_secret_is_invalid_client(oidc_provider: OidcProvider, auth: str) 
 
 @pytest.mark.parametrize("client_id", CLIENT_IDS)
 @pytest.mark.parametrize("auth", ["post", "basic"])
-def test_secret_methods_are_interchangeable(
-    oidc_provider: OidcProvider, client_id: str, auth: str
-) -> None:
+def test_secret_methods_are_interchangeable(oidc_provider: OidcProvider, client_id: str, auth: str) -> None:
     # oidc-provider accepts client_secret_post and client_secret_basic for a
     # client registered with either one (shared/client_auth.js).
     response = oidc_provider.token_response(client_id, auth=auth)
@@ -267,12 +243,10 @@ def test_rotation_replaces_keys(oidc_provider_factory: Any) -> None:
     new_kids = _published_kids(provider)
     assert new_kids == set(new_signing)
     assert len(new_kids) == 3 and not new_kids & old_kids
-    with pytest.raises(AssertionError, match="not .*in JWKS"):
+    with pytest.raises(AssertionError, match=r"not .*in JWKS"):
         verify_jws(old_token, provider.jwks())
     for alg, resource in RESOURCES.items():
-        header, _ = verify_jws(
-            provider.token("admin", resource=resource), provider.jwks()
-        )
+        header, _ = verify_jws(provider.token("admin", resource=resource), provider.jwks())
         assert header["alg"] == alg and header["kid"] in new_kids
 
 
@@ -288,9 +262,7 @@ def test_graceful_rotation_keeps_previous_public_keys(
     assert _published_kids(provider) == old_kids | new_signing
     verify_jws(old_token, provider.jwks())  # still verifiable
     for resource in RESOURCES.values():
-        header, _ = verify_jws(
-            provider.token("reader", resource=resource), provider.jwks()
-        )
+        header, _ = verify_jws(provider.token("reader", resource=resource), provider.jwks())
         assert header["kid"] in new_signing  # but no longer used to sign
 
 
@@ -314,14 +286,10 @@ def test_no_openid_discovery_mode_serves_only_rfc8414(
     oidc_provider_no_discovery: OidcProvider,
 ) -> None:
     provider = oidc_provider_no_discovery
-    openid = requests.get(
-        f"{provider.issuer}/.well-known/openid-configuration", timeout=10
-    )
+    openid = requests.get(f"{provider.issuer}/.well-known/openid-configuration", timeout=10)
     assert openid.status_code == 404
 
-    rfc8414 = requests.get(
-        f"{provider.issuer}/.well-known/oauth-authorization-server", timeout=10
-    )
+    rfc8414 = requests.get(f"{provider.issuer}/.well-known/oauth-authorization-server", timeout=10)
     assert rfc8414.status_code == 200
     meta = rfc8414.json()
     assert meta["issuer"] == provider.issuer

@@ -1,0 +1,1 @@
+"""Internals of :mod:`flask_ccguard.testing`; not a public API."""

@@ -1,0 +1,290 @@
+"""The ``ccguard`` command (get, decode and check tokens) and ``flask ccguard check-token``.
+
+Exit codes: 0 success (every check passed), 1 the token is invalid or could
+not be obtained, 2 usage or configuration error. Keys are fetched only from
+the issuer the user says to expect, never from the token's own ``iss``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sys
+from collections.abc import Sequence
+from typing import Any, Callable, NoReturn, TypeVar
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .core.checks import Report, run_checks
+from .core.client import AUTH_METHODS, ClientCredentials, TokenRequestError
+from .core.errors import CCGuardError, ConfigurationError
+from .core.jws import parse_compact
+from .core.validator import TokenValidator
+
+__all__ = ["flask_group", "main", "write_header_file"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+AZURE_AUTHORITY = "https://login.microsoftonline.com"
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
+_MAX_TOKEN = 65536
+
+
+def _usage(message: str) -> NoReturn:
+    raise click.UsageError(message)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _read_token(value: str) -> str:
+    """The token argument, or standard input for ``-`` (keeps it out of ``ps``)."""
+    token = sys.stdin.read(_MAX_TOKEN) if value == "-" else value
+    return token.strip()
+
+
+def write_header_file(path: str, token: str) -> None:
+    """Write ``Authorization: Bearer <token>`` to ``path`` with mode 0600.
+
+    The file is created under a random name with ``O_CREAT | O_EXCL`` and
+    mode 0600 (never readable by others, not even for a moment), then renamed
+    over ``path``; a symlink at ``path`` is replaced, not followed.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask took away, exactly 0600
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(f"Authorization: Bearer {token}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# -- shared options ------------------------------------------------------------------
+
+
+def _request_options(fn: F) -> F:
+    """Where and how to request a token (the original script's -t/-c/-s/-f and more)."""
+    options = [
+        click.option("-t", "--tenant", envvar="CCGUARD_TENANT", help="Azure AD tenant (directory) id."),
+        click.option("-f", "--fqdn", envvar="CCGUARD_FQDN", help="API host; Azure resource https://FQDN."),
+        click.option("-c", "--client-id", envvar="CCGUARD_CLIENT_ID", help="Client id."),
+        click.option("-s", "--client-secret", envvar="CCGUARD_CLIENT_SECRET", help="Client secret (prefer env)."),
+        click.option("--issuer", envvar="CCGUARD_ISSUER", help="Issuer identifier (discovery)."),
+        click.option("--token-url", envvar="CCGUARD_TOKEN_URL", help="Token endpoint, instead of discovery."),
+        click.option(
+            "--auth-method",
+            type=click.Choice(AUTH_METHODS),
+            default="client_secret_post",
+            envvar="CCGUARD_AUTH_METHOD",
+            show_default=True,
+        ),
+        click.option("--resource", multiple=True, envvar="CCGUARD_RESOURCE", help="Resource indicator (repeatable)."),
+        click.option(
+            "--authority", default=AZURE_AUTHORITY, envvar="CCGUARD_AUTHORITY", show_default=True, hidden=True
+        ),
+        click.option("--timeout", type=float, default=10, envvar="CCGUARD_HTTP_TIMEOUT", show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _host(value: str | None, what: str) -> str | None:
+    if value is not None and not _HOSTNAME.fullmatch(value):
+        _usage(f"{what} {value!r} must be a host name or id (letters, digits, '.', '-').")
+    return value
+
+
+def _client(opts: dict[str, Any], scope: str | None, audience: str | None) -> ClientCredentials:
+    tenant = _host(opts["tenant"], "-t/--tenant")
+    fqdn = _host(opts["fqdn"], "-f/--fqdn")
+    if not opts["client_id"] or not opts["client_secret"]:
+        _usage(
+            "-c/--client-id and -s/--client-secret (or CCGUARD_CLIENT_ID and CCGUARD_CLIENT_SECRET) "
+            "are needed to request a token."
+        )
+    resources = list(opts["resource"])
+    token_url = opts["token_url"]
+    if tenant:
+        # Azure AD v1, as the original script: the resource names the API.
+        token_url = token_url or f"{opts['authority'].rstrip('/')}/{tenant}/oauth2/token"
+        if fqdn and not resources:
+            resources = [f"https://{fqdn}"]
+    kw: dict[str, Any] = {
+        "scope": scope,
+        "resource": resources or None,
+        "audience": audience,
+        "auth_method": opts["auth_method"],
+        "timeout": opts["timeout"],
+    }
+    try:
+        if token_url:
+            return ClientCredentials(token_url, opts["client_id"], opts["client_secret"], **kw)
+        if opts["issuer"]:
+            return ClientCredentials.from_issuer(opts["issuer"], opts["client_id"], opts["client_secret"], **kw)
+    except ConfigurationError as exc:
+        _usage(str(exc))
+    except TokenRequestError as exc:
+        _fail(str(exc))
+    _usage("say where to request the token: --token-url, --issuer or -t/--tenant.")
+
+
+def _fetch(client: ClientCredentials) -> dict[str, Any]:
+    try:
+        return client.token_response()
+    except TokenRequestError as exc:
+        _fail(str(exc))
+    finally:
+        client.close()
+
+
+def _print_report(report: Report, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        if report.header is not None:
+            click.echo("header:")
+            click.echo(json.dumps(report.header, indent=2))
+            click.echo("payload:")
+            click.echo(json.dumps(report.payload, indent=2, sort_keys=True))
+            click.echo()
+        for check in report.checks:
+            click.echo(f"{check.status:<4}  {check.name:<9}  {check.detail}")
+        failed = sum(c.status == "FAIL" for c in report.checks)
+        click.echo("\nresult: VALID" if report.ok else f"\nresult: INVALID ({failed} check(s) failed)")
+    sys.exit(0 if report.ok else 1)
+
+
+# -- ccguard -------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Get, decode and check OAuth 2.0 client-credentials access tokens."""
+
+
+@main.command()
+@_request_options
+@click.option("--scope", envvar="CCGUARD_SCOPE", help="Scope(s) to request, space-separated.")
+@click.option("--audience", envvar="CCGUARD_AUDIENCE", help="Audience to request (Aidbox, Auth0).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole token response.")
+@click.option("--header-file", type=click.Path(dir_okay=False), help="Write 'Authorization: Bearer …' here (0600).")
+def token(scope: str | None, audience: str | None, as_json: bool, header_file: str | None, **opts: Any) -> None:
+    """Request an access token with the client-credentials grant."""
+    response = _fetch(_client(opts, scope, audience))
+    access_token = response["access_token"]
+    if header_file:
+        try:
+            write_header_file(header_file, access_token)
+        except OSError as exc:
+            _fail(f"cannot write {header_file}: {exc.strerror}")
+        click.echo(f"wrote {header_file} (mode 0600)", err=True)
+    if as_json:
+        click.echo(json.dumps(response, indent=2))
+    elif not header_file:
+        click.echo(access_token)
+
+
+@main.command("check-token")
+@click.option("-T", "--token", "raw_token", envvar="CCGUARD_TOKEN", help="The token to check ('-': stdin).")
+@_request_options
+@click.option("--audience", multiple=True, envvar="CCGUARD_AUDIENCE", help="Expected audience (repeatable).")
+@click.option("--role", multiple=True, help="Required role; any one of them suffices (repeatable).")
+@click.option("--scope", multiple=True, help="Required scope; all are needed (repeatable).")
+@click.option("--request-scope", envvar="CCGUARD_SCOPE", help="Scope to request when fetching the token.")
+@click.option("--algorithm", multiple=True, envvar="CCGUARD_ALGORITHMS", help="Allowed algorithm [RS256].")
+@click.option("--leeway", type=float, default=60, envvar="CCGUARD_LEEWAY", show_default=True)
+@click.option("--jwks-uri", envvar="CCGUARD_JWKS_URI", help="The issuer's JWKS, instead of discovery.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check_token(
+    raw_token: str | None,
+    audience: Sequence[str],
+    role: Sequence[str],
+    scope: Sequence[str],
+    request_scope: str | None,
+    algorithm: Sequence[str],
+    leeway: float,
+    jwks_uri: str | None,
+    as_json: bool,
+    **opts: Any,
+) -> None:
+    """Check a token (given, or requested) the way a resource server must."""
+    tenant = _host(opts["tenant"], "-t/--tenant")
+    fqdn = _host(opts["fqdn"], "-f/--fqdn")
+    issuer = opts["issuer"] or (f"https://sts.windows.net/{tenant}/" if tenant else None)
+    if not issuer:
+        _usage("--issuer (or -t/--tenant) is required: keys are fetched only from the issuer you expect.")
+    audiences = list(audience) or ([f"https://{fqdn}", f"https://{fqdn}/"] if fqdn else [])
+    if not audiences:
+        _usage("--audience (or -f/--fqdn) is required to check the 'aud' claim.")
+    discovery_url = None
+    if tenant and not opts["issuer"]:
+        # Azure AD v1: the tenant's metadata names https://sts.windows.net/{tenant}/.
+        discovery_url = f"{opts['authority'].rstrip('/')}/{tenant}/.well-known/openid-configuration"
+    try:
+        validator = TokenValidator(
+            issuer=issuer,
+            audience=audiences,
+            algorithms=algorithm or ("RS256",),
+            leeway=leeway,
+            jwks_uri=jwks_uri,
+            discovery_url=discovery_url,
+            http_timeout=opts["timeout"],
+        )
+    except ConfigurationError as exc:
+        _usage(str(exc))
+    # Given, or requested from the endpoint (never printed: it is a credential).
+    tok = _read_token(raw_token) if raw_token else _fetch(_client(opts, request_scope, None))["access_token"]
+    _print_report(run_checks(validator, tok, roles=role, scopes=scope), as_json)
+
+
+@main.command()
+@click.argument("raw_token", metavar="TOKEN")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def decode(raw_token: str, as_json: bool) -> None:
+    """Show a token's header and payload offline. UNVERIFIED: nothing is checked."""
+    try:
+        parsed = parse_compact(_read_token(raw_token), _MAX_TOKEN)
+    except CCGuardError as exc:
+        _fail(exc.description)
+    if as_json:
+        doc = {"verified": False, "header": parsed.header, "payload": parsed.payload}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo("UNVERIFIED: decoded only; signature and claims NOT checked (use 'ccguard check-token').")
+    click.echo("header:")
+    click.echo(json.dumps(parsed.header, indent=2))
+    click.echo("payload:")
+    click.echo(json.dumps(parsed.payload, indent=2, sort_keys=True))
+
+
+# -- flask ccguard -------------------------------------------------------------------
+
+flask_group = AppGroup("ccguard", help="Check tokens with this application's flask-ccguard settings.")
+
+
+@flask_group.command("check-token")
+@click.argument("raw_token", metavar="TOKEN")
+@click.option("--role", multiple=True, help="Required role; any one of them suffices (repeatable).")
+@click.option("--scope", multiple=True, help="Required scope; all are needed (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def flask_check_token(raw_token: str, role: Sequence[str], scope: Sequence[str], as_json: bool) -> None:
+    """Check TOKEN ('-': stdin) with the app's own validator and configuration."""
+    state = current_app.extensions.get("ccguard")
+    validator = getattr(state, "validator", None)
+    if not isinstance(validator, TokenValidator):
+        _usage("flask-ccguard is not set up on this app: call CCGuard(app) or guard.init_app(app).")
+    _print_report(run_checks(validator, _read_token(raw_token), roles=role, scopes=scope), as_json)

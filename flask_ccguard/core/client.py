@@ -1,0 +1,285 @@
+"""Client-credentials token client (RFC 6749 §4.4) that caches its token and is a ``requests`` auth.
+
+One :class:`ClientCredentials` holds one client's token until shortly before
+it expires (absolute expiry computed at receipt, as IBM's guide advises);
+concurrent callers share one token request; as a ``requests`` auth
+(:class:`~.auth.RenewingBearerAuth`) a resource's 401 ``invalid_token``
+challenge fetches a fresh token and retries once. The client
+secret is never part of ``repr``, log records or exception text.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+from urllib.parse import quote_plus, urlencode
+
+from .auth import RenewingBearerAuth
+from .discovery import DiscoveryError, discover
+from .errors import ConfigurationError
+from .http import FetchError, HTTPClient, check_url
+from .token_response import TokenRequestError, parse_token_response
+
+__all__ = ["AUTH_METHODS", "ClientCredentials", "TokenRequestError"]
+
+log = logging.getLogger("flask_ccguard")
+
+#: ``client_secret_post`` and ``client_secret_basic`` (RFC 6749 §2.3.1), and
+#: ``json``: every parameter in a JSON body, as Aidbox accepts it.
+AUTH_METHODS = ("client_secret_post", "client_secret_basic", "json")
+_RESERVED = frozenset({"grant_type", "client_id", "client_secret"})
+
+
+class _Secret:
+    """Holds the client secret; its ``repr`` hides it, so dumps of the
+    client's ``__dict__`` (debuggers, error trackers) do not show it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+class _Token:
+    __slots__ = ("access_token", "refresh_at", "response")
+
+    def __init__(self, access_token: str, response: dict[str, Any], refresh_at: float) -> None:
+        self.access_token = access_token
+        self.response = response
+        self.refresh_at = refresh_at
+
+
+class _Flight:
+    """One token request under way; the threads that wait for it share its outcome."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: _Token | None = None
+        self.error: TokenRequestError | None = None
+
+
+def _form_encode(value: str) -> str:
+    # RFC 6749 §2.3.1 / Appendix B: id and secret are form-urlencoded before Basic.
+    return quote_plus(value, safe="*").replace("~", "%7E")
+
+
+def _strings(value: str | Iterable[str] | None, name: str) -> list[str]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(v, str) and v for v in items):
+        raise ConfigurationError(f"{name} must be a non-empty string or a list of them.")
+    return items
+
+
+class ClientCredentials(RenewingBearerAuth):
+    """Gets, caches and attaches a client-credentials access token.
+
+    :param token_url: the token endpoint (https; http only for loopback hosts).
+    :param scope: requested scope(s), sent space-separated.
+    :param resource: RFC 8707 resource indicator(s); Azure AD v1's ``resource``.
+    :param audience: requested audience (Aidbox, Auth0).
+    :param auth_method: one of :data:`AUTH_METHODS`.
+    :param extra_params: further token-request parameters.
+    :param timeout: seconds for the whole token request.
+    :param margin: seconds before expiry at which a token is replaced (at most
+        half its lifetime, so short-lived tokens are still reused).
+    :param default_lifetime: seconds to keep a token that states neither
+        ``expires_in`` nor a JWT ``exp`` (Aidbox opaque tokens).
+    :param http: an :class:`HTTPClient` to share; ``timeout`` is then its own.
+    :param clock: seconds since the epoch (for tests).
+    :raises ConfigurationError: for a wrong option.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str | Iterable[str] | None = None,
+        resource: str | Iterable[str] | None = None,
+        audience: str | None = None,
+        auth_method: str = "client_secret_post",
+        extra_params: Mapping[str, str] | None = None,
+        timeout: float = 5,
+        margin: float = 30,
+        default_lifetime: float = 300,
+        http: HTTPClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.token_url = check_url(token_url, "token_url")
+        if not isinstance(client_id, str) or not client_id:
+            raise ConfigurationError("client_id must be the client's non-empty identifier.")
+        if not isinstance(client_secret, str) or not client_secret:
+            raise ConfigurationError("client_secret must be the client's non-empty secret.")
+        if auth_method not in AUTH_METHODS:
+            raise ConfigurationError(f"auth_method must be one of {', '.join(AUTH_METHODS)} (got {auth_method!r}).")
+        if audience is not None and (not isinstance(audience, str) or not audience):
+            raise ConfigurationError("audience must be a non-empty string.")
+        extra = dict(extra_params or {})
+        if _RESERVED & set(extra):
+            raise ConfigurationError(f"extra_params may not set {sorted(_RESERVED & set(extra))}; they are arguments.")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+            raise ConfigurationError("extra_params must map parameter names to strings.")
+        for value, name in ((timeout, "timeout"), (margin, "margin"), (default_lifetime, "default_lifetime")):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ConfigurationError(f"{name} must be a number of seconds, 0 or more (got {value!r}).")
+        if http is None and not timeout > 0:
+            raise ConfigurationError("timeout must be more than 0 seconds.")
+        self.client_id = client_id
+        self._secret = _Secret(client_secret)
+        self.scope = " ".join(_strings(scope, "scope")) or None
+        self.resource = tuple(_strings(resource, "resource"))
+        self.audience = audience
+        self.auth_method = auth_method
+        self.extra_params = extra
+        self.margin = float(margin)
+        self.default_lifetime = float(default_lifetime)
+        self._owns_http = http is None
+        self._http = http if http is not None else HTTPClient(timeout=timeout)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: _Token | None = None
+        self._flight: _Flight | None = None
+        #: token requests sent (successful or not), for stats and tests
+        self.requests_sent = 0
+
+    @classmethod
+    def from_issuer(
+        cls, issuer: str, client_id: str, client_secret: str, *, discovery_url: str | None = None, **kw: Any
+    ) -> ClientCredentials:
+        """A client whose token endpoint comes from the issuer's metadata.
+
+        OIDC Discovery / RFC 8414: the document must name ``issuer`` exactly.
+
+        :raises TokenRequestError: no metadata with a usable ``token_endpoint``.
+        """
+        check_url(issuer, "issuer")
+        http = kw.pop("http", None) or HTTPClient(timeout=kw.get("timeout", 5))
+        try:
+            doc = discover(http, issuer, discovery_url, need="token_endpoint")
+        except DiscoveryError as exc:
+            raise TokenRequestError(None, str(exc)) from None
+        client = cls(doc["token_endpoint"], client_id, client_secret, http=http, **kw)
+        client._owns_http = True
+        return client
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientCredentials(token_url={self.token_url!r}, client_id={self.client_id!r}, "
+            f"auth_method={self.auth_method!r})"
+        )
+
+    def close(self) -> None:
+        """Close the HTTP session this client made for itself."""
+        if self._owns_http:
+            self._http.close()
+
+    # -- tokens ----------------------------------------------------------------------
+
+    def token(self) -> str:
+        """The current access token, fetched if there is none or it is about to expire.
+
+        :raises TokenRequestError: the token endpoint refused or did not answer.
+        """
+        return self._current().access_token
+
+    def token_response(self) -> dict[str, Any]:
+        """The token endpoint's whole answer for the current token (a copy)."""
+        return dict(self._current().response)
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget the cached token (only if it is ``token``, when given), so the
+        next :meth:`token` fetches a new one. A token another thread has
+        already replaced is left alone, so a burst of 401s costs one request."""
+        with self._lock:
+            if self._cached is not None and (token is None or self._cached.access_token == token):
+                self._cached = None
+
+    def _current(self) -> _Token:
+        with self._lock:
+            cached = self._cached
+            if cached is not None and self._clock() < cached.refresh_at:
+                return cached
+            flight = self._flight
+            leader = flight is None
+            if flight is None:
+                flight = self._flight = _Flight()
+        if not leader:
+            # Single flight: wait for the request under way (it ends by its deadline).
+            if not flight.done.wait(self._http.timeout + 5):
+                raise TokenRequestError(None, "timed out waiting for the token request under way")
+            if flight.result is not None:
+                return flight.result
+            err = flight.error or TokenRequestError(None, "the token request failed")
+            raise TokenRequestError(err.error, err.error_description, err.status)
+        try:
+            flight.result = self._fetch()
+            return flight.result
+        except TokenRequestError as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                if flight.result is not None:
+                    self._cached = flight.result
+                self._flight = None
+            flight.done.set()
+
+    def _encode(self) -> tuple[bytes, str, dict[str, str]]:
+        """The request body, its media type and headers for :attr:`auth_method`."""
+        headers: dict[str, str] = {}
+        if self.auth_method == "json":
+            doc: dict[str, Any] = {
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self._secret.value,
+            }
+            if self.scope:
+                doc["scope"] = self.scope
+            if self.resource:
+                doc["resource"] = self.resource[0] if len(self.resource) == 1 else list(self.resource)
+            if self.audience:
+                doc["audience"] = self.audience
+            doc.update(self.extra_params)
+            return json.dumps(doc, separators=(",", ":")).encode("utf-8"), "application/json", headers
+        params = [("grant_type", "client_credentials")]
+        if self.auth_method == "client_secret_basic":
+            pair = f"{_form_encode(self.client_id)}:{_form_encode(self._secret.value)}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        else:
+            params += [("client_id", self.client_id), ("client_secret", self._secret.value)]
+        if self.scope:
+            params.append(("scope", self.scope))
+        params += [("resource", r) for r in self.resource]  # RFC 8707 §2: repeatable
+        if self.audience:
+            params.append(("audience", self.audience))
+        params += list(self.extra_params.items())
+        return urlencode(params).encode("ascii"), "application/x-www-form-urlencoded", headers
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret.value, "***")
+
+    def _fetch(self) -> _Token:
+        body, media_type, headers = self._encode()
+        sent_at = self._clock()  # expiry counts from before the request: never late
+        self.requests_sent += 1
+        try:
+            resp = self._http.post_body(self.token_url, body, content_type=media_type, headers=headers)
+        except FetchError as exc:
+            raise TokenRequestError(None, str(exc), exc.status) from None
+        access, data, lifetime = parse_token_response(resp.status, resp.data, sent_at, self._redact)
+        if lifetime is None:
+            lifetime = self.default_lifetime
+        refresh_at = sent_at + lifetime - min(self.margin, lifetime / 2)
+        log.debug("flask_ccguard: got a token from %r for %r, valid %d s", self.token_url, self.client_id, lifetime)
+        return _Token(access, data, refresh_at)

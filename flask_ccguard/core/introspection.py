@@ -1,0 +1,228 @@
+"""Opaque access tokens checked at the issuer's introspection endpoint (RFC 7662).
+
+An :class:`Introspector` POSTs ``token=…&token_type_hint=access_token``
+(RFC 7662 §2.1) with the resource server's own client authentication (HTTP
+Basic or form post, RFC 6749 §2.3.1), and caches each answer under the
+SHA-256 of the token -- never the token itself -- until the earlier of the
+token's ``exp`` and a configured TTL; inactive answers are cached briefly.
+An endpoint that cannot answer raises :class:`IntrospectionUnavailable`
+(503); an opaque token is never accepted without an answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any, Callable
+from urllib.parse import quote_plus
+
+from .claims import ClaimRules, check_claims
+from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
+from .http import FetchError, HTTPClient, check_url
+
+__all__ = ["INTROSPECTION_OPTIONS", "Introspector", "check_introspected", "looks_like_jws"]
+
+log = logging.getLogger("flask_ccguard")
+
+#: Keys of a per-issuer ``introspection`` dict, and their defaults.
+INTROSPECTION_OPTIONS: dict[str, Any] = {
+    "endpoint": None,  # None: the issuer metadata's introspection_endpoint
+    "client_id": None,
+    "client_secret": None,
+    "auth_method": "client_secret_basic",
+    "ttl": 60,
+    "inactive_ttl": 5,
+    "tokens": "opaque",
+    "max_entries": 10000,
+}
+_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+_TOKENS = ("opaque", "all")
+_INACTIVE: dict[str, Any] = {"active": False}
+
+
+def looks_like_jws(token: str) -> bool:
+    """True if ``token`` has the shape of a compact JWS: three dot-separated
+    segments (RFC 7515 §7.1). Anything else is opaque and never JWT-decoded."""
+    return token.count(".") == 2
+
+
+class Introspector:
+    """Asks one issuer's introspection endpoint about tokens, with a cache.
+
+    :param http: the validator's HTTP client.
+    :param options: the per-issuer ``introspection`` dict (see
+        :data:`INTROSPECTION_OPTIONS`), already checked by :meth:`from_options`.
+    :param resolve_endpoint: returns the endpoint when none is configured
+        (from the issuer's metadata); may raise :class:`FetchError`.
+    :param clock: seconds since the epoch (the validator's clock).
+    """
+
+    def __init__(
+        self,
+        http: HTTPClient,
+        options: Mapping[str, Any],
+        *,
+        resolve_endpoint: Callable[[], str] | None = None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._http = http
+        self._endpoint: str | None = options["endpoint"]
+        self._resolve = resolve_endpoint
+        self._client_id: str = options["client_id"]
+        self._client_secret: str = options["client_secret"]
+        self._basic = options["auth_method"] == "client_secret_basic"
+        self.ttl: float = options["ttl"]
+        self.inactive_ttl: float = options["inactive_ttl"]
+        self.all_tokens = options["tokens"] == "all"
+        self._max_entries: int = options["max_entries"]
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[bytes, tuple[float, dict[str, Any]]] = {}
+        self.calls = 0  # requests sent to the endpoint, for stats and tests
+
+    @classmethod
+    def check_options(cls, value: Any, name: str) -> dict[str, Any]:
+        """The ``introspection`` dict with defaults filled in.
+
+        :raises ConfigurationError: naming the bad key and the fix.
+        """
+        if not isinstance(value, Mapping):
+            raise ConfigurationError(f"{name} must be a dict with 'client_id', 'client_secret' and usually 'endpoint'.")
+        unknown = set(value) - set(INTROSPECTION_OPTIONS)
+        if unknown:
+            raise ConfigurationError(
+                f"{name}: unknown key(s) {sorted(unknown)}; allowed are {sorted(INTROSPECTION_OPTIONS)}."
+            )
+        opts = {**INTROSPECTION_OPTIONS, **value}
+        if opts["endpoint"] is not None:
+            check_url(opts["endpoint"], f"{name}['endpoint']")
+        for key in ("client_id", "client_secret"):
+            if not isinstance(opts[key], str) or not opts[key]:
+                raise ConfigurationError(
+                    f"{name}['{key}'] is required: the credentials this API uses to call the "
+                    "introspection endpoint (RFC 7662 §2.1 requires the caller to authenticate)."
+                )
+        if opts["auth_method"] not in _AUTH_METHODS:
+            raise ConfigurationError(f"{name}['auth_method'] must be one of {list(_AUTH_METHODS)}.")
+        if opts["tokens"] not in _TOKENS:
+            raise ConfigurationError(
+                f"{name}['tokens'] must be 'opaque' (only non-JWT tokens are introspected) "
+                "or 'all' (this issuer's JWTs are introspected too)."
+            )
+        for key in ("ttl", "inactive_ttl"):
+            v = opts[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ConfigurationError(f"{name}['{key}'] must be a number of seconds, 0 or more.")
+            opts[key] = float(v)
+        m = opts["max_entries"]
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ConfigurationError(f"{name}['max_entries'] must be a whole number above 0.")
+        return opts
+
+    # -- asking ----------------------------------------------------------------------
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """The endpoint's answer for ``token`` (cached); ``{"active": False}`` if inactive.
+
+        :raises IntrospectionUnavailable: no answer could be had.
+        """
+        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(digest)
+            if hit is not None:
+                if now < hit[0]:
+                    return dict(hit[1])
+                del self._cache[digest]
+        answer = self._ask(token)
+        active = answer.get("active") is True
+        if active:
+            until = now + self.ttl
+            exp = answer.get("exp")
+            if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+                until = min(until, float(exp))
+        else:
+            # Cached briefly: a replayed bad token costs no call, and a token
+            # activated a moment later is seen soon.
+            answer = dict(_INACTIVE)
+            until = now + self.inactive_ttl
+        if until > now:
+            self._store(digest, until, answer, now)
+        return dict(answer)
+
+    def _store(self, digest: bytes, until: float, answer: dict[str, Any], now: float) -> None:
+        with self._lock:
+            if len(self._cache) >= self._max_entries:
+                for key in [k for k, (t, _) in self._cache.items() if t <= now]:
+                    del self._cache[key]
+                while len(self._cache) >= self._max_entries:
+                    # dicts keep insertion order: drop the oldest entry.
+                    del self._cache[next(iter(self._cache))]
+            self._cache[digest] = (until, answer)
+
+    def forget(self) -> None:
+        """Drop every cached answer (e.g. after a revocation event)."""
+        with self._lock:
+            self._cache.clear()
+
+    def _endpoint_url(self) -> str:
+        if self._endpoint is None:
+            if self._resolve is None:  # pragma: no cover - the validator always passes one
+                raise FetchError("no introspection endpoint configured")
+            self._endpoint = self._resolve()
+        return self._endpoint
+
+    def _ask(self, token: str) -> dict[str, Any]:
+        data = {"token": token, "token_type_hint": "access_token"}
+        headers: dict[str, str] = {}
+        if self._basic:
+            # RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
+            pair = f"{quote_plus(self._client_id)}:{quote_plus(self._client_secret)}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        else:
+            data["client_id"] = self._client_id
+            data["client_secret"] = self._client_secret
+        self.calls += 1
+        try:
+            url = self._endpoint_url()
+            resp = self._http.post_form(url, data, headers=headers)
+        except FetchError as exc:
+            log.warning("flask_ccguard: introspection failed: %s", exc)
+            raise IntrospectionUnavailable() from None
+        if resp.status != 200:
+            # 401/403 mean this API's own introspection credentials are wrong;
+            # the caller's token may be fine, so this is ours to fix, not a 401.
+            log.error(
+                "flask_ccguard: introspection endpoint %r answered HTTP %d%s",
+                url,
+                resp.status,
+                "; check the introspection client_id/client_secret" if resp.status in (401, 403) else "",
+            )
+            raise IntrospectionUnavailable()
+        if not isinstance(resp.data, dict):
+            log.error("flask_ccguard: introspection endpoint %r did not answer a JSON object", url)
+            raise IntrospectionUnavailable()
+        return resp.data
+
+
+def check_introspected(answer: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """Check an introspection answer like a JWT's claims (RFC 7662 §2.2).
+
+    ``active`` must be true and ``exp`` present; ``iss``, ``aud``, ``nbf`` and
+    ``iat`` are checked when present (RFC 7662 makes them optional, and an
+    endpoint that authenticated this API usually omits ``aud``).
+
+    :raises InvalidToken: (or :class:`ExpiredToken`) naming the claim.
+    """
+    if answer.get("active") is not True:
+        raise InvalidToken("The access token is not active.", reason="inactive")
+    token_type = answer.get("token_type")
+    if isinstance(token_type, str) and "refresh" in token_type.lower():
+        raise InvalidToken("The token is not an access token.", reason="token_type")
+    probe = dict(answer)
+    probe.setdefault("iss", rules.issuer)
+    check_claims(probe, rules, now)

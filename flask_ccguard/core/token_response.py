@@ -1,0 +1,103 @@
+"""Reading a token endpoint's answer: RFC 6749 §5.1 success (and its lifetime) or §5.2 error."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from typing import Any, Callable
+
+__all__ = ["TokenRequestError", "parse_token_response"]
+
+# RFC 6749 §5.2: error and error_description are %x20-21 / %x23-5B / %x5D-7E.
+_UNSAFE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
+_NUMERIC = re.compile(r"\s*\d+(?:\.\d+)?\s*")
+
+
+class TokenRequestError(Exception):
+    """The token endpoint refused, or could not be asked.
+
+    :param error: the endpoint's RFC 6749 §5.2 ``error`` code (``invalid_client``,
+        ``invalid_scope``…), or None when it gave none (no answer, not JSON).
+    :param error_description: the endpoint's description, or why the request failed.
+    :param status: the HTTP status of the answer; None when there was none.
+    """
+
+    def __init__(self, error: str | None, error_description: str | None = None, status: int | None = None) -> None:
+        self.error = error
+        self.error_description = error_description
+        self.status = status
+        super().__init__(error, error_description, status)
+
+    def __str__(self) -> str:
+        parts = ["token request failed"]
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.error:
+            parts.append(self.error)
+        text = ", ".join(parts)
+        return f"{text}: {self.error_description}" if self.error_description else text
+
+    def __repr__(self) -> str:
+        return f"TokenRequestError(error={self.error!r}, status={self.status!r})"
+
+
+def _number(value: Any) -> float | None:
+    """``expires_in`` as seconds: a JSON number, or a numeric string (Azure AD v1)."""
+    if isinstance(value, str) and _NUMERIC.fullmatch(value):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return max(0.0, float(value))
+
+
+def _jwt_exp(token: str) -> float | None:
+    """The ``exp`` of a JWT access token, read unverified: only to time the cache."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return _number(payload.get("exp")) if isinstance(payload, dict) else None
+
+
+def _safe(value: Any, limit: int, redact: Callable[[str], str]) -> str | None:
+    """Endpoint text fit for an exception: printable, bounded, redacted."""
+    if not isinstance(value, str) or not value:
+        return None
+    return _UNSAFE.sub("?", redact(value))[:limit]
+
+
+def parse_token_response(
+    status: int, data: Any, sent_at: float, redact: Callable[[str], str] = str
+) -> tuple[str, dict[str, Any], float | None]:
+    """The access token, the whole answer and the token's lifetime in seconds.
+
+    The lifetime comes from ``expires_in`` (a number, or a numeric string as
+    Azure AD v1 sends it), else from the JWT's ``exp``; None if neither says.
+
+    :param sent_at: when the request was sent (seconds since the epoch).
+    :param redact: removes secrets from text taken from the answer.
+    :raises TokenRequestError: an error answer, or one that is unusable.
+    """
+    if status != 200:
+        error = data.get("error") if isinstance(data, dict) else None
+        desc = data.get("error_description") if isinstance(data, dict) else None
+        raise TokenRequestError(_safe(error, 100, redact), _safe(desc, 500, redact), status)
+    if not isinstance(data, dict):
+        raise TokenRequestError(None, "the token endpoint's answer is not a JSON object", status)
+    access = data.get("access_token")
+    if not isinstance(access, str) or not access:
+        raise TokenRequestError(None, "the token endpoint's answer has no access_token", status)
+    token_type = data.get("token_type")
+    # RFC 6749 §7.1: only Bearer tokens are sent as they are (DPoP etc. need proofs).
+    if token_type is not None and (not isinstance(token_type, str) or token_type.lower() != "bearer"):
+        raise TokenRequestError(None, f"token_type {_safe(token_type, 40, redact)!r} is not Bearer", status)
+    lifetime = _number(data.get("expires_in"))
+    if lifetime is None:
+        exp = _jwt_exp(access)
+        lifetime = max(0.0, exp - sent_at) if exp is not None else None
+    return access, data, lifetime

@@ -1,0 +1,86 @@
+"""The Flask extension: settings read once per app, state in ``app.extensions``.
+
+Follows Flask's extension guide: :class:`CCGuard` holds only the keyword
+options it was given; everything tied to an application (the
+:class:`~flask_ccguard.TokenValidator`, its key cache, the realm) lives in
+that application's :class:`CCGuardState`, so two apps in one process share
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import MappingProxyType
+from typing import Any
+
+from flask import Blueprint, Flask, request
+
+from .config import build_validator, read_settings
+from .core.errors import CCGuardError
+from .decorators import Match, check_match, names, verify_token_in_request
+from .responses import error_response
+from .state import EXTENSION_KEY, CCGuardState
+
+__all__ = ["CCGuard"]
+
+
+class CCGuard:
+    """Protects a Flask application's views with bearer access tokens.
+
+    :param app: the application, or None to call :meth:`init_app` later.
+    :param options: any ``CCGUARD_*`` setting in lower case without the prefix
+        (``issuer=``, ``audience=``, ``leeway=``…); they override
+        ``app.config`` for every app this extension is initialised on.
+    :raises ConfigurationError: (with ``app``) if a setting is missing or wrong.
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        # Checked here too, so a misspelt option fails where it was written.
+        read_settings({}, options, import_name="")
+        self._options = dict(options)
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read and check the app's settings, build its validator, register
+        the default error response.
+
+        :raises ConfigurationError: naming the ``CCGUARD_*`` key and the fix.
+        :raises RuntimeError: if the app already has a CCGuard.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("CCGuard is already initialised on this app; call init_app once per app.")
+        settings = read_settings(app.config, self._options, import_name=app.import_name)
+        app.extensions[EXTENSION_KEY] = CCGuardState(
+            guard=self,
+            validator=build_validator(settings),
+            realm=settings["CCGUARD_REALM"],
+            allow_query_token=settings["CCGUARD_ALLOW_QUERY_TOKEN"],
+            allow_form_token=settings["CCGUARD_ALLOW_FORM_TOKEN"],
+            settings=MappingProxyType(settings),
+        )
+        # A handler the app registered before us wins; one registered later
+        # replaces ours, as Flask's own registration does.
+        if CCGuardError not in app.error_handler_spec[None][None]:
+            app.register_error_handler(CCGuardError, error_response)
+
+    def protect(
+        self,
+        app_or_blueprint: Flask | Blueprint,
+        roles: Iterable[str] = (),
+        scopes: Iterable[str] = (),
+        match: Match = "all",
+    ) -> None:
+        """Require a valid token (and ``roles`` / ``scopes``) for every view
+        of an app or blueprint. Per-view decorators add their requirements.
+
+        ``OPTIONS`` requests pass, so CORS preflights work.
+        """
+        roles, scopes = names(roles, "roles"), names(scopes, "scopes")
+        check_match(match)
+
+        def require_valid_token() -> None:
+            if request.method != "OPTIONS":
+                verify_token_in_request(roles=roles, scopes=scopes, match=match)
+
+        app_or_blueprint.before_request(require_valid_token)
