@@ -94,6 +94,8 @@ TIMES: list[tuple[str, dict[str, Any], type[Exception] | None, str | None]] = [
     ("RFC7519-4.1.5-nbf-far-future", {"nbf": NOW + 10**8}, InvalidToken, "nbf"),
     ("RFC7519-4.1.6-iat-future-beyond-leeway", {"iat": NOW + LEEWAY + 1}, InvalidToken, "iat"),
     ("RFC7519-4.1.6-iat-at-leeway-edge", {"iat": NOW + LEEWAY}, None, None),
+    ("CWE-190-nbf-huge-integer", {"nbf": 10**400}, InvalidToken, "nbf"),
+    ("CWE-190-iat-huge-integer", {"iat": 10**400}, InvalidToken, "iat"),
     ("RFC7519-4.1.6-iat-far-future-with-far-exp", {"iat": NOW + 10**6, "exp": NOW + 10**7}, InvalidToken, "iat"),
 ]
 

@@ -126,7 +126,7 @@ def _huge(with_length: bool) -> bytes:
 
 
 def _many_keys() -> bytes:
-    junk = [{"kty": "RSA", "kid": f"k{i}", "n": "AQAB", "e": "AQAB"} for i in range(5000)]
+    junk = [{"kty": "RSA", "kid": f"k{i}", "n": "AQAB", "e": "AQAB"} for i in range(1000)]
     return http_response("200 OK", json.dumps({"keys": junk}).encode())
 
 
