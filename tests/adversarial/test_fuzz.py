@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flask_ccguard import CCGuardError, TokenValidator
+from flask_ccguard import CCGuard, CCGuardError, TokenValidator, current_token, require_roles, require_scopes
 from flask_ccguard.core.jws import parse_compact
 from flask_ccguard.testing import TestIssuer
 
@@ -166,3 +168,56 @@ def test_a_token_with_a_replaced_segment_is_never_accepted(
         return
     parts[segment] = replacement
     assert _validate(fuzz_validator, ".".join(parts)) is None
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(fuzz_issuer: TestIssuer) -> Iterator[FlaskClient]:
+    app = Flask(__name__)
+    app.config.update(
+        CCGUARD_ISSUER=fuzz_issuer.issuer,
+        CCGUARD_AUDIENCE=fuzz_issuer.audience,
+        CCGUARD_ALGORITHMS=list(ALL_ALGS),
+        CCGUARD_ALLOW_QUERY_TOKEN=True,
+        CCGUARD_ALLOW_FORM_TOKEN=True,
+    )
+    CCGuard(app)
+
+    @app.route("/r", methods=["GET", "POST"])
+    @require_roles("admin", "guest", match="any")
+    @require_scopes("read")
+    def resource() -> dict[str, Any]:
+        return {"sub": current_token.subject, "exp": current_token.expires_at.isoformat()}
+
+    with app.test_client() as client:
+        yield client
+
+
+@FUZZ
+@given(
+    authorization=st.none() | st.text(max_size=200) | st.builds("Bearer {}".format, st.text(max_size=200)),
+    query=st.none() | st.text(max_size=60),
+    form=st.none() | st.text(max_size=60),
+    claims=st.none() | st.dictionaries(st.sampled_from(CLAIM_NAMES), json_values, max_size=4),
+)
+def test_flask_layer_never_answers_500(
+    fuzz_issuer: TestIssuer,
+    fuzz_client: FlaskClient,
+    authorization: str | None,
+    query: str | None,
+    form: str | None,
+    claims: dict[str, Any] | None,
+) -> None:
+    if claims is not None:
+        # A validly signed token with fuzzed claims, so roles/scopes checks run too.
+        authorization = "Bearer " + fuzz_issuer.mint(**{"scope": "read", "roles": ["guest"], **claims})
+    environ = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
+    response = fuzz_client.open(
+        "/r",
+        method="GET" if form is None else "POST",
+        query_string=None if query is None else {"access_token": query},
+        data=None if form is None else {"access_token": form},
+        environ_overrides=environ,
+    )
+    assert response.status_code in (200, 400, 401, 403), response.get_data(as_text=True)
+    if response.status_code != 200:
+        assert "\n" not in response.headers["WWW-Authenticate"]
