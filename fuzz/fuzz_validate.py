@@ -6,9 +6,10 @@ Usage (atheris builds on CPython 3.8-3.11 with clang/libFuzzer)::
     PYTHONPATH=. python fuzz/fuzz_validate.py -max_total_time=600 fuzz/corpus
 
 Each input is turned into one of five shapes: raw bytes, a raw string, a
-token with fuzzed header and payload bytes *signed by the issuer's real key*
-(so the fuzzer reaches the claim checks and VerifiedToken), a token with
-fuzzed claim values, or a valid token with a few characters changed. The
+token with fuzzed header members and claim values *signed by the issuer's
+real key* (so the fuzzer reaches the header, key and claim checks and
+VerifiedToken), a signed token with fuzzed payload bytes, or a valid token
+with a few characters changed. The
 property: only CCGuardError comes out (and never one reporting a swallowed
 internal error), and no changed token is ever accepted.
 """
@@ -70,16 +71,18 @@ def _token(fdp: Any) -> tuple[Any, str | None]:
     index = fdp.ConsumeIntInRange(0, len(ALGS) - 1)
     alg = ALGS[index]
     if mode == 2:
-        header = {"alg": alg, "kid": KIDS[index]}
-        if fdp.ConsumeBool():
+        # Fuzzed header members and claims around a valid core, signed by the
+        # issuer: reaches the header checks, key lookup and claim checks.
+        header: dict[str, Any] = {"alg": alg, "kid": KIDS[index]}
+        for _ in range(fdp.ConsumeIntInRange(0, 3)):
             header[HEADERS[fdp.ConsumeIntInRange(0, len(HEADERS) - 1)]] = _value(fdp)
-        payload = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 2048))
-        return ISSUER.sign(header, payload, alg=alg), None
-    if mode == 3:
         claims: dict[str, Any] = {"iss": ISSUER.issuer, "aud": ISSUER.audience, "exp": 2_100_000_000, "iat": 1}
         for _ in range(fdp.ConsumeIntInRange(0, 4)):
             claims[CLAIMS[fdp.ConsumeIntInRange(0, len(CLAIMS) - 1)]] = _value(fdp)
-        return ISSUER.sign({"alg": alg, "kid": KIDS[index]}, json.dumps(claims).encode(), alg=alg), None
+        return ISSUER.sign(header, json.dumps(claims).encode(), alg=alg), None
+    if mode == 3:
+        payload = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 2048))
+        return ISSUER.sign({"alg": alg, "kid": KIDS[index]}, payload, alg=alg), None
     original = SEED_TOKENS[index]
     chars = list(original)
     for _ in range(fdp.ConsumeIntInRange(1, 4)):
