@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
-from flask_ccguard import CCGuardError, InvalidToken, TokenValidator
+from flask_ccguard import CCGuard, CCGuardError, InvalidToken, TokenValidator, require_token
 from flask_ccguard.testing import TestIssuer
 
 from .support import b64json, claims_for, forge, make_validator, rejection
@@ -132,3 +134,63 @@ def test_issuer_documents_cannot_inject_log_lines(
     for record in caplog.records:
         assert "\r" not in record.getMessage()
         assert "\n" not in record.getMessage()
+
+
+@pytest.fixture(scope="module")
+def flask_client(issuer: TestIssuer) -> Iterator[FlaskClient]:
+    app = Flask(__name__)
+    app.config.update(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience, CCGUARD_REALM="api")
+    CCGuard(app)
+
+    @app.route("/r", methods=["GET", "POST", "PUT"])
+    @require_token
+    def resource() -> str:
+        return "ok"
+
+    with app.test_client() as client:
+        yield client
+
+
+@pytest.mark.parametrize("build", [r[1] for r in REFLECTIONS], ids=[f"flask-{r[0]}" for r in REFLECTIONS])
+def test_flask_responses_and_logs_never_reflect_the_token(
+    issuer: TestIssuer, flask_client: FlaskClient, caplog: pytest.LogCaptureFixture, build: Build
+) -> None:
+    token = build(issuer)
+    if isinstance(token, bytes):
+        token = token.decode("latin-1")
+    with caplog.at_level(logging.DEBUG, logger="flask_ccguard"):
+        response = flask_client.get("/r", environ_overrides={"HTTP_AUTHORIZATION": "Bearer " + token})
+    assert response.status_code in (400, 401)
+    _assert_clean(response.headers["WWW-Authenticate"], "WWW-Authenticate")
+    body = response.get_json()
+    assert set(body) == {"error", "error_description"}
+    _assert_clean(json.dumps(body), "body")
+    _assert_logs_clean(caplog)
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["GET\r\nINFO flask_ccguard: accepted", "G\u00c9T\x1b[2J", 'GET"'],
+    ids=[
+        "CWE-117-crlf-in-request-method",
+        "CWE-117-escape-sequence-in-request-method",
+        "CWE-117-quote-in-request-method",
+    ],
+)
+def test_the_request_method_cannot_forge_log_lines(
+    issuer: TestIssuer, caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    # guard.protect() runs before routing, so even an unknown method is logged.
+    app = Flask(__name__)
+    app.config.update(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience)
+    CCGuard(app).protect(app)
+    app.add_url_rule("/r", "r", lambda: "ok")
+    with caplog.at_level(logging.DEBUG, logger="flask_ccguard"):
+        response = app.test_client().get("/r", environ_overrides={"REQUEST_METHOD": method})
+    assert response.status_code == 401
+    assert caplog.records, "the refusal was expected to be logged"
+    for record in caplog.records:
+        message = record.getMessage()
+        assert "\r" not in message
+        assert "\n" not in message
+        assert "\x1b" not in message
