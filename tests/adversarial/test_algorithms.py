@@ -395,7 +395,7 @@ def test_key_whose_jwk_forbids_the_use_verifies_nothing(
     assert rejection(v, issuer.mint(alg=alg, kid="twin")).reason == "unknown_kid"
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"], ids=lambda a: f"RFC7517-4-control-usable-twin-{a}")
 def test_a_twin_key_without_forbidding_members_verifies(issuer: TestIssuer, alg: str) -> None:
     # The control for the table above: the same twin, unmodified, is usable.
     v = _fresh_validator_with(issuer, _published(alg)(issuer))
