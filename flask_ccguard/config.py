@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "CCGUARD_TOKEN_TYPES": None,
     #: Refuse tokens issued more than this many seconds ago; None: no limit.
     "CCGUARD_MAX_TOKEN_AGE": None,
+    #: Where discovery documents and key sets are cached: None (this process),
+    #: ``file:///dir`` (the workers of one host) or ``redis://host:port/db`` (every host).
+    "CCGUARD_CACHE": None,
     #: The ``realm`` of ``WWW-Authenticate`` challenges; None uses the app's import name.
     "CCGUARD_REALM": None,
     #: Accept ``?access_token=`` in the URL (RFC 6750 §2.3; tokens end up in logs).

@@ -19,7 +19,7 @@ from .config import build_validator, read_settings
 from .core.errors import CCGuardError
 from .decorators import Match, check_match, names, verify_token_in_request
 from .responses import error_response
-from .state import EXTENSION_KEY, CCGuardState
+from .state import EXTENSION_KEY, CCGuardState, get_state
 
 __all__ = ["CCGuard"]
 
@@ -84,3 +84,12 @@ class CCGuard:
                 verify_token_in_request(roles=roles, scopes=scopes, match=match)
 
         app_or_blueprint.before_request(require_valid_token)
+
+    def stats(self, app: Flask | None = None) -> dict[str, Any]:
+        """Counters of ``app``'s validator (default: the current app): validations
+        by outcome and reason, key fetches, unknown-``kid`` refetches, cooldown
+        refusals, stale keys served, cache hits. Per process; a new dict each call.
+
+        See :meth:`flask_ccguard.TokenValidator.stats`.
+        """
+        return get_state(app).validator.stats()

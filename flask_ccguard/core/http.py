@@ -22,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from cachecontrol import CacheControl
 from cachecontrol.cache import BaseCache, DictCache
+from cachecontrol.heuristics import BaseHeuristic
 
 from .._version import __version__
 from .errors import ConfigurationError
@@ -91,12 +92,14 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 class JSONResponse:
     """A fetched JSON object and the freshness lifetime its issuer declared."""
 
-    __slots__ = ("data", "max_age", "status")
+    __slots__ = ("data", "from_cache", "max_age", "status")
 
-    def __init__(self, data: Any, max_age: int | None, status: int) -> None:
+    def __init__(self, data: Any, max_age: int | None, status: int, from_cache: bool = False) -> None:
         self.data = data
         self.max_age = max_age
         self.status = status
+        #: True when the HTTP cache answered and the issuer was not contacted.
+        self.from_cache = from_cache
 
 
 def _max_age(headers: Mapping[str, str]) -> int | None:
@@ -161,6 +164,8 @@ class HTTPClient:
         deadline for one fetch (headers and body together).
     :param max_bytes: the largest body accepted.
     :param cache: a CacheControl cache; an in-process ``DictCache`` by default.
+    :param heuristic: a CacheControl heuristic for responses without caching
+        headers (see :class:`~flask_ccguard.core.cache_backends.DefaultFreshness`).
     """
 
     def __init__(
@@ -169,6 +174,7 @@ class HTTPClient:
         timeout: float = 5.0,
         max_bytes: int = DEFAULT_MAX_BYTES,
         cache: BaseCache | None = None,
+        heuristic: BaseHeuristic | None = None,
     ) -> None:
         self.timeout = float(timeout)
         self.max_bytes = int(max_bytes)
@@ -176,10 +182,23 @@ class HTTPClient:
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
         session.trust_env = False  # no proxies or netrc credentials picked up by surprise
-        self.session = CacheControl(session, cache=cache if cache is not None else DictCache())
+        self.cache = cache if cache is not None else DictCache()
+        self.session = CacheControl(session, cache=self.cache, heuristic=heuristic)
+        #: GETs answered by the HTTP cache / by the network, for stats.
+        self.cache_hits = 0
+        self.network_fetches = 0
+        self._count_lock = threading.Lock()
 
     def close(self) -> None:
         self.session.close()
+
+    def forget(self, url: str) -> None:
+        """Drop ``url`` from the HTTP cache, e.g. a document that proved unusable,
+        so that no other worker sharing the cache is served it."""
+        adapter: Any = self.session.get_adapter(url)
+        controller = getattr(adapter, "controller", None)
+        if controller is not None:
+            self.cache.delete(controller.cache_url(url))
 
     def get_json(self, url: str, *, fresh: bool = False) -> JSONResponse:
         """GET ``url`` and return its JSON body.
@@ -309,6 +328,12 @@ class HTTPClient:
 
     def _read(self, resp: requests.Response, url: str, watch: _Watch, *, accept_errors: bool) -> JSONResponse:
         watch.attach(resp)
+        from_cache = bool(getattr(resp, "from_cache", False))
+        with self._count_lock:
+            if from_cache:
+                self.cache_hits += 1
+            else:
+                self.network_fetches += 1
         try:
             if not accept_errors and resp.status_code != 200:
                 raise FetchError(f"{url!r} answered HTTP {resp.status_code}", status=resp.status_code)
@@ -327,5 +352,7 @@ class HTTPClient:
         try:
             data = json.loads(bytes(body))
         except (ValueError, RecursionError):
+            if resp.request.method == "GET":
+                self.forget(url)  # never share garbage through the cache
             raise FetchError(f"{url!r} did not answer JSON", status=resp.status_code) from None
-        return JSONResponse(data, _max_age(resp.headers), resp.status_code)
+        return JSONResponse(data, _max_age(resp.headers), resp.status_code, from_cache)

@@ -85,6 +85,10 @@ class KeySet:
         self._fetching = False
         self.fetches = 0  # successful and failed key-set fetches, for stats and tests
         self.cooldown_refusals = 0  # unknown kids that found the cooldown closed
+        self.refetches = 0  # fetches started by an unknown kid
+        self.fetch_failures = 0  # fetches that brought no usable key set
+        self.cache_hits = 0  # fetches the HTTP cache answered without the issuer
+        self.stale_served = 0  # lookups served by keys due for refresh
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -128,6 +132,11 @@ class KeySet:
     def kids(self) -> frozenset[str]:
         return frozenset(self._by_kid)
 
+    @property
+    def max_age(self) -> float:
+        """Seconds between refreshes of the whole set (at least)."""
+        return self._max_age
+
     # -- fetching --------------------------------------------------------------------
 
     def _refresh(self, now: float, *, reason: str, wait: bool = True) -> bool:
@@ -142,6 +151,7 @@ class KeySet:
         with self._lock:
             if self._fetching:
                 if not wait:
+                    self.stale_served += 1
                     return False
                 # Single flight: wait for the fetch under way rather than start another.
                 self._done.wait(self._http.timeout * 3 + 1)
@@ -149,12 +159,16 @@ class KeySet:
                 return True
             if reason != "unknown_kid" and self._loaded and now < self._refresh_at:
                 return False
+            if not wait:
+                self.stale_served += 1  # this caller goes on with the keys it has
             cooling = self._last_attempt is not None and now - self._last_attempt < self._cooldown
             if cooling and (reason == "unknown_kid" or self._last_failed):
                 if reason == "unknown_kid":
                     self.cooldown_refusals += 1
                 self._raise_if_unusable(now)
                 return False
+            if reason == "unknown_kid":
+                self.refetches += 1
             self._fetching = True
             self._last_attempt = now
         if not wait:
@@ -168,13 +182,15 @@ class KeySet:
 
     def _run_fetch(self, now: float, reason: str) -> bool:
         try:
-            keys, max_age = self._fetch(fresh=reason == "unknown_kid")
+            # After a failure the cached copy may be what failed: ask the issuer.
+            keys, max_age, from_cache = self._fetch(fresh=reason == "unknown_kid" or self._last_failed)
         except (FetchError, DiscoveryError) as exc:
             log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, exc)
             with self._lock:
                 self._fetching = False
                 self._last_failed = True
                 self.fetches += 1
+                self.fetch_failures += 1
                 self._done.notify_all()
                 self._raise_if_unusable(self._clock())
             return False
@@ -186,6 +202,10 @@ class KeySet:
         with self._lock:
             old = frozenset(self._by_kid)
             self._install(keys, now, max_age)
+            if from_cache:
+                # The shared cache answered and the issuer was not asked: a key
+                # rotated in since it was stored may still be fetched at once.
+                self._last_attempt = None
             self._fetching = False
             self._last_failed = False
             self.fetches += 1
@@ -216,11 +236,15 @@ class KeySet:
             self._jwks_uri = doc["jwks_uri"]
         return self._jwks_uri
 
-    def _fetch(self, *, fresh: bool) -> tuple[list[VerifyingKey], int | None]:
-        resp = self._http.get_json(self._resolve_jwks_uri(), fresh=fresh)
+    def _fetch(self, *, fresh: bool) -> tuple[list[VerifyingKey], int | None, bool]:
+        uri = self._resolve_jwks_uri()
+        resp = self._http.get_json(uri, fresh=fresh)
+        if resp.from_cache:
+            self.cache_hits += 1
         doc: Any = resp.data
         members = doc.get("keys") if isinstance(doc, dict) else None
         if not isinstance(members, list):
+            self._http.forget(uri)  # not to be served to the other workers
             raise FetchError(f"the JWKS of {self.issuer!r} has no 'keys' array")
         keys: list[VerifyingKey] = []
         seen: set[str] = set()
@@ -247,4 +271,4 @@ class KeySet:
             log.warning(
                 "flask_ccguard: %r publishes %d keys; only the first %d are used", self.issuer, len(members), _MAX_KEYS
             )
-        return keys, resp.max_age
+        return keys, resp.max_age, resp.from_cache

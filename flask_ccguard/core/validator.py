@@ -20,8 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Union
 
-from cachecontrol.cache import BaseCache
-
+from .cache_backends import CacheSpec, DefaultFreshness, make_cache
 from .claims import ClaimRules, VerifiedToken, check_claims
 from .discovery import DiscoveryError, discover
 from .errors import CCGuardError, ConfigurationError, IntrospectionUnavailable, InvalidToken
@@ -30,6 +29,7 @@ from .introspection import Introspector, check_introspected, looks_like_jws
 from .jwks import KeySet
 from .jws import parse_compact
 from .keys import ASYMMETRIC_ALGORITHMS, VerifyingKey
+from .stats import ValidationCounter, snapshot
 from .tenants import IssuerTemplate
 
 __all__ = ["TokenValidator"]
@@ -128,7 +128,10 @@ class TokenValidator:
     :param max_token_bytes: longest token accepted.
     :param token_types: accepted ``typ`` values (default: absent, ``JWT``, ``at+jwt``).
     :param max_token_age: refuse tokens issued longer ago than this (seconds).
-    :param cache: a CacheControl cache shared by the HTTP session.
+    :param cache: where fetched metadata and key sets are cached: None for
+        this process, ``"file:///dir"`` or ``"redis://host:port/db"`` to share
+        them between workers, or a CacheControl cache object
+        (see :func:`~flask_ccguard.core.cache_backends.make_cache`).
     :param clock: returns the time in seconds since the epoch (for tests).
     :raises ConfigurationError: for any missing or wrong option.
     """
@@ -152,7 +155,7 @@ class TokenValidator:
         max_token_bytes: int = 16384,
         token_types: Iterable[str] | None = None,
         max_token_age: float | None = None,
-        cache: BaseCache | None = None,
+        cache: CacheSpec = None,
         clock: Callable[[], float] | None = None,
         option_name: Callable[[str], str] = str,
     ) -> None:
@@ -162,7 +165,11 @@ class TokenValidator:
         timeout = _non_negative(http_timeout, option_name("http_timeout"))
         if timeout == 0:
             raise ConfigurationError(f"{option_name('http_timeout')} must be more than 0 seconds.")
-        self.http = HTTPClient(timeout=timeout, cache=cache)
+        shared = make_cache(cache, option_name("cache")) if cache not in (None, "", "memory://") else None
+        # Only a shared cache needs heuristic freshness; its lifetime is set below.
+        freshness = DefaultFreshness(0) if shared is not None else None
+        self.http = HTTPClient(timeout=timeout, cache=shared, heuristic=freshness)
+        self._counter = ValidationCounter()
         defaults: dict[str, Any] = {
             "audience": audience,
             "algorithms": algorithms,
@@ -201,6 +208,9 @@ class TokenValidator:
                 self._issuers[entry.rules.issuer] = entry
             if entry.introspector is not None:
                 self._introspecting.append(entry)
+        if freshness is not None:
+            # Never fresher than the shortest refresh interval, or a refresh would be a cache hit.
+            freshness.seconds = int(min(e.keys.max_age for e in self._entries()))
 
     # -- configuration ---------------------------------------------------------------
 
@@ -359,13 +369,29 @@ class TokenValidator:
         :raises KeysUnavailable: if the issuer's keys cannot be had.
         """
         try:
-            return self._validate(token)
-        except CCGuardError:
+            verified = self._validate(token)
+        except CCGuardError as exc:
+            self._counter.add("unavailable" if exc.status == 503 else "rejected", exc.reason)
             raise
         except Exception as exc:  # a bug must not turn into a 500 or a leak
             log.error("flask_ccguard: unexpected %s while validating a token; refused", type(exc).__name__)
             log.debug("flask_ccguard: validation failure detail", exc_info=True)
+            self._counter.add("rejected", "internal")
             raise InvalidToken(reason="internal") from None
+        self._counter.add("accepted", "ok")
+        return verified
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since start: validations by outcome and reason, key fetches,
+        unknown-``kid`` refetches, cooldown refusals, stale keys served, cache hits.
+
+        Cheap enough to expose on a metrics endpoint; a new dict each call.
+        See :func:`~flask_ccguard.core.stats.snapshot` for its members.
+        """
+        return snapshot(self._counter, self.http, (e.keys for e in self._entries()))
+
+    def _entries(self) -> list[_Issuer]:
+        return [*self._issuers.values(), *self._templates]
 
     def _validate(self, token: str | bytes) -> VerifiedToken:
         if isinstance(token, bytes):

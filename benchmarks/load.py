@@ -1,0 +1,505 @@
+"""Load and fault harness: a TestIssuer, the API under gunicorn, concurrent clients.
+
+Each scenario starts a :class:`~flask_ccguard.testing.TestIssuer` and the API
+(the example asset API configured through ``CCGUARD_ISSUER``/``AUDIENCE`` to
+trust the TestIssuer, or ``--app minimal``) under a real gunicorn on
+loopback, warms every worker, then drives client threads with a mix of valid,
+expired, forged and random-``kid`` tokens for a bounded time and number of
+requests, while the issuer goes down, slows down, rotates keys or answers
+garbage. It reports requests/s, p50/p99 latency, statuses by token kind, the
+discovery and JWKS requests the issuer saw, the workers' ``stats()``, and
+every broken promise (a valid token refused while keys were cached, a 5xx
+other than 503, a bad token accepted, too many issuer requests)::
+
+    python -m benchmarks.load all --duration 60
+    python -m benchmarks.load issuer_down --cache memory --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import http.client
+import itertools
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from flask_ccguard.testing import TestIssuer
+
+from .servers import Gunicorn, redis_server
+
+PATH = "/archivist/v2/assets"
+AUDIENCE = "https://api.example.com"
+KINDS = ("valid", "valid_new", "expired", "forged", "random_kid")
+DEFAULT_MIX = (("valid", 0.7), ("expired", 0.1), ("forged", 0.1), ("random_kid", 0.1))
+FLOOD_MIX = (("valid", 0.2), ("random_kid", 0.8))
+REFRESH_MIX = (("valid", 0.8), ("expired", 0.1), ("forged", 0.1))
+# Claims every token carries, so the example's role check passes for valid ones.
+CLAIMS: dict[str, Any] = {"roles": ["archivist_administrator"], "client_id": "load-client"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    #: (fraction of the run, action) pairs; see :func:`_act`.
+    events: tuple[tuple[float, str], ...] = ()
+    mix: tuple[tuple[str, float], ...] = DEFAULT_MIX
+    #: The issuer stayed healthy, so shared-cache bounds apply.
+    healthy: bool = False
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("steady", "issuer healthy throughout", healthy=True),
+        Scenario("issuer_down", "issuer stops for good at 30% (keys cached)", ((0.3, "stop"),)),
+        Scenario("issuer_slow", "JWKS answers after 5 s from 20% to 80%", ((0.2, "slow"), (0.8, "fast"))),
+        Scenario("rotation", "new signing key at 30%, old one still published", ((0.3, "rotate"),), healthy=True),
+        Scenario(
+            "issuer_error",
+            "JWKS answers 500 from 25%, HTML garbage from 50%, healthy from 75%",
+            ((0.25, "error500"), (0.5, "garbage"), (0.75, "heal")),
+        ),
+        Scenario("kid_flood", "80% of requests carry a random kid", mix=FLOOD_MIX, healthy=True),
+        # Without unknown kids only max-age refreshes fetch: the shared-cache bound.
+        Scenario("refresh", "issuer healthy, no unknown kids: max-age refreshes only", mix=REFRESH_MIX, healthy=True),
+    )
+}
+
+
+@dataclasses.dataclass
+class Settings:
+    duration: float = 60.0
+    workers: int = 4
+    threads: int = 4
+    clients: int = 16
+    #: memory, file, redis, or a CCGUARD_CACHE URL.
+    cache: str = "redis"
+    cooldown: float = 5.0
+    max_age: float = 15.0
+    http_timeout: float = 5.0
+    slow_delay: float = 5.0
+    #: Cache-Control max-age the issuer sends on its JWKS; None sends no header.
+    issuer_max_age: int | None = None
+    max_requests: int = 2_000_000
+    #: auto (the example if importable), example or minimal.
+    app: str = "auto"
+    seed: int = 1
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class Tokens:
+    """Pre-built tokens of each kind; random-``kid`` tokens are made per request."""
+
+    def __init__(self, issuer: TestIssuer, foreign: TestIssuer, lifetime: int) -> None:
+        self._issuer = issuer
+        self._lifetime = lifetime
+        now = int(time.time())
+        self.pools: dict[str, list[str]] = {
+            "valid": self._mint_valid(),
+            "valid_new": [],
+            "expired": [
+                issuer.mint(sub=f"expired-{i}", iat=now - 7200, nbf=now - 7200, exp=now - 3600, **CLAIMS)
+                for i in range(5)
+            ],
+        }
+        kid = issuer.public_jwk("RS256")["kid"]
+        # Forged: the issuer's kid with another key's signature, and a valid
+        # token whose payload was changed after signing.
+        forged = [foreign.mint(iss=issuer.issuer, aud=AUDIENCE, kid=kid, expires_in=lifetime, **CLAIMS)]
+        header, _, signature = self.pools["valid"][0].split(".")
+        evil = dict(CLAIMS, iss=issuer.issuer, aud=AUDIENCE, sub="admin", exp=now + lifetime, iat=now)
+        forged.append(f"{header}.{_b64(json.dumps(evil).encode())}.{signature}")
+        self.pools["forged"] = forged
+        self._payload = self.pools["valid"][0].split(".")[1]
+
+    def _mint_valid(self) -> list[str]:
+        return [
+            self._issuer.mint(sub=f"client-{i}", aud=AUDIENCE, expires_in=self._lifetime, **CLAIMS) for i in range(20)
+        ]
+
+    def rotate(self) -> None:
+        self.pools["valid_new"] = self._mint_valid()
+
+    def random_kid(self, rng: random.Random) -> str:
+        header = {"alg": "RS256", "typ": "at+jwt", "kid": uuid.UUID(int=rng.getrandbits(128)).hex}
+        signature = rng.getrandbits(2048).to_bytes(256, "big")
+        return f"{_b64(json.dumps(header).encode())}.{self._payload}.{_b64(signature)}"
+
+
+@dataclasses.dataclass
+class Result:
+    scenario: Scenario
+    settings: Settings
+    cache: str
+    app: str
+    duration: float
+    #: (seconds since start, kind, status (0: no answer), latency seconds)
+    records: list[tuple[float, str, int, float]]
+    hits_warm: dict[str, int]
+    hits_end: dict[str, int]
+    worker_stats: list[dict[str, Any]]
+    event_times: dict[str, float]
+
+    # -- analysis -------------------------------------------------------------------
+
+    def by_kind(self) -> dict[str, dict[int, int]]:
+        table: dict[str, Counter[int]] = {}
+        for _, kind, status, _ in self.records:
+            table.setdefault(kind, Counter())[status] += 1
+        return {k: dict(sorted(v.items())) for k, v in sorted(table.items(), key=lambda kv: KINDS.index(kv[0]))}
+
+    def latency_ms(self, q: float) -> float:
+        values = sorted(r[3] for r in self.records)
+        if not values:
+            return 0.0
+        return 1000 * values[min(len(values) - 1, int(q * len(values)))]
+
+    def issuer_requests(self) -> dict[str, dict[str, int]]:
+        discovery = ("openid_configuration", "oauth_metadata")
+        out = {}
+        for label, hits in (("total", self.hits_end), ("during_run", _minus(self.hits_end, self.hits_warm))):
+            out[label] = {"discovery": sum(hits.get(k, 0) for k in discovery), "jwks": hits.get("jwks", 0)}
+        return out
+
+    def summed_stats(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for stats in self.worker_stats:
+            for key, value in stats.items():
+                if isinstance(value, int):
+                    total[key] += value
+            for outcome, count in stats.get("validations", {}).items():
+                total[f"validations_{outcome}"] += count
+        return dict(total)
+
+    def violations(self) -> list[str]:
+        """Every broken promise of the run, as readable lines (empty: all held)."""
+        found: Counter[str] = Counter()
+        s = self.settings
+        rotated = self.event_times.get("rotate")
+        grace = s.cooldown + s.http_timeout + 1  # one cooldown, one fetch, one second
+        for t, kind, status, _ in self.records:
+            if status == 0:
+                found["no answer (connection error or client timeout)"] += 1
+            elif status >= 500 and status != 503:
+                found[f"HTTP {status} (only 503 is allowed, and only without keys)"] += 1
+            elif kind == "valid" and status != 200:
+                found[f"valid token refused with {status} while keys were cached"] += 1
+            elif kind == "valid_new" and status != 200:
+                if status != 401 or rotated is None or t > rotated + grace:
+                    found[f"token signed with the rotated-in key refused with {status} after {grace:g} s"] += 1
+            elif kind not in ("valid", "valid_new") and status == 200:
+                found[f"{kind} token ACCEPTED"] += 1
+            elif kind not in ("valid", "valid_new") and status != 401:
+                found[f"{kind} token answered {status}, not 401, while keys were cached"] += 1
+        lines = [f"{count} x {what}" for what, count in found.items()]
+        lines += self._bound_violations()
+        return lines
+
+    def _bound_violations(self) -> list[str]:
+        s = self.settings
+        lines = []
+        span = self.duration + 1
+        refresh = max(s.max_age, s.issuer_max_age or 0)
+        during = self.issuer_requests()["during_run"]
+        # KeySet: one fetch per cooldown (unknown kid, or retry after failure)
+        # and one refresh per max-age, per process.
+        per_process = math.ceil(span / s.cooldown) + math.ceil(span / refresh) + 2
+        if during["jwks"] > s.workers * per_process:
+            lines.append(f"{during['jwks']} JWKS requests > {s.workers} workers x {per_process}")
+        if during["discovery"]:
+            lines.append(f"{during['discovery']} discovery requests after warm-up (once per process expected)")
+        if len(self.worker_stats) != s.workers:
+            lines.append(f"stats from {len(self.worker_stats)} of {s.workers} workers (a worker died?)")
+        elif self.cache != "memory" and self.scenario.healthy:
+            # Shared cache: the regular refreshes of all workers together, one
+            # per max-age (unknown-kid refetches bypass the cache by design).
+            # HTTP dates have one-second resolution, so a cached copy can look
+            # up to a second older than it is.
+            refetches = self.summed_stats().get("unknown_kid_refetches", 0)
+            regular = during["jwks"] - refetches
+            allowed = math.ceil(span / max(1.0, refresh - 1)) + 1
+            if regular > allowed:
+                lines.append(f"{regular} regular JWKS requests across workers > {allowed} (one per max-age)")
+        return lines
+
+    def report(self) -> dict[str, Any]:
+        statuses: Counter[int] = Counter(r[2] for r in self.records)
+        return {
+            "scenario": self.scenario.name,
+            "description": self.scenario.description,
+            "app": self.app,
+            "cache": self.cache,
+            "settings": dataclasses.asdict(self.settings),
+            "duration_s": round(self.duration, 2),
+            "requests": len(self.records),
+            "rps": round(len(self.records) / self.duration, 1) if self.duration else 0,
+            "p50_ms": round(self.latency_ms(0.5), 2),
+            "p99_ms": round(self.latency_ms(0.99), 2),
+            "max_ms": round(self.latency_ms(1.0), 1),
+            "errors_by_status": {str(k): v for k, v in sorted(statuses.items()) if k != 200},
+            "by_kind": {k: {str(s): n for s, n in v.items()} for k, v in self.by_kind().items()},
+            "issuer_requests": self.issuer_requests(),
+            "worker_stats": self.summed_stats(),
+            "violations": self.violations(),
+        }
+
+
+def _minus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) - b.get(k, 0) for k in a}
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    st = rep["settings"]
+    ws = rep["worker_stats"]
+    iss = rep["issuer_requests"]
+    lines = [
+        f"== {rep['scenario']}: {rep['description']}",
+        f"   {rep['app']} app, {st['workers']} workers x {st['threads']} threads, {st['clients']} clients, "
+        f"cache {rep['cache']}, cooldown {st['cooldown']:g} s, max-age {st['max_age']:g} s",
+        f"   {rep['requests']} requests in {rep['duration_s']} s: {rep['rps']} req/s, "
+        f"p50 {rep['p50_ms']} ms, p99 {rep['p99_ms']} ms, max {rep['max_ms']} ms",
+        "   statuses: " + "; ".join(f"{k} {v}" for k, v in rep["by_kind"].items()),
+        f"   non-200: {rep['errors_by_status'] or 'none'}",
+        f"   issuer: discovery {iss['total']['discovery']} (during run {iss['during_run']['discovery']}), "
+        f"JWKS {iss['total']['jwks']} (during run {iss['during_run']['jwks']})",
+        "   workers: "
+        + ", ".join(
+            f"{k} {ws.get(k, 0)}"
+            for k in (
+                "key_fetches",
+                "key_fetch_failures",
+                "unknown_kid_refetches",
+                "cooldown_refusals",
+                "stale_keys_served",
+                "cache_hits",
+                "issuer_requests",
+            )
+        ),
+        "   violations: " + ("none" if not rep["violations"] else "\n     ".join(["", *rep["violations"]])),
+    ]
+    return "\n".join(lines)
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+def _app_spec(choice: str) -> tuple[str, str]:
+    if choice == "auto":
+        try:
+            import example_app  # noqa: F401
+        except ImportError:
+            choice = "minimal"
+        else:
+            choice = "example"
+    if choice == "example":
+        return "example", "example_app:create_app()"
+    return "minimal", "benchmarks.minimal_app:create_app()"
+
+
+def _cache_url(choice: str, workdir: Path, stack: Any) -> str:
+    if choice == "memory":
+        return ""
+    if choice == "file":
+        return f"file://{workdir / 'httpcache'}"
+    if choice == "redis":
+        return str(stack.enter_context(redis_server(workdir)))
+    return choice
+
+
+def _act(action: str, issuer: TestIssuer, tokens: Tokens, settings: Settings) -> None:
+    if action == "stop":
+        issuer.stop()
+    elif action == "slow":
+        issuer.jwks_delay = settings.slow_delay
+    elif action == "fast":
+        issuer.jwks_delay = 0.0
+    elif action == "rotate":
+        issuer.rotate_keys(keep_old=True)
+        tokens.rotate()
+    elif action == "error500":
+        issuer.jwks_status = 500
+    elif action == "garbage":
+        issuer.jwks_status, issuer.jwks_body = 200, b"<html><body>Service Unavailable</body></html>"
+    elif action == "heal":
+        issuer.jwks_status, issuer.jwks_body = 200, None
+    else:
+        raise ValueError(f"unknown action {action!r}")
+
+
+def _client(
+    port: int, tokens: Tokens, mix: tuple[tuple[str, float], ...], seed: int, start: float, ctx: dict[str, Any]
+) -> None:
+    rng = random.Random(seed)
+    kinds = [k for k, _ in mix]
+    weights = [w for _, w in mix]
+    records = ctx["records"]
+    stop: threading.Event = ctx["stop"]
+    budget: itertools.count[int] = ctx["budget"]
+
+    def connect() -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    conn = connect()
+    while not stop.is_set() and next(budget) < ctx["max_requests"]:
+        kind = rng.choices(kinds, weights)[0]
+        if kind == "valid" and tokens.pools["valid_new"] and rng.random() < 0.5:
+            kind = "valid_new"
+        token = tokens.random_kid(rng) if kind == "random_kid" else rng.choice(tokens.pools[kind])
+        t0 = time.perf_counter()
+        try:
+            conn.request("GET", PATH, headers={"Authorization": "Bearer " + token})
+            resp = conn.getresponse()
+            resp.read()
+            status = resp.status
+            if resp.will_close:
+                conn.close()
+                conn = connect()
+        except (OSError, http.client.HTTPException):
+            status = 0
+            conn.close()
+            conn = connect()
+        t1 = time.perf_counter()
+        records.append((t0 - start, kind, status, t1 - t0))
+    conn.close()
+
+
+def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
+    """Run one scenario and return its :class:`Result`."""
+    import contextlib
+    import shutil
+
+    scenario = SCENARIOS[name]
+    app_name, app_spec = _app_spec(settings.app)
+    workdir = Path(tempfile.mkdtemp(prefix=f"ccguard-load-{name}-"))
+    with contextlib.ExitStack() as stack:
+        if not keep:
+            stack.callback(shutil.rmtree, workdir, True)
+        issuer = stack.enter_context(TestIssuer(audience=AUDIENCE))
+        foreign = stack.enter_context(TestIssuer(audience=AUDIENCE, start=False))
+        if settings.issuer_max_age is not None:
+            issuer.jwks_cache_control = f"max-age={settings.issuer_max_age}"
+        tokens = Tokens(issuer, foreign, lifetime=int(settings.duration) + 3600)
+        cache = _cache_url(settings.cache, workdir, stack)
+        env = {
+            "CCGUARD_ISSUER": issuer.issuer,
+            "CCGUARD_AUDIENCE": AUDIENCE,
+            "CCGUARD_CACHE": cache,
+            "CCGUARD_JWKS_REFRESH_COOLDOWN": str(settings.cooldown),
+            "CCGUARD_JWKS_MAX_AGE": str(settings.max_age),
+            "CCGUARD_HTTP_TIMEOUT": str(settings.http_timeout),
+            "LOADTEST_WARM_TOKEN": tokens.pools["valid"][0],
+            "LOADTEST_PATH": PATH,
+            "EXAMPLE_INSTANCE_PATH": str(workdir / "instance"),
+        }
+        if not cache:
+            del env["CCGUARD_CACHE"]
+        if app_name == "example":
+            _init_example(env)
+        server = Gunicorn(app_spec, env, workdir, workers=settings.workers, threads=settings.threads)
+        stack.callback(server.stop)
+        warm = server.wait_ready()
+        if any(status != 200 for status in warm):
+            raise RuntimeError(f"warm-up answered {warm}; see {workdir}:\n{server.log_tail()}")
+        hits_warm = dict(issuer.hits)
+
+        ctx: dict[str, Any] = {
+            "records": [],
+            "stop": threading.Event(),
+            "budget": itertools.count(),
+            "max_requests": settings.max_requests,
+        }
+        start = time.perf_counter()
+        clients = [
+            threading.Thread(
+                target=_client,
+                args=(server.port, tokens, scenario.mix, settings.seed * 1000 + i, start, ctx),
+                daemon=True,
+            )
+            for i in range(settings.clients)
+        ]
+        for thread in clients:
+            thread.start()
+        event_times: dict[str, float] = {}
+        for fraction, action in scenario.events:
+            ctx["stop"].wait(max(0.0, start + fraction * settings.duration - time.perf_counter()))
+            if ctx["stop"].is_set():
+                break
+            event_times[action] = time.perf_counter() - start
+            _act(action, issuer, tokens, settings)
+        ctx["stop"].wait(max(0.0, start + settings.duration - time.perf_counter()))
+        ctx["stop"].set()
+        for thread in clients:
+            thread.join(60)
+        duration = time.perf_counter() - start
+        hits_end = dict(issuer.hits)
+        stats = server.stop()
+    return Result(
+        scenario,
+        settings,
+        settings.cache if settings.cache in ("memory", "file", "redis") else "url",
+        app_name,
+        duration,
+        ctx["records"],
+        hits_warm,
+        hits_end,
+        stats,
+        event_times,
+    )
+
+
+def _init_example(env: dict[str, str]) -> None:
+    """Create the example's database once, before several workers race to."""
+    import subprocess
+
+    from .servers import ROOT
+
+    code = "import example_app; example_app.create_app()"
+    full = dict(os.environ, **env, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    subprocess.run([sys.executable, "-c", code], env=full, check=True, capture_output=True, timeout=60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenarios", nargs="*", default=["all"], help=f"'all' or any of {', '.join(SCENARIOS)}")
+    defaults = Settings()
+    for field in dataclasses.fields(Settings):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        kind = int if field.name in ("issuer_max_age",) else type(default)
+        parser.add_argument(flag, type=kind, default=default, help=f"(default: {default})")
+    parser.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep each run's directory (logs)")
+    args = parser.parse_args(argv)
+    names = list(SCENARIOS) if args.scenarios in (["all"], []) else args.scenarios
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
+    settings = Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+    reports = []
+    for name in names:
+        rep = run(name, settings, keep=args.keep).report()
+        print(format_report(rep), flush=True)
+        reports.append(rep)
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=2))
+    return 1 if any(r["violations"] for r in reports) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

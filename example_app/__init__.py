@@ -1,0 +1,123 @@
+"""Example asset API with its own app-registration issuer (DESIGN §8).
+
+``flask --app example_app run`` serves, on ``http://127.0.0.1:5000``:
+
+* the issuer ``http://127.0.0.1:5000/archivist/iam/v1/appidp`` -- token
+  endpoint ``{issuer}/token`` (RFC 6749 §4.4), metadata at
+  ``{issuer}/.well-known/openid-configuration``, keys at ``{issuer}/jwks``;
+* the App Registrations API ``/archivist/iam/v1/applications``;
+* the assets API ``/archivist/v2/assets``, audience
+  ``http://127.0.0.1:5000/archivist``;
+* its OpenAPI 3.1 document at ``/openapi.json``.
+
+The assets API checks tokens with :class:`flask_ccguard.CCGuard`, which
+discovers this very issuer over HTTP; ``CCGUARD_*`` environment variables
+point it at any other OpenID issuer instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import click
+from flask import Flask
+
+from flask_ccguard import CCGuard
+from flask_ccguard.config import DEFAULTS as CCGUARD_SETTINGS
+
+from . import applications, assets, cli, db, errors, issuer, openapi, registrations, settings
+from .keys import KeyStore
+
+__all__ = ["create_app"]
+
+DEFAULTS: dict[str, Any] = {
+    # Bodies are small JSON documents; anything larger is refused with a 413.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "EXAMPLE_TOKEN_LIFETIME": 3600,
+    "CCGUARD_REALM": "example_app",
+}
+
+
+def _env_ccguard() -> dict[str, Any]:
+    """flask-ccguard settings from the environment; JSON values (lists, numbers) are decoded.
+
+    Only the extension's own settings are taken: other ``CCGUARD_*`` variables
+    (the ``ccguard`` command's client settings, test switches) belong to
+    other tools sharing the environment.
+    """
+    found: dict[str, Any] = {}
+    for key, raw in os.environ.items():
+        if key in CCGUARD_SETTINGS:
+            try:
+                found[key] = json.loads(raw)
+            except ValueError:
+                found[key] = raw
+    return found
+
+
+def _announce_root(record: Mapping[str, Any]) -> None:
+    secret = record["credentials"][0]["secret"]
+    click.echo(
+        "\n  example_app: created the root app registration. Its secret is shown ONCE:\n\n"
+        f"    export CLIENT_ID={record['client_id']}\n"
+        f"    export SECRET={secret}\n\n"
+        "  More registrations: flask --app example_app register NAME [--root]\n",
+        err=True,
+    )
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the example app.
+
+    :param config: settings overriding the defaults and the environment, e.g.
+        ``EXAMPLE_BASE_URL``, ``EXAMPLE_INSTANCE_PATH``, ``EXAMPLE_TOKEN_LIFETIME``
+        or any ``CCGUARD_*`` key.
+    """
+    overrides = dict(config or {})
+    instance_path = overrides.get("EXAMPLE_INSTANCE_PATH") or os.environ.get("EXAMPLE_INSTANCE_PATH")
+    app = Flask(__name__, instance_path=os.path.abspath(instance_path) if instance_path else None, static_folder=None)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep RKVST's member order
+    app.config.update(DEFAULTS)
+    app.config.update(overrides)
+    app.config.update(settings.resolve(app.config))
+    app.config.setdefault("EXAMPLE_DATABASE", os.path.join(app.instance_path, "example.sqlite"))
+
+    # The instance folder holds the private key: nobody else may list it.
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    keys = KeyStore(app.instance_path)
+    keys.ensure()
+    app.extensions["example_keys"] = keys
+    created, tenant = db.initialize(app.config["EXAMPLE_DATABASE"])
+    app.config["EXAMPLE_TENANT"] = tenant
+    if created:
+        conn = db.connect(app.config["EXAMPLE_DATABASE"])
+        try:
+            root = registrations.create(conn, tenant, "root", {}, [registrations.ROOT_ROLE])
+        finally:
+            conn.close()
+        _announce_root(root)
+
+    # The asset API trusts this example's own issuer, found by discovery over
+    # HTTP like any other; CCGUARD_* variables (environment, then config)
+    # replace it with an external one.
+    guard_config: dict[str, Any] = {
+        "CCGUARD_ISSUER": app.config["EXAMPLE_ISSUER"],
+        "CCGUARD_AUDIENCE": app.config["EXAMPLE_AUDIENCE"],
+    }
+    guard_config.update(_env_ccguard())
+    guard_config.update({k: v for k, v in overrides.items() if k.startswith("CCGUARD_")})
+    if guard_config["CCGUARD_ISSUER"] == app.config["EXAMPLE_ISSUER"]:
+        # Our issuer always writes typ at+jwt (RFC 9068 §2.1), so demand it.
+        guard_config.setdefault("CCGUARD_TOKEN_TYPES", ["at+jwt"])
+    app.config.update(guard_config)
+    CCGuard(app)
+
+    db.init_app(app)
+    errors.init_app(app)
+    for blueprint in (issuer.bp, applications.bp, assets.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+    cli.init_app(app)
+    return app

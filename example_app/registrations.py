@@ -1,0 +1,259 @@
+"""App registrations: storage, salted scrypt secrets, and client authentication.
+
+Shaped like RKVST's App Registrations API: ``applications/<uuid>`` with
+``display_name``, ``client_id``, ``tenant_id``, ``credentials`` and
+``custom_claims``. A secret is shown once, at creation or regeneration, and
+stored only as a salted ``hashlib.scrypt`` hash (RFC 7914), compared in
+constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+import time
+import uuid
+from typing import Any
+
+from .db import transaction
+from .validation import END, NAME, bad, rfc3339, string_map
+
+ROOT_ROLE = "archivist_administrator"
+GUEST_ROLE = "guest"
+SECRET_LIFETIME = 365 * 24 * 3600  # RKVST's example secrets are valid for a year
+# RFC 7914 §2 parameters: N=2**14, r=8 is ~16 MiB and tens of milliseconds.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+#: Claim names a custom claim may not take: RFC 7519 §4.1, the claims this
+#: issuer sets itself (RFC 9068 §2.2, §2.2.3.1), and OpenID Connect's
+#: ID-token and standard claims -- a custom claim must never be able to pose
+#: as one of these. Compared case-insensitively.
+RESERVED_CLAIMS = frozenset(
+    {
+        "iss", "sub", "aud", "exp", "nbf", "iat", "jti",
+        "client_id", "scope", "scp", "roles", "groups", "entitlements", "act", "may_act", "cnf", "typ",
+        "azp", "nonce", "auth_time", "acr", "amr", "at_hash", "c_hash", "sid", "tid", "oid",
+        "name", "given_name", "family_name", "email", "email_verified", "preferred_username",
+    }
+)  # fmt: skip
+#: Prefixes reserved for the platform: RKVST reserves ``jit_``, DataTrails also ``arc_``.
+RESERVED_PREFIXES = ("jit_", "arc_")
+ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}" + END)
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+#: The custom-claim names allowed, as one pattern for the OpenAPI document:
+#: a NAME that is neither reserved nor reserved-prefixed, in any case.
+CUSTOM_CLAIM_PATTERN = (
+    "^(?!(?:"
+    + "|".join(_any_case(p) for p in RESERVED_PREFIXES)
+    + ")|(?:"
+    + "|".join(_any_case(n) for n in sorted(RESERVED_CLAIMS))
+    + ")"
+    + END
+    + ")"
+    + NAME.pattern[1:]
+)
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    parts = (
+        "scrypt",
+        str(SCRYPT_N),
+        str(SCRYPT_R),
+        str(SCRYPT_P),
+        base64.b64encode(salt).decode(),
+        base64.b64encode(digest).decode(),
+    )
+    return "$".join(parts)
+
+
+def check_secret(secret: str, stored: str) -> bool:
+    """True if ``secret`` matches the ``stored`` hash (constant-time compare)."""
+    _, n, r, p, salt, digest = stored.split("$")
+    expected = base64.b64decode(digest)
+    actual = hashlib.scrypt(
+        secret.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+    )
+    return hmac.compare_digest(actual, expected)
+
+
+# Checked against when the client is unknown, so that unknown and known
+# clients cost the same time.
+_DUMMY_HASH = hash_secret(secrets.token_hex(32))
+
+
+# -- validation ------------------------------------------------------------------------
+
+
+def check_custom_claims(value: Any) -> dict[str, str]:
+    """Custom claims: string to string, no reserved names (400 names the claim)."""
+    claims = string_map(value, "custom_claims", max_items=32)
+    for name in claims:
+        lowered = name.lower()
+        if lowered.startswith(RESERVED_PREFIXES):
+            bad(f"custom claim {name!r} is not allowed: names starting with 'jit_' or 'arc_' are reserved")
+        if lowered in RESERVED_CLAIMS:
+            bad(f"custom claim {name!r} is not allowed: it is a registered JWT claim name")
+    return claims
+
+
+def check_roles(value: Any) -> list[str]:
+    if not isinstance(value, list) or not 1 <= len(value) <= 16:
+        bad("'roles' must be a list of 1 to 16 role names")
+    for role in value:
+        if not isinstance(role, str) or not ROLE.match(role):
+            bad(f"'roles' entries must match {ROLE.pattern}")
+    return list(dict.fromkeys(value))
+
+
+def check_display_name(value: Any) -> str:
+    # re's \S, not str.strip(): the OpenAPI document states the rule as this
+    # pattern, and the two disagree on control characters such as U+001E.
+    if not isinstance(value, str) or not re.search(r"\S", value) or len(value) > 200:
+        bad("'display_name' must be a non-blank string of at most 200 characters")
+    return value
+
+
+# -- storage ---------------------------------------------------------------------------
+
+
+def _record(conn: sqlite3.Connection, row: sqlite3.Row, tenant: str, secret: str | None = None) -> dict[str, Any]:
+    creds = conn.execute(
+        "SELECT valid_from, valid_until FROM credentials WHERE application_id = ? ORDER BY id", (row["id"],)
+    ).fetchall()
+    credentials: list[dict[str, Any]] = []
+    for cred in creds:
+        entry: dict[str, Any] = {"valid_from": rfc3339(cred["valid_from"]), "valid_until": rfc3339(cred["valid_until"])}
+        if secret is not None:
+            entry = {"secret": secret, **entry}
+        credentials.append(entry)
+    return {
+        "identity": f"applications/{row['id']}",
+        "display_name": row["display_name"],
+        "client_id": row["id"],
+        "tenant_id": tenant,
+        "credentials": credentials,
+        "custom_claims": json.loads(row["custom_claims"]),
+        "roles": json.loads(row["roles"]),
+    }
+
+
+def _new_credential(conn: sqlite3.Connection, app_id: str, now: float) -> str:
+    secret = secrets.token_hex(32)  # 256 bits, hex like RKVST's secrets
+    conn.execute(
+        "INSERT INTO credentials (application_id, secret_hash, valid_from, valid_until) VALUES (?, ?, ?, ?)",
+        (app_id, hash_secret(secret), now, now + SECRET_LIFETIME),
+    )
+    return secret
+
+
+def create(
+    conn: sqlite3.Connection, tenant: str, display_name: str, custom_claims: dict[str, str], roles: list[str]
+) -> dict[str, Any]:
+    """Create a registration and its first secret; the record shows the secret."""
+    app_id = str(uuid.uuid4())
+    now = time.time()
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO applications (id, display_name, custom_claims, roles, created_at) VALUES (?, ?, ?, ?, ?)",
+            (app_id, display_name, json.dumps(custom_claims), json.dumps(roles), now),
+        )
+        secret = _new_credential(conn, app_id, now)
+        row = conn.execute("SELECT * FROM applications WHERE id = ?", (app_id,)).fetchone()
+        return _record(conn, row, tenant, secret)
+
+
+def get(conn: sqlite3.Connection, tenant: str, app_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM applications WHERE id = ?", (app_id,)).fetchone()
+    return None if row is None else _record(conn, row, tenant)
+
+
+def list_page(
+    conn: sqlite3.Connection, tenant: str, size: int, after: int, display_name: str | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page, and the last ``seq`` when there are more."""
+    query = "SELECT * FROM applications WHERE seq > ?"
+    params: list[Any] = [after]
+    if display_name is not None:
+        query += " AND display_name = ?"
+        params.append(display_name)
+    rows = conn.execute(query + " ORDER BY seq LIMIT ?", [*params, size + 1]).fetchall()
+    more = len(rows) > size
+    rows = rows[:size]
+    return [_record(conn, row, tenant) for row in rows], (rows[-1]["seq"] if more else None)
+
+
+def delete(conn: sqlite3.Connection, app_id: str) -> bool:
+    with transaction(conn):
+        return conn.execute("DELETE FROM applications WHERE id = ?", (app_id,)).rowcount > 0
+
+
+def regenerate_secret(conn: sqlite3.Connection, tenant: str, app_id: str) -> dict[str, Any] | None:
+    """Replace the registration's credentials by a new secret (shown once)."""
+    with transaction(conn):
+        row = conn.execute("SELECT * FROM applications WHERE id = ?", (app_id,)).fetchone()
+        if row is None:
+            return None
+        conn.execute("DELETE FROM credentials WHERE application_id = ?", (app_id,))
+        secret = _new_credential(conn, app_id, time.time())
+        return _record(conn, row, tenant, secret)
+
+
+def authenticate(conn: sqlite3.Connection, client_id: str, secret: str) -> sqlite3.Row | None:
+    """The registration if ``secret`` is one of its currently valid secrets."""
+    try:
+        app_id = str(uuid.UUID(client_id))
+    except ValueError:
+        app_id = ""
+    row = conn.execute("SELECT * FROM applications WHERE id = ?", (app_id,)).fetchone() if app_id == client_id else None
+    now = time.time()
+    hashes = []
+    if row is not None:
+        # Expired (or not yet valid) credentials cannot get tokens.
+        hashes = [
+            cred["secret_hash"]
+            for cred in conn.execute(
+                "SELECT secret_hash FROM credentials WHERE application_id = ? AND valid_from <= ? AND valid_until > ?",
+                (row["id"], now, now),
+            )
+        ]
+    matched = False
+    for stored in hashes or [_DUMMY_HASH]:
+        matched = check_secret(secret, stored) or matched
+    return row if matched and hashes else None
+
+
+def token_claims(row: sqlite3.Row) -> tuple[list[str], dict[str, str]]:
+    """(roles, custom claims) that a registration's tokens carry."""
+    return json.loads(row["roles"]), json.loads(row["custom_claims"])
+
+
+__all__ = [
+    "GUEST_ROLE",
+    "NAME",
+    "ROOT_ROLE",
+    "authenticate",
+    "check_custom_claims",
+    "check_display_name",
+    "check_roles",
+    "create",
+    "delete",
+    "get",
+    "list_page",
+    "regenerate_secret",
+    "token_claims",
+]
