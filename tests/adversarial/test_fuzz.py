@@ -61,12 +61,11 @@ def fuzz_validator(fuzz_issuer: TestIssuer) -> TokenValidator:
 
 def _validate(validator: TokenValidator, token: Any) -> Any:
     """Validate; only a CCGuardError that is not a swallowed internal error may come out."""
+    reason: str | None = None
     try:
         verified = validator.validate(token)
     except CCGuardError as exc:
         reason = exc.reason
-    else:
-        reason = None
     if reason is not None:
         assert reason != "internal", "validate() swallowed an unexpected exception"
         return None
