@@ -13,6 +13,7 @@ sent with the application as sender::
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from blinker import Namespace
@@ -36,6 +37,11 @@ token_rejected = _signals.signal("token-rejected")
 #: unavailable) with its reason; never a token, a claim value or a key.
 log = logging.getLogger("flask_ccguard")
 
+# RFC 9110 §9.1: a method is a token. Anything else (CR/LF, escape sequences,
+# which some WSGI servers pass through) is logged repr-escaped, so a client
+# cannot forge or break log lines (CWE-117).
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}")
+
 
 def announce_verified(app: Any, token: VerifiedToken) -> None:
     """Send :data:`token_verified` for ``app``."""
@@ -52,7 +58,7 @@ def announce_rejected(app: Any, error: CCGuardError, method: str, path: str) -> 
     log.log(
         level,
         "flask_ccguard: refused %s %r: %s (reason=%s, claim=%s, status=%d)",
-        method,
+        method if _METHOD.fullmatch(method) else repr(method),
         path,
         type(error).__name__,
         error.reason,

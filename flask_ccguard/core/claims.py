@@ -28,9 +28,18 @@ __all__ = [
 ]
 
 
+# The NumericDates a datetime can hold and a token can plausibly carry end at
+# 9999-12-31; an 'exp' beyond would overflow expires_at (and float() of a
+# 400-digit int raises). An 'nbf' or 'iat' beyond simply lies in the future.
+_MAX_NUMERIC_DATE = 253402300799
+
+
 def _is_number(value: Any) -> bool:
-    # bool is an int in Python but never a NumericDate (RFC 7519 §2).
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # bool is an int in Python but never a NumericDate (RFC 7519 §2). Ints are
+    # compared as ints: math.isfinite() would overflow on a huge one.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def claim_path(name: str) -> tuple[str, ...]:
@@ -122,9 +131,11 @@ def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float |
         if required or name in claims:
             raise InvalidToken(f"The access token has no '{name}' claim.", reason="missing_claim", claim=name)
         return None
-    if not _is_number(value):
-        raise InvalidToken(f"The '{name}' claim is not a number.", reason="claim_type", claim=name)
-    return float(value)
+    if not _is_number(value) or value < 0 or (name == "exp" and value > _MAX_NUMERIC_DATE):
+        raise InvalidToken(
+            f"The '{name}' claim is not a valid date (seconds since 1970).", reason="claim_type", claim=name
+        )
+    return math.inf if value > _MAX_NUMERIC_DATE else float(value)
 
 
 def check_exp(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:

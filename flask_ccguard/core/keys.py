@@ -45,6 +45,14 @@ ASYMMETRIC_ALGORITHMS: dict[str, tuple[str, str | None, Any]] = {
     "EdDSA": ("OKP", "Ed25519", None),
 }
 
+# RFC 8032 §5.1.3 / RFC 8725 §3.4: an Ed25519 public key of small order (the
+# identity, order 2, 4 or 8) lets R = identity, S = 0 verify many messages, a
+# universal forgery. Small-order points are exactly those with y in this set
+# (mod p, so non-canonical encodings are caught too).
+_ED25519_P = 2**255 - 19
+_ED25519_Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+_ED25519_SMALL_ORDER_Y = frozenset({0, 1, _ED25519_P - 1, _ED25519_Y8, _ED25519_P - _ED25519_Y8})
+
 _EC_CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521": (ec.SECP521R1, 66)}
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
@@ -236,6 +244,9 @@ def prepare_jwk(jwk: Any, allowed: frozenset[str]) -> VerifyingKey:
     raw = _b64url(jwk.get("x"), "x")
     if len(raw) != 32:
         raise UnusableKey("Ed25519 'x' must be 32 bytes")
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y % _ED25519_P in _ED25519_SMALL_ORDER_Y:
+        raise UnusableKey("Ed25519 key of small order; it would verify forged signatures")
     try:
         ed_public = ed25519.Ed25519PublicKey.from_public_bytes(raw)
     except ValueError:

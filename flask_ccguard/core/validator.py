@@ -66,6 +66,7 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 DEFAULT_TOKEN_TYPES: frozenset[str | None] = frozenset({None, "jwt", "at+jwt"})
 # RFC 7515 §4.1.11: we implement no extension, so any critical one is refused.
 _UNDERSTOOD_CRIT: frozenset[str] = frozenset()
+_ABSENT = object()
 
 
 def _normalize_typ(typ: str) -> str:
@@ -521,8 +522,15 @@ class TokenValidator:
 
     @staticmethod
     def _check_header(header: Mapping[str, Any], entry: _Issuer) -> None:
-        crit = header.get("crit")
-        if crit is not None and (not isinstance(crit, list) or not crit or not set(crit) <= _UNDERSTOOD_CRIT):
+        # RFC 7515 §4.1.11: if present, a non-empty array of strings naming
+        # extensions we understand. Checked member by member, so a nested
+        # array or object (unhashable) is refused rather than crashing set().
+        crit = header.get("crit", _ABSENT)
+        if crit is not _ABSENT and (
+            not isinstance(crit, list)
+            or not crit
+            or not all(isinstance(c, str) and c in _UNDERSTOOD_CRIT for c in crit)
+        ):
             raise InvalidToken("The token requires an unsupported extension ('crit').", reason="crit")
         if "b64" in header and header["b64"] is not True:
             raise InvalidToken("Unencoded payloads (RFC 7797) are not supported.", reason="crit")
