@@ -128,7 +128,7 @@ def _validated_token(req: Request) -> VerifiedToken:
 
 
 def _lacking(have: frozenset[str], need: tuple[str, ...], match: str, what: str) -> str | None:
-    if not need:
+    if not need or (match == "all" and have.issuperset(need)):
         return None
     if match == "any":
         return None if not have.isdisjoint(need) else f"The access token has none of the {what} {', '.join(need)}."
