@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal, TypeVar, cast, overload
 from flask import Request, Response, after_this_request, current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
-from .core.bearer import extract_token
+from .core.bearer import extract_token, is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope
 from .signals import announce_rejected, announce_verified, token_verified
@@ -106,19 +106,10 @@ def _validated_token(req: Request) -> VerifiedToken:
             and not state.allow_query_token
             and not state.allow_form_token
         ):
-            # The common case, validated straight away: a token that passes
-            # is a compact JWS, hence a well-formed b64token (RFC 6750 §2.1),
-            # and the header needs no parsing of its own.
+            # The common case, "Bearer <b64token>" exactly: the token is what
+            # the general path would extract, found without its regexes.
             probe = header[7:]
-            try:
-                token = validator.validate(probe)
-            except CCGuardError:
-                # As on the general path, a malformed header is reported
-                # before anything about the token (this raises for it).
-                raw = _token_from_request(state, req)
-                if raw == probe:
-                    raise
-                token = validator.validate(raw)  # e.g. "Bearer  <token>"
+            token = validator.validate(probe if is_b64token(probe) else _token_from_request(state, req))
         else:
             token = validator.validate(_token_from_request(state, req))
         setattr(req, _TOKEN_ATTR, token)

@@ -1,4 +1,4 @@
-"""CCGUARD_TOKEN_CACHE_SIZE: the Flask setting of the validator's verified-token cache."""
+"""CCGUARD_TOKEN_CACHE_SIZE, and the extension's shortcut for "Bearer <token>" headers (same answers, same stats)."""
 
 from __future__ import annotations
 
@@ -80,3 +80,16 @@ def test_a_cached_token_does_not_change_how_the_header_is_judged(
     response = client.get("/assets", headers={"Authorization": header.format(token=token)})
 
     assert response.status_code == status
+
+
+@pytest.mark.parametrize(("header", "status"), [("Bearer a.b.c!", 400), ("Bearer a.b.c", 401)])
+def test_only_a_well_formed_bearer_header_reaches_the_validator(
+    ccguard_issuer: TestIssuer, header: str, status: int
+) -> None:
+    app = guarded_app(ccguard_issuer)
+
+    response = app.test_client().get("/assets", headers={"Authorization": header})
+
+    validations = get_state(app).validator.stats()["validations"]
+    assert response.status_code == status
+    assert validations["rejected"] == (1 if status == 401 else 0)
