@@ -1,6 +1,6 @@
 """TokenValidator: checks a JWT access token (RFC 9068) from configured issuers.
 
-Options are checked once, in ``__init__``; ``validate()`` then parses the
+Options are checked once, in ``__init__`` (see :mod:`.issuers`); ``validate()`` then parses the
 token once, selects the issuer by the token's unverified ``iss`` (only among
 configured issuers, before any key or network work), checks the header,
 verifies the signature with a cached key, and checks the claims.
@@ -14,7 +14,6 @@ RFC 7662 introspection (:mod:`.introspection`), in the configured order.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,16 +21,22 @@ from typing import Any, Callable, Union
 
 from .cache import TokenCache
 from .cache_backends import CacheSpec, DefaultFreshness, make_cache
-from .claims import ClaimRules, VerifiedToken, check_claims, validity_window
-from .discovery import DiscoveryError, discover
+from .claims import VerifiedToken, check_claims, validity_window
 from .errors import CCGuardError, ConfigurationError, IntrospectionUnavailable, InvalidToken
-from .http import FetchError, HTTPClient, check_url
+from .http import HTTPClient
 from .introspection import Introspector, check_introspected, looks_like_jws
+from .issuers import (
+    IssuerEntry,
+    build_issuer,
+    issuer_specs,
+    non_negative,
+    normalize_typ,
+    positive_int,
+)
 from .jwks import KeySet
 from .jws import parse_compact
-from .keys import ASYMMETRIC_ALGORITHMS, VerifyingKey
+from .keys import VerifyingKey
 from .stats import ValidationCounter, snapshot
-from .tenants import IssuerTemplate
 
 __all__ = ["TokenValidator"]
 
@@ -39,73 +44,11 @@ log = logging.getLogger("flask_ccguard")
 
 IssuerSpec = Union[str, Mapping[str, Any]]
 
-#: Options a per-issuer dict may set; the rest apply to the whole validator.
-PER_ISSUER_OPTIONS = frozenset(
-    {
-        "audience",
-        "algorithms",
-        "leeway",
-        "require_iat",
-        "jwks_uri",
-        "discovery_url",
-        "roles_claim",
-        "scopes_claim",
-        "jwks_refresh_cooldown",
-        "jwks_max_age",
-        "jwks_stale_limit",
-        "token_types",
-        "max_token_age",
-        "tenants",
-        "introspection",
-    }
-)
 # RFC 6750 §2.1 b64token: what an opaque bearer token may consist of.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-
-# RFC 9068 §2.1 asks for "at+jwt"; most issuers still send "JWT" or nothing.
-DEFAULT_TOKEN_TYPES: frozenset[str | None] = frozenset({None, "jwt", "at+jwt"})
 # RFC 7515 §4.1.11: we implement no extension, so any critical one is refused.
 _UNDERSTOOD_CRIT: frozenset[str] = frozenset()
 _ABSENT = object()
-
-
-def _normalize_typ(typ: str) -> str:
-    # RFC 7515 §4.1.9: a media type, case-insensitive, "application/" optional.
-    typ = typ.lower()
-    return typ[len("application/") :] if typ.startswith("application/") else typ
-
-
-class _Issuer:
-    """Everything needed to check one issuer's tokens, resolved at start-up."""
-
-    __slots__ = ("algorithms", "introspected_rules", "introspector", "keys", "rules", "template", "token_types")
-
-    def __init__(
-        self,
-        rules: ClaimRules,
-        algorithms: frozenset[str],
-        keys: KeySet,
-        token_types: frozenset[str | None],
-        template: IssuerTemplate | None = None,
-        introspector: Introspector | None = None,
-    ) -> None:
-        self.rules = rules
-        self.algorithms = algorithms
-        self.keys = keys
-        self.token_types = token_types
-        self.template = template
-        self.introspector = introspector
-        # RFC 7662 §2.2 makes aud and iat optional in an introspection answer.
-        self.introspected_rules = ClaimRules(
-            issuer=rules.issuer,
-            audiences=rules.audiences,
-            leeway=rules.leeway,
-            require_iat=False,
-            max_token_age=rules.max_token_age,
-            roles_claim=rules.roles_claim,
-            scopes_claim=rules.scopes_claim,
-            require_aud=False,
-        )
 
 
 class TokenValidator:
@@ -113,7 +56,7 @@ class TokenValidator:
 
     :param issuer: the issuer identifier, or a list of identifiers or of
         dicts of per-issuer settings (``issuer`` plus any of
-        :data:`PER_ISSUER_OPTIONS`).
+        :data:`~flask_ccguard.core.issuers.PER_ISSUER_OPTIONS`).
     :param audience: the audience (or audiences) a token must name in ``aud``.
     :param algorithms: the allowed JWS algorithms; asymmetric only.
     :param leeway: seconds of clock skew allowed on ``exp``, ``nbf``, ``iat``.
@@ -166,8 +109,8 @@ class TokenValidator:
     ) -> None:
         self._name = option_name
         self._clock = clock or time.time
-        self.max_token_bytes = _positive_int(max_token_bytes, option_name("max_token_bytes"))
-        timeout = _non_negative(http_timeout, option_name("http_timeout"))
+        self.max_token_bytes = positive_int(max_token_bytes, option_name("max_token_bytes"))
+        timeout = non_negative(http_timeout, option_name("http_timeout"))
         if timeout == 0:
             raise ConfigurationError(f"{option_name('http_timeout')} must be more than 0 seconds.")
         shared = make_cache(cache, option_name("cache")) if cache not in (None, "", "memory://") else None
@@ -199,17 +142,25 @@ class TokenValidator:
             "token_types": token_types,
             "max_token_age": max_token_age,
         }
-        specs = _issuer_specs(issuer, option_name("issuer"))
-        self._issuers: dict[str, _Issuer] = {}
-        self._templates: list[_Issuer] = []
-        self._introspecting: list[_Issuer] = []
+        specs = issuer_specs(issuer, option_name("issuer"))
+        self._issuers: dict[str, IssuerEntry] = {}
+        self._templates: list[IssuerEntry] = []
+        self._introspecting: list[IssuerEntry] = []
         for index, spec in enumerate(specs):
             label = (
                 option_name("issuer")
                 if len(specs) == 1 and isinstance(issuer, (str, Mapping))
                 else f"{option_name('issuer')}[{index}]"
             )
-            entry = self._build_issuer(spec, defaults, label)
+            entry = build_issuer(
+                spec,
+                defaults,
+                label,
+                option_name=option_name,
+                http=self.http,
+                clock=self._clock,
+                on_keys_removed=self._keys_removed,
+            )
             if entry.rules.issuer in self._issuers or any(
                 t.rules.issuer == entry.rules.issuer for t in self._templates
             ):
@@ -228,125 +179,12 @@ class TokenValidator:
 
     # -- configuration ---------------------------------------------------------------
 
-    def _build_issuer(self, spec: Mapping[str, Any], defaults: Mapping[str, Any], label: str) -> _Issuer:
-        unknown = set(spec) - PER_ISSUER_OPTIONS - {"issuer"}
-        if unknown:
-            raise ConfigurationError(
-                f"{label}: unknown setting(s) {sorted(unknown)}; per-issuer settings are "
-                f"'issuer' and {sorted(PER_ISSUER_OPTIONS)}."
-            )
-        opts = dict(defaults)
-        opts.update(spec)
-        in_dict = isinstance(spec, Mapping) and len(spec) > 1
-
-        def name(option: str) -> str:
-            return f"{label}[{option!r}]" if in_dict and option in spec else self._name(option)
-
-        iss = spec.get("issuer")
-        if not isinstance(iss, str) or not iss.strip():
-            raise ConfigurationError(f"{label} must be the issuer identifier (the exact 'iss' value of its tokens).")
-        template = IssuerTemplate.parse(iss, spec.get("tenants"), label, name("tenants"))
-        audiences = _audiences(opts["audience"], name("audience"))
-        algs = _algorithms(opts["algorithms"], name("algorithms"))
-        leeway = _non_negative(opts["leeway"], name("leeway"))
-        if leeway > 600:
-            raise ConfigurationError(
-                f"{name('leeway')} is {leeway} seconds; clock skew beyond 600 seconds defeats 'exp'."
-            )
-        jwks = opts["jwks_uri"]
-        disco = opts["discovery_url"]
-        if jwks is not None:
-            check_url(jwks, name("jwks_uri"))
-        elif disco is not None:
-            check_url(disco, name("discovery_url"))
-        elif template is not None:
-            raise ConfigurationError(
-                f"{label} {iss!r} is a multi-tenant template: set its discovery_url to the multi-tenant "
-                "metadata (e.g. 'https://login.microsoftonline.com/organizations/v2.0/.well-known/"
-                "openid-configuration') or its jwks_uri; a template cannot be discovered by itself."
-            )
-        else:
-            try:
-                check_url(iss, label)
-            except ConfigurationError:
-                raise ConfigurationError(
-                    f"{label} {iss!r} cannot be discovered: use an https:// issuer "
-                    f"(http only for loopback), or set {name('jwks_uri')}."
-                ) from None
-        roles_claim = opts["roles_claim"]
-        if not isinstance(roles_claim, str) or not roles_claim:
-            raise ConfigurationError(
-                f"{name('roles_claim')} must be a claim name or dotted path such as 'realm_access.roles'."
-            )
-        scopes_claim = opts["scopes_claim"]
-        if scopes_claim is not None and (not isinstance(scopes_claim, str) or not scopes_claim):
-            raise ConfigurationError(f"{name('scopes_claim')} must be a claim name, or None for 'scope' then 'scp'.")
-        max_age = opts["max_token_age"]
-        if max_age is not None:
-            max_age = _non_negative(max_age, name("max_token_age"))
-        rules = ClaimRules(
-            issuer=iss,
-            audiences=audiences,
-            leeway=leeway,
-            require_iat=_bool(opts["require_iat"], name("require_iat")),
-            max_token_age=max_age,
-            roles_claim=roles_claim,
-            scopes_claim=scopes_claim,
-        )
-        keys = KeySet(
-            self.http,
-            iss,
-            algs,
-            jwks_uri=jwks,
-            discovery_url=disco,
-            cooldown=_non_negative(opts["jwks_refresh_cooldown"], name("jwks_refresh_cooldown")),
-            max_age=_non_negative(opts["jwks_max_age"], name("jwks_max_age")),
-            stale_limit=_non_negative(opts["jwks_stale_limit"], name("jwks_stale_limit")),
-            # Late-bound: ``keys`` is assigned before any fetch can call this.
-            on_change=lambda kids: self._keys_removed(keys, kids),
-        )
-        introspector = None
-        if spec.get("introspection") is not None:
-            if template is not None:
-                raise ConfigurationError(
-                    f"{label}: introspection cannot be set on a {{tenantid}} template; an opaque token "
-                    "names no tenant. Configure each tenant's issuer with its own introspection."
-                )
-            options = Introspector.check_options(spec["introspection"], name("introspection"))
-            introspector = Introspector(
-                self.http, options, resolve_endpoint=self._endpoint_resolver(iss, disco), clock=self._clock
-            )
-        return _Issuer(
-            rules,
-            algs,
-            keys,
-            _token_types(opts["token_types"], name("token_types")),
-            template=template,
-            introspector=introspector,
-        )
-
-    def _endpoint_resolver(self, issuer: str, discovery_url: str | None) -> Callable[[], str]:
-        def resolve() -> str:
-            try:
-                doc = discover(self.http, issuer, discovery_url)
-            except DiscoveryError as exc:
-                raise FetchError(str(exc)) from None
-            url = doc.get("introspection_endpoint")
-            if not isinstance(url, str):
-                raise FetchError(f"the metadata of {issuer!r} names no introspection_endpoint")
-            try:
-                return check_url(url, "introspection_endpoint")
-            except ConfigurationError:
-                raise FetchError(f"the introspection_endpoint of {issuer!r} is not https") from None
-
-        return resolve
-
     @property
     def issuers(self) -> tuple[str, ...]:
         """The configured issuer identifiers (templates as configured)."""
         return tuple(self._issuers) + tuple(t.rules.issuer for t in self._templates)
 
-    def _entry(self, issuer: str) -> _Issuer:
+    def _entry(self, issuer: str) -> IssuerEntry:
         entry = self._issuers.get(issuer)
         if entry is None:
             entry = next(t for t in self._templates if t.rules.issuer == issuer)
@@ -370,7 +208,7 @@ class TokenValidator:
         """The introspector of a configured issuer, if it has one (for stats and tests)."""
         return self._entry(issuer).introspector
 
-    def issuer_settings(self, issuer: str) -> _Issuer:
+    def issuer_settings(self, issuer: str) -> IssuerEntry:
         """The resolved settings of a configured issuer (``rules``, ``algorithms``,
         ``keys``, ``token_types``), so check-token runs the same rules one by one.
 
@@ -425,7 +263,7 @@ class TokenValidator:
         """
         return snapshot(self._counter, self.http, (e.keys for e in self._entries()))
 
-    def _entries(self) -> list[_Issuer]:
+    def _entries(self) -> list[IssuerEntry]:
         return [*self._issuers.values(), *self._templates]
 
     def _validate(self, token: str | bytes, cache: TokenCache | None, now: float) -> VerifiedToken:
@@ -478,13 +316,13 @@ class TokenValidator:
             cache.put(token, verified, since=since, until=until, keys=entry.keys, kid=key.kid, generation=generation)
         return verified
 
-    def _match_template(self, iss: Any, claims: Mapping[str, Any]) -> _Issuer | None:
+    def _match_template(self, iss: Any, claims: Mapping[str, Any]) -> IssuerEntry | None:
         if not isinstance(iss, str):
             return None
         for entry in self._templates:
             assert entry.template is not None
             if entry.template.matches(iss, claims.get("tid")):
-                return _Issuer(
+                return IssuerEntry(
                     entry.rules.for_issuer(iss), entry.algorithms, entry.keys, entry.token_types, entry.template
                 )
         return None
@@ -514,14 +352,14 @@ class TokenValidator:
             raise unavailable
         raise InvalidToken("The access token is not active.", reason="inactive")
 
-    def _introspect_with(self, entry: _Issuer, token: str) -> VerifiedToken:
+    def _introspect_with(self, entry: IssuerEntry, token: str) -> VerifiedToken:
         assert entry.introspector is not None
         answer = entry.introspector.introspect(token)
         check_introspected(answer, entry.introspected_rules, self._clock())
         return VerifiedToken(answer, {}, entry.introspected_rules)
 
     @staticmethod
-    def _check_header(header: Mapping[str, Any], entry: _Issuer) -> None:
+    def _check_header(header: Mapping[str, Any], entry: IssuerEntry) -> None:
         # RFC 7515 §4.1.11: if present, a non-empty array of strings naming
         # extensions we understand. Checked member by member, so a nested
         # array or object (unhashable) is refused rather than crashing set().
@@ -545,7 +383,7 @@ class TokenValidator:
         typ = header.get("typ")
         if typ is not None and not isinstance(typ, str):
             raise InvalidToken("The token's type is not allowed.", reason="token_type")
-        if (None if typ is None else _normalize_typ(typ)) not in entry.token_types:
+        if (None if typ is None else normalize_typ(typ)) not in entry.token_types:
             raise InvalidToken("The token's type is not allowed.", reason="token_type")
 
 
@@ -560,90 +398,3 @@ def _key_issuer_matches(key: VerifyingKey, iss: Any, claims: Mapping[str, Any]) 
             return False
         expected = expected.replace("{tenantid}", tid)
     return bool(expected == iss)
-
-
-# -- option checks ---------------------------------------------------------------------
-
-
-def _issuer_specs(issuer: Any, name: str) -> list[Mapping[str, Any]]:
-    if isinstance(issuer, (str, Mapping)):
-        items: list[Any] = [issuer]
-    elif isinstance(issuer, (list, tuple)) and issuer:
-        items = list(issuer)
-    else:
-        raise ConfigurationError(
-            f"{name} is required: the identifier of the issuer whose tokens are accepted "
-            "(e.g. 'https://login.microsoftonline.com/<tenant>/v2.0'), or a list of them."
-        )
-    specs: list[Mapping[str, Any]] = []
-    for item in items:
-        if isinstance(item, str):
-            specs.append({"issuer": item})
-        elif isinstance(item, Mapping):
-            specs.append(item)
-        else:
-            raise ConfigurationError(f"{name} entries must be issuer identifiers or dicts of per-issuer settings.")
-    return specs
-
-
-def _audiences(value: Any, name: str) -> frozenset[str]:
-    if isinstance(value, str) and value:
-        return frozenset((value,))
-    if isinstance(value, (list, tuple, set, frozenset)) and value and all(isinstance(v, str) and v for v in value):
-        return frozenset(value)
-    raise ConfigurationError(
-        f"{name} is required to check the 'aud' claim: set it to your API's identifier "
-        "(e.g. 'https://api.example.com' or its client id), or a list of them."
-    )
-
-
-def _algorithms(value: Any, name: str) -> frozenset[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple, set, frozenset)) or not value:
-        raise ConfigurationError(f"{name} must be a non-empty list such as ['RS256'].")
-    for alg in value:
-        if not isinstance(alg, str):
-            raise ConfigurationError(f"{name} must hold algorithm names such as 'RS256'.")
-        if alg.lower() == "none" or alg.upper().startswith("HS"):
-            raise ConfigurationError(
-                f"{name} contains {alg!r}: unsigned and HMAC tokens are refused because "
-                "a resource server must not hold the issuer's signing secret; use e.g. 'RS256'."
-            )
-        if alg not in ASYMMETRIC_ALGORITHMS:
-            raise ConfigurationError(
-                f"{name} contains {alg!r}, which is not supported; choose from {sorted(ASYMMETRIC_ALGORITHMS)}."
-            )
-    return frozenset(value)
-
-
-def _token_types(value: Any, name: str) -> frozenset[str | None]:
-    if value is None:
-        return DEFAULT_TOKEN_TYPES
-    if isinstance(value, str):
-        value = [value]
-    if (
-        not isinstance(value, (list, tuple, set, frozenset))
-        or not value
-        or not all(isinstance(v, str) and v for v in value)
-    ):
-        raise ConfigurationError(f"{name} must be None or a list of 'typ' values such as ['at+jwt'].")
-    return frozenset(_normalize_typ(v) for v in value)
-
-
-def _non_negative(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigurationError(f"{name} must be a number of seconds, 0 or more (got {value!r}).")
-    return float(value)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigurationError(f"{name} must be a whole number above 0 (got {value!r}).")
-    return value
-
-
-def _bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{name} must be True or False (got {value!r}).")
-    return value
