@@ -94,11 +94,14 @@ class _KeyPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._free: dict[str, list[PrivateKey]] = collections.defaultdict(list)
+        #: Keys generated so far (the rest were reused), for tests.
+        self.generated = 0
 
     def take(self, family: str) -> PrivateKey:
         with self._lock:
             if self._free[family]:
                 return self._free[family].pop()
+            self.generated += 1
         return _generate(family)  # outside the lock: other families need not wait
 
     def give_back(self, family: str, key: PrivateKey) -> None:

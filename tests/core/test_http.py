@@ -103,11 +103,9 @@ def test_body_over_the_cap_is_refused(server: str) -> None:
 
 
 def test_trickling_server_cannot_outlast_the_deadline(server: str) -> None:
-    client = HTTPClient(timeout=0.5)
-    started = time.monotonic()
-    with pytest.raises(FetchError):
-        client.get_json(server + "/trickle")
-    assert time.monotonic() - started < 5, "the overall deadline bounds the fetch"
+    # The server needs 100 s to send its body; only the deadline can end the fetch this way.
+    with pytest.raises(FetchError, match=r"no complete answer within 0\.5 s"):
+        HTTPClient(timeout=0.5).get_json(server + "/trickle")
 
 
 @pytest.mark.parametrize(
