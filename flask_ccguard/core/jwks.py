@@ -83,6 +83,7 @@ class KeySet:
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._fetching = False
+        self._installs = 0  # key sets installed so far; see _refresh(seen=...)
         self.fetches = 0  # successful and failed key-set fetches, for stats and tests
         self.cooldown_refusals = 0  # unknown kids that found the cooldown closed
         self.refetches = 0  # fetches started by an unknown kid
@@ -100,11 +101,12 @@ class KeySet:
         """
         if not self._loaded or self._clock() >= self._refresh_at:
             self.refresh_if_due()
+        seen = self._installs
         found = self._lookup(kid, alg)
         if found:
             return found
         # An unknown kid may be a key the issuer has just rotated in.
-        if self._refresh(self._clock(), reason="unknown_kid"):
+        if self._refresh(self._clock(), reason="unknown_kid", seen=seen):
             found = self._lookup(kid, alg)
             if found:
                 return found
@@ -152,11 +154,13 @@ class KeySet:
 
     # -- fetching --------------------------------------------------------------------
 
-    def _refresh(self, now: float, *, reason: str, wait: bool = True) -> bool:
+    def _refresh(self, now: float, *, reason: str, wait: bool = True, seen: int | None = None) -> bool:
         """Fetch the set unless the cooldown forbids it.
 
         :param wait: run the fetch in this thread (and wait for one under way);
             with ``False`` it runs in a background thread and this returns at once.
+        :param seen: the install count when the caller looked its key up; if a
+            fetch has installed a set since, the caller looks again instead.
         :returns: True if the set may have changed since the caller looked.
         :raises KeysUnavailable: the set was never loaded (or is beyond its
             stale limit) and cannot be fetched now.
@@ -169,6 +173,10 @@ class KeySet:
                 # Single flight: wait for the fetch under way rather than start another.
                 self._done.wait(self._http.timeout * 3 + 1)
                 self._raise_if_unusable(self._clock())
+                return True
+            if seen is not None and seen != self._installs:
+                # A fetch finished between the caller's lookup and now: its
+                # set is the fresh one, and single flight means not fetching again.
                 return True
             if reason != "unknown_kid" and self._loaded and now < self._refresh_at:
                 return False
@@ -242,6 +250,7 @@ class KeySet:
             raise KeysUnavailable(reason="keys_stale", retry_after=max(1, int(self._cooldown)))
 
     def _install(self, keys: list[VerifyingKey], now: float, max_age: int | None) -> None:
+        self._installs += 1
         self._by_kid = {k.kid: k for k in keys if k.kid is not None}
         self._all = tuple(keys)
         self._loaded = True
