@@ -7,14 +7,13 @@ form post with ``client_secret_post`` or ``client_secret_basic`` (RFC 6749
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 import time
 from typing import Any
-from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, current_app, jsonify, request
+
+from flask_ccguard.core.basic_auth import parse_basic_authorization
 
 from . import registrations
 from .db import get_db
@@ -54,18 +53,10 @@ def _keys() -> KeyStore:
 
 def _basic() -> tuple[str, str] | None:
     """(client_id, secret) from HTTP Basic (RFC 6749 §2.3.1), or None."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        decoded = ""
-    if ":" not in decoded:
-        raise OAuthError("invalid_client", "malformed Basic credentials", 401)
-    client_id, _, secret = decoded.partition(":")
-    # §2.3.1: both parts are form-urlencoded before Basic encoding.
-    return unquote_plus(client_id), unquote_plus(secret)
+        return parse_basic_authorization(request.headers.get("Authorization", ""))
+    except ValueError:
+        raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
 
 
 def _param(name: str) -> str | None:

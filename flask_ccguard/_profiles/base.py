@@ -10,14 +10,14 @@ issued, authenticating the resource server by HTTP Basic or form post.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import json
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import parse_qs
 
+from ..core.basic_auth import parse_basic_authorization
 from ..testing import TestIssuer, _Default
 
 __all__ = ["ProfileIssuer"]
@@ -214,13 +214,12 @@ class ProfileIssuer(TestIssuer):
         return 200, no_store, _json(answer)
 
     def _caller(self, authorization: str, params: Mapping[str, list[str]]) -> str | None:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                name, _, secret = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            name, secret = unquote_plus(name), unquote_plus(secret)
+        try:
+            basic = parse_basic_authorization(authorization)
+        except ValueError:
+            return None
+        if basic is not None:
+            name, secret = basic
         else:
             name = (params.get("client_id") or [""])[0]
             secret = (params.get("client_secret") or [""])[0]

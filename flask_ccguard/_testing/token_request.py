@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import parse_qs
+
+from ..core.basic_auth import parse_basic_authorization
 
 
 class OAuthError(Exception):
@@ -63,15 +63,7 @@ def single(params: Mapping[str, list[str]], name: str) -> str | None:
 
 def basic_credentials(authorization: str, realm: str) -> tuple[str, str] | None:
     """client_id and secret from HTTP Basic, or None if Basic was not used."""
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "basic":
-        return None
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        decoded = ""
-    if ":" not in decoded:
-        raise OAuthError(401, "invalid_client", "malformed Basic credentials", realm)
-    client_id, _, secret = decoded.partition(":")
-    # RFC 6749 §2.3.1: both are form-urlencoded before the Basic encoding.
-    return unquote_plus(client_id), unquote_plus(secret)
+        return parse_basic_authorization(authorization)
+    except ValueError:
+        raise OAuthError(401, "invalid_client", "malformed Basic credentials", realm) from None

@@ -10,16 +10,16 @@ secret is never part of ``repr``, log records or exception text.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 from .auth import RenewingBearerAuth
+from .basic_auth import basic_authorization
 from .discovery import DiscoveryError, discover
 from .errors import ConfigurationError
 from .http import FetchError, HTTPClient, check_url
@@ -64,11 +64,6 @@ class _Flight:
         self.done = threading.Event()
         self.result: _Token | None = None
         self.error: TokenRequestError | None = None
-
-
-def _form_encode(value: str) -> str:
-    # RFC 6749 §2.3.1 / Appendix B: id and secret are form-urlencoded before Basic.
-    return quote_plus(value, safe="*").replace("~", "%7E")
 
 
 def _strings(value: str | Iterable[str] | None, name: str) -> list[str]:
@@ -254,8 +249,7 @@ class ClientCredentials(RenewingBearerAuth):
             return json.dumps(doc, separators=(",", ":")).encode("utf-8"), "application/json", headers
         params = [("grant_type", "client_credentials")]
         if self.auth_method == "client_secret_basic":
-            pair = f"{_form_encode(self.client_id)}:{_form_encode(self._secret.value)}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+            headers["Authorization"] = basic_authorization(self.client_id, self._secret.value)
         else:
             params += [("client_id", self.client_id), ("client_secret", self._secret.value)]
         if self.scope:

@@ -11,15 +11,14 @@ An endpoint that cannot answer raises :class:`IntrospectionUnavailable`
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import math
 import threading
 from collections.abc import Mapping
 from typing import Any, Callable
-from urllib.parse import quote_plus
 
+from .basic_auth import basic_authorization
 from .claims import ClaimRules, check_claims
 from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
 from .http import FetchError, HTTPClient, check_url
@@ -180,9 +179,7 @@ class Introspector:
         data = {"token": token, "token_type_hint": "access_token"}
         headers: dict[str, str] = {}
         if self._basic:
-            # RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
-            pair = f"{quote_plus(self._client_id)}:{quote_plus(self._client_secret)}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+            headers["Authorization"] = basic_authorization(self._client_id, self._client_secret)
         else:
             data["client_id"] = self._client_id
             data["client_secret"] = self._client_secret

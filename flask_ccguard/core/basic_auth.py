@@ -1,0 +1,45 @@
+"""HTTP Basic client authentication as OAuth 2.0 defines it (RFC 6749 §2.3.1).
+
+The client id and secret are form-urlencoded (Appendix B) *before* the Basic
+encoding, so a secret holding ``:``, ``%`` or ``+`` survives the round trip.
+Both directions live here: the token client and the introspector send it,
+the test issuer and the example's issuer read it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import quote_plus, unquote_plus
+
+__all__ = ["basic_authorization", "parse_basic_authorization"]
+
+
+def _form_encode(value: str) -> str:
+    # application/x-www-form-urlencoded (Appendix B): "~" too, as RFC 6749 lists it.
+    return quote_plus(value, safe="*").replace("~", "%7E")
+
+
+def basic_authorization(client_id: str, client_secret: str) -> str:
+    """The ``Authorization`` header value for ``client_id`` and ``client_secret``."""
+    pair = f"{_form_encode(client_id)}:{_form_encode(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+def parse_basic_authorization(authorization: str) -> tuple[str, str] | None:
+    """``(client_id, client_secret)`` from an ``Authorization`` header value.
+
+    :returns: None when the scheme is not Basic.
+    :raises ValueError: Basic credentials that are not base64 of ``id:secret``.
+    """
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("malformed Basic credentials") from None
+    if ":" not in decoded:
+        raise ValueError("malformed Basic credentials")
+    client_id, _, secret = decoded.partition(":")
+    return unquote_plus(client_id), unquote_plus(secret)
