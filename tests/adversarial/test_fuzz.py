@@ -24,7 +24,7 @@ from flask_ccguard import CCGuard, CCGuardError, TokenValidator, current_token, 
 from flask_ccguard.core.jws import parse_compact
 from flask_ccguard.testing import TestIssuer
 
-from .support import ALL_ALGS, b64url, make_validator
+from .support import ALL_ALGS, b64url
 
 EXAMPLES = int(os.environ.get("CCGUARD_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
@@ -44,19 +44,6 @@ json_values = st.recursive(
 b64_alphabet = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/. ", max_size=200)
 CLAIM_NAMES = ["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "scp", "roles", "client_id", "azp", "appid"]
 HEADER_NAMES = ["alg", "kid", "typ", "crit", "b64", "jku", "x5u", "jwk", "x5c", "nonce", "cty", "zip"]
-
-
-@pytest.fixture(scope="module")
-def fuzz_issuer() -> Iterator[TestIssuer]:
-    with TestIssuer(algorithms=ALL_ALGS) as iss:
-        yield iss
-
-
-@pytest.fixture(scope="module")
-def fuzz_validator(fuzz_issuer: TestIssuer) -> TokenValidator:
-    v = make_validator(fuzz_issuer)
-    v.validate(fuzz_issuer.mint())
-    return v
 
 
 def _validate(validator: TokenValidator, token: Any) -> Any:
@@ -96,8 +83,8 @@ def test_parse_compact_on_any_json_raises_only_invalid_token(header: Any, payloa
 
 @FUZZ
 @given(token=st.text(max_size=400) | st.binary(max_size=400))
-def test_validate_on_arbitrary_input_raises_only_ccguard_errors(fuzz_validator: TokenValidator, token: Any) -> None:
-    assert _validate(fuzz_validator, token) is None
+def test_validate_on_arbitrary_input_raises_only_ccguard_errors(validator: TokenValidator, token: Any) -> None:
+    assert _validate(validator, token) is None
 
 
 @FUZZ
@@ -108,8 +95,8 @@ def test_validate_on_arbitrary_input_raises_only_ccguard_errors(fuzz_validator: 
     keep_kid=st.booleans(),
 )
 def test_validate_on_validly_signed_fuzzed_tokens_raises_only_ccguard_errors(
-    fuzz_issuer: TestIssuer,
-    fuzz_validator: TokenValidator,
+    issuer: TestIssuer,
+    validator: TokenValidator,
     alg: str,
     header: dict[str, Any],
     claims: dict[str, Any],
@@ -118,10 +105,10 @@ def test_validate_on_validly_signed_fuzzed_tokens_raises_only_ccguard_errors(
     # Signed by the issuer's real key: the fuzzer reaches the claim checks.
     full_header = {**header, "alg": alg}
     if keep_kid:
-        full_header["kid"] = fuzz_issuer.public_jwk(alg)["kid"]
-    base = {"iss": fuzz_issuer.issuer, "aud": fuzz_issuer.audience, "exp": 2_100_000_000, "iat": 1_700_000_000}
-    token = fuzz_issuer.sign(full_header, {**base, **claims}, alg=alg)
-    _validate(fuzz_validator, token)
+        full_header["kid"] = issuer.public_jwk(alg)["kid"]
+    base = {"iss": issuer.issuer, "aud": issuer.audience, "exp": 2_100_000_000, "iat": 1_700_000_000}
+    token = issuer.sign(full_header, {**base, **claims}, alg=alg)
+    _validate(validator, token)
 
 
 @FUZZ
@@ -134,9 +121,9 @@ def test_validate_on_validly_signed_fuzzed_tokens_raises_only_ccguard_errors(
     ),
 )
 def test_a_changed_token_is_never_accepted(
-    fuzz_issuer: TestIssuer, fuzz_validator: TokenValidator, alg: str, edits: list[tuple[int, str, str]]
+    issuer: TestIssuer, validator: TokenValidator, alg: str, edits: list[tuple[int, str, str]]
 ) -> None:
-    original = fuzz_issuer.mint(alg=alg)
+    original = issuer.mint(alg=alg)
     chars = list(original)
     for pos, op, ch in edits:
         pos %= len(chars)
@@ -147,7 +134,7 @@ def test_a_changed_token_is_never_accepted(
         elif len(chars) > 1:
             del chars[pos]
     token = "".join(chars)
-    verified = _validate(fuzz_validator, token)
+    verified = _validate(validator, token)
     if token != original:
         assert verified is None, "a changed token was accepted"
 
@@ -159,22 +146,22 @@ def test_a_changed_token_is_never_accepted(
     raw=st.binary(max_size=64),
 )
 def test_a_token_with_a_replaced_segment_is_never_accepted(
-    fuzz_issuer: TestIssuer, fuzz_validator: TokenValidator, alg: str, segment: int, raw: bytes
+    issuer: TestIssuer, validator: TokenValidator, alg: str, segment: int, raw: bytes
 ) -> None:
-    parts = fuzz_issuer.mint(alg=alg).split(".")
+    parts = issuer.mint(alg=alg).split(".")
     replacement = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     if parts[segment] == replacement:
         return
     parts[segment] = replacement
-    assert _validate(fuzz_validator, ".".join(parts)) is None
+    assert _validate(validator, ".".join(parts)) is None
 
 
 @pytest.fixture(scope="module")
-def fuzz_client(fuzz_issuer: TestIssuer) -> Iterator[FlaskClient]:
+def fuzz_client(issuer: TestIssuer) -> Iterator[FlaskClient]:
     app = Flask(__name__)
     app.config.update(
-        CCGUARD_ISSUER=fuzz_issuer.issuer,
-        CCGUARD_AUDIENCE=fuzz_issuer.audience,
+        CCGUARD_ISSUER=issuer.issuer,
+        CCGUARD_AUDIENCE=issuer.audience,
         CCGUARD_ALGORITHMS=list(ALL_ALGS),
         CCGUARD_ALLOW_QUERY_TOKEN=True,
         CCGUARD_ALLOW_FORM_TOKEN=True,
@@ -199,7 +186,7 @@ def fuzz_client(fuzz_issuer: TestIssuer) -> Iterator[FlaskClient]:
     claims=st.none() | st.dictionaries(st.sampled_from(CLAIM_NAMES), json_values, max_size=4),
 )
 def test_flask_layer_never_answers_500(
-    fuzz_issuer: TestIssuer,
+    issuer: TestIssuer,
     fuzz_client: FlaskClient,
     authorization: str | None,
     query: str | None,
@@ -208,7 +195,7 @@ def test_flask_layer_never_answers_500(
 ) -> None:
     if claims is not None:
         # A validly signed token with fuzzed claims, so roles/scopes checks run too.
-        authorization = "Bearer " + fuzz_issuer.mint(**{"scope": "read", "roles": ["guest"], **claims})
+        authorization = "Bearer " + issuer.mint(**{"scope": "read", "roles": ["guest"], **claims})
     environ = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
     response = fuzz_client.open(
         "/r",

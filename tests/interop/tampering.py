@@ -34,28 +34,26 @@ def unverified_claims(token: str) -> dict[str, Any]:
     return decode_part(token.split(".")[1])
 
 
+def _changed(part: str, changes: dict[str, Any]) -> str:
+    members = decode_part(part)
+    for name, value in changes.items():
+        if value is None:
+            members.pop(name, None)
+        else:
+            members[name] = value
+    return _encode_part(members)
+
+
 def with_claims(token: str, **changes: Any) -> str:
     """The token with payload claims changed (``None`` removes one); signature kept."""
     header, payload, signature = token.split(".")
-    claims = decode_part(payload)
-    for name, value in changes.items():
-        if value is None:
-            claims.pop(name, None)
-        else:
-            claims[name] = value
-    return f"{header}.{_encode_part(claims)}.{signature}"
+    return f"{header}.{_changed(payload, changes)}.{signature}"
 
 
 def with_header(token: str, **changes: Any) -> str:
     """The token with header parameters changed (``None`` removes one); signature kept."""
     header, payload, signature = token.split(".")
-    params = decode_part(header)
-    for name, value in changes.items():
-        if value is None:
-            params.pop(name, None)
-        else:
-            params[name] = value
-    return f"{_encode_part(params)}.{payload}.{signature}"
+    return f"{_changed(header, changes)}.{payload}.{signature}"
 
 
 def flip_signature(token: str) -> str:
