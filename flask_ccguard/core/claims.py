@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from types import MappingProxyType
 from typing import Any
 
 from .errors import ExpiredToken, InvalidToken
@@ -21,6 +20,7 @@ __all__ = [
     "check_iss",
     "check_nbf",
     "claim_path",
+    "json_copy",
     "parse_strings",
     "roles_of",
     "scopes_of",
@@ -249,17 +249,52 @@ def scopes_of(claims: Mapping[str, Any], scopes_claim: str | None = None) -> fro
 _UNSET: Any = object()
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy of parsed JSON: new dicts and lists, the same (immutable) scalars.
+
+    Iterative, so a deeply nested claim (the parser admits up to Python's
+    recursion limit) cannot overflow the stack of a view that reads it; and
+    several times faster than :func:`copy.deepcopy` on a typical payload.
+    """
+    if not isinstance(value, (dict, list)):
+        return value
+    top: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, top)]
+    while stack:
+        source, target = stack.pop()
+        if isinstance(source, dict):
+            for name, item in source.items():
+                if isinstance(item, (dict, list)):
+                    item_copy: Any = {} if isinstance(item, dict) else []
+                    stack.append((item, item_copy))
+                    item = item_copy
+                target[name] = item
+        else:
+            for item in source:
+                if isinstance(item, (dict, list)):
+                    item_copy = {} if isinstance(item, dict) else []
+                    stack.append((item, item_copy))
+                    item = item_copy
+                target.append(item)
+    return top
+
+
 class VerifiedToken:
     """A token whose signature and claims have been checked. Read-only.
 
-    ``token["claim"]`` and ``token.get("claim")`` read claims directly.
+    One object serves every request that presents the same token (the token
+    cache hands it out again), so it never hands out what it holds:
+    :attr:`claims` and :attr:`header` are a fresh plain ``dict`` at each
+    access, which a view may change, or return as JSON, without another
+    request seeing it. ``token["claim"]`` and ``token.get("claim")`` read
+    claims directly.
     """
 
     __slots__ = ("_claims", "_header", "_roles", "_rules", "_scopes")
 
     def __init__(self, claims: dict[str, Any], header: dict[str, Any], rules: ClaimRules) -> None:
         # The dicts come fresh from the parser and are owned by this object;
-        # read-only views of them are handed out, never the dicts.
+        # copies are handed out, never the dicts (nor anything inside them).
         self._claims = claims
         self._header = header
         self._rules = rules
@@ -267,14 +302,20 @@ class VerifiedToken:
         self._scopes: frozenset[str] = _UNSET
 
     @property
-    def claims(self) -> Mapping[str, Any]:
-        """All claims of the payload (a read-only mapping)."""
-        return MappingProxyType(self._claims)
+    def claims(self) -> dict[str, Any]:
+        """All claims of the payload: a new JSON-serializable ``dict`` at each access.
+
+        Changing it changes nothing of the token: not its roles or scopes, and
+        not what another request (or another access) sees.
+        """
+        copy: dict[str, Any] = json_copy(self._claims)
+        return copy
 
     @property
-    def header(self) -> Mapping[str, Any]:
-        """The JOSE header (a read-only mapping)."""
-        return MappingProxyType(self._header)
+    def header(self) -> dict[str, Any]:
+        """The JOSE header: a new JSON-serializable ``dict`` at each access."""
+        copy: dict[str, Any] = json_copy(self._header)
+        return copy
 
     @property
     def subject(self) -> str | None:

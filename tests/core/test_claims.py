@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from flask import Flask
 
-from flask_ccguard import ExpiredToken, InvalidToken, TokenValidator, VerifiedToken
+from flask_ccguard import (
+    CCGuard,
+    ExpiredToken,
+    InvalidToken,
+    TokenValidator,
+    VerifiedToken,
+    current_token,
+    require_token,
+)
 from flask_ccguard.testing import TestIssuer
 
 NOW = 1_800_000_000
@@ -195,7 +205,51 @@ def test_verified_token_is_read_only(validator: TokenValidator, ccguard_issuer: 
     assert token.subject == "svc"
     assert token.expires_at == datetime.fromtimestamp(NOW + 300, tz=timezone.utc)
     assert token.header["alg"] == "RS256"
-    with pytest.raises(TypeError):
-        token.claims["sub"] = "other"  # type: ignore[index]
+    token.claims["sub"] = "other"  # a copy: the token is unchanged
+    token.header["alg"] = "none"
+    assert (token["sub"], token.claims["sub"], token.subject, token.header["alg"]) == ("svc", "svc", "svc", "RS256")
     with pytest.raises(AttributeError):
         token.subject = "other"  # type: ignore[misc]
+
+
+# -- issue 14 item 2: what a view returns of a token is JSON ----------------------------
+
+NESTED: dict[str, Any] = {"realm_access": {"roles": ["guest"]}, "cnf": {"x5t#S256": "abc"}, "scope": ["a", "b"]}
+
+
+def test_i14_02_claims_and_header_are_plain_json_serializable_dicts(
+    validator: TokenValidator, ccguard_issuer: TestIssuer
+) -> None:
+    token = _verified(validator, ccguard_issuer, sub="svc", **NESTED)
+    assert type(token.claims) is dict and type(token.header) is dict
+    assert json.loads(json.dumps(token.claims)) == token.claims
+    assert json.loads(json.dumps(token.header))["alg"] == "RS256"
+    # The other JSON-able parts; scopes and roles are frozensets (sort them for JSON).
+    parts = [token.subject, token.issuer, token.client_id, token.audiences, sorted(token.roles), sorted(token.scopes)]
+    assert json.loads(json.dumps(parts))[4:] == [[], ["a", "b"]]
+
+
+def test_i14_02_a_view_may_return_the_claims_and_header_as_they_are(ccguard_issuer: TestIssuer) -> None:
+    app = Flask("i14_02")
+    CCGuard(app, issuer=ccguard_issuer.issuer, audience=ccguard_issuer.audience)
+
+    @app.get("/whoami")
+    @require_token
+    def whoami() -> Any:
+        return {
+            "claims": current_token.claims,
+            "header": current_token.header,
+            "nested": current_token["realm_access"],
+            "audiences": current_token.audiences,
+            "expires_at": current_token.expires_at,  # Flask's provider writes an HTTP date
+        }
+
+    token = ccguard_issuer.mint(sub="svc", **NESTED)
+    for _ in range(3):  # first sight, second sight (cached), cache hit
+        resp = app.test_client().get("/whoami", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        body = resp.get_json()
+        assert body["claims"]["sub"] == "svc" and body["claims"]["realm_access"] == {"roles": ["guest"]}
+        assert body["header"]["alg"] == "RS256"
+        assert body["nested"] == {"roles": ["guest"]}
+        assert body["audiences"] == [ccguard_issuer.audience]
