@@ -286,8 +286,8 @@ class VerifiedToken:
     cache hands it out again), so it never hands out what it holds:
     :attr:`claims` and :attr:`header` are a fresh plain ``dict`` at each
     access, which a view may change, or return as JSON, without another
-    request seeing it. ``token["claim"]`` and ``token.get("claim")`` read
-    claims directly.
+    request seeing it; ``token["claim"]`` and ``token.get("claim")`` copy an
+    object or array claim the same way.
     """
 
     __slots__ = ("_claims", "_header", "_roles", "_rules", "_scopes")
@@ -365,10 +365,13 @@ class VerifiedToken:
         return datetime.fromtimestamp(iat, tz=timezone.utc) if _is_number(iat) else None
 
     def __getitem__(self, name: str) -> Any:
-        return self._claims[name]
+        """The claim ``name``; an object or array is a new copy, as in :attr:`claims`."""
+        return json_copy(self._claims[name])
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self._claims.get(name, default)
+        """The claim ``name``, else ``default``; an object or array is a new copy."""
+        value = self._claims.get(name, _UNSET)
+        return default if value is _UNSET else json_copy(value)
 
     def __contains__(self, name: object) -> bool:
         return name in self._claims
