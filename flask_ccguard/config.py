@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "CCGUARD_TOKEN_TYPES": None,
     #: Refuse tokens issued more than this many seconds ago; None: no limit.
     "CCGUARD_MAX_TOKEN_AGE": None,
+    #: Claims that mark a payload as an ID token, which is refused; None:
+    #: ``nonce``, ``at_hash``, ``c_hash``, ``s_hash``; ``[]`` turns the check off.
+    "CCGUARD_ID_TOKEN_CLAIMS": None,
     #: Verified tokens remembered so a repeated token skips the signature check; 0 turns it off.
     "CCGUARD_TOKEN_CACHE_SIZE": 1024,
     #: Where discovery documents and key sets are cached: None (this process),

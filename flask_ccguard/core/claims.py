@@ -11,6 +11,7 @@ from .errors import ExpiredToken, InvalidToken
 
 __all__ = [
     "CLAIM_CHECKS",
+    "ID_TOKEN_CLAIMS",
     "ClaimRules",
     "VerifiedToken",
     "check_aud",
@@ -19,6 +20,7 @@ __all__ = [
     "check_iat",
     "check_iss",
     "check_nbf",
+    "check_not_id_token",
     "claim_path",
     "json_copy",
     "parse_strings",
@@ -32,6 +34,13 @@ __all__ = [
 # 9999-12-31; an 'exp' beyond would overflow expires_at (and float() of a
 # 400-digit int raises). An 'nbf' or 'iat' beyond simply lies in the future.
 _MAX_NUMERIC_DATE = 253402300799
+
+#: Claims that only an OpenID Connect ID token carries (OpenID Connect Core
+#: §2, §3.3.2.11; FAPI 1.0 Advanced §5.1 for ``s_hash``); a payload with one
+#: is refused as an access token by default (see :func:`check_not_id_token`).
+#: ``auth_time``, ``acr`` and ``amr`` are not among them: RFC 9068 §2.2.1
+#: allows them in access tokens.
+ID_TOKEN_CLAIMS: frozenset[str] = frozenset({"nonce", "at_hash", "c_hash", "s_hash"})
 
 
 def _is_number(value: Any) -> bool:
@@ -81,6 +90,7 @@ class ClaimRules:
 
     __slots__ = (
         "audiences",
+        "id_token_claims",
         "issuer",
         "leeway",
         "max_token_age",
@@ -101,6 +111,7 @@ class ClaimRules:
         roles_claim: str = "roles",
         scopes_claim: str | None = None,
         require_aud: bool = True,
+        id_token_claims: Iterable[str] = ID_TOKEN_CLAIMS,
     ) -> None:
         self.issuer = issuer
         self.audiences = frozenset(audiences)
@@ -110,6 +121,7 @@ class ClaimRules:
         self.roles_claim = roles_claim
         self.scopes_claim = scopes_claim
         self.require_aud = require_aud
+        self.id_token_claims = tuple(id_token_claims)
 
     def for_issuer(self, issuer: str) -> ClaimRules:
         """A copy of these rules for one concrete issuer (a tenant of a template)."""
@@ -122,6 +134,7 @@ class ClaimRules:
             roles_claim=self.roles_claim,
             scopes_claim=self.scopes_claim,
             require_aud=self.require_aud,
+            id_token_claims=self.id_token_claims,
         )
 
 
@@ -187,6 +200,24 @@ def check_aud(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
         raise InvalidToken("The access token is meant for another audience.", reason="audience", claim="aud")
 
 
+def check_not_id_token(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """RFC 8725 §3.11-3.12, RFC 9068 §4: an ID token is not an access token.
+
+    An ID token is signed by the same issuer with the same keys, and
+    ``typ: JWT`` (which the default token types accept) does not tell the two
+    apart; an API whose audience is also an OpenID client id would take one.
+    A payload carrying a claim of ``rules.id_token_claims`` (by default
+    :data:`ID_TOKEN_CLAIMS`) is refused.
+    """
+    for name in rules.id_token_claims:
+        if name in claims:
+            raise InvalidToken(
+                f"The token is an OpenID Connect ID token (it has a '{name}' claim), not an access token.",
+                reason="id_token",
+                claim=name,
+            )
+
+
 def validity_window(claims: Mapping[str, Any], rules: ClaimRules) -> tuple[float, float]:
     """The times ``(since, until)`` between which :func:`check_claims` passes on time grounds.
 
@@ -218,11 +249,12 @@ CLAIM_CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any], ClaimRules, float], 
     ("iat", check_iat),
     ("iss", check_iss),
     ("aud", check_aud),
+    ("id_token", check_not_id_token),
 )
 
 
 def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
-    """Check ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud``.
+    """Check ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud``, and that the token is no ID token.
 
     :param now: the current time in seconds since the epoch.
     :raises InvalidToken: (or :class:`ExpiredToken`) naming the claim.

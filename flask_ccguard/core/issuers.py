@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from .claims import ClaimRules
+from .claims import ID_TOKEN_CLAIMS, ClaimRules
 from .discovery import DiscoveryError, discover
 from .errors import ConfigurationError
 from .http import FetchError, HTTPClient, check_url
@@ -47,6 +47,7 @@ PER_ISSUER_OPTIONS = frozenset(
         "jwks_stale_limit",
         "token_types",
         "max_token_age",
+        "id_token_claims",
         "tenants",
         "introspection",
     }
@@ -92,6 +93,8 @@ class IssuerEntry:
             roles_claim=rules.roles_claim,
             scopes_claim=rules.scopes_claim,
             require_aud=False,
+            # The endpoint vouches that the token is an access token.
+            id_token_claims=(),
         )
 
 
@@ -171,6 +174,7 @@ def build_issuer(
         max_token_age=max_age,
         roles_claim=roles_claim,
         scopes_claim=scopes_claim,
+        id_token_claims=_id_token_claims(opts["id_token_claims"], name("id_token_claims")),
     )
     keys = KeySet(
         http,
@@ -289,6 +293,18 @@ def _token_types(value: Any, name: str) -> frozenset[str | None]:
     ):
         raise ConfigurationError(f"{name} must be None or a list of 'typ' values such as ['at+jwt'].")
     return frozenset(normalize_typ(v) for v in value)
+
+
+def _id_token_claims(value: Any, name: str) -> frozenset[str]:
+    if value is None:
+        return ID_TOKEN_CLAIMS
+    if not isinstance(value, (list, tuple, set, frozenset)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigurationError(
+            f"{name} must be None (refuse tokens with {sorted(ID_TOKEN_CLAIMS)}) or a list of claim "
+            "names, e.g. ['at_hash', 'c_hash', 's_hash'] for an issuer that puts 'nonce' in access tokens, "
+            "or [] to turn the check off."
+        )
+    return frozenset(value)
 
 
 def non_negative(value: Any, name: str) -> float:

@@ -72,6 +72,9 @@ class TokenValidator:
     :param max_token_bytes: longest token accepted.
     :param token_types: accepted ``typ`` values (default: absent, ``JWT``, ``at+jwt``).
     :param max_token_age: refuse tokens issued longer ago than this (seconds).
+    :param id_token_claims: claims that mark a payload as an ID token, which is
+        refused (default: ``nonce``, ``at_hash``, ``c_hash``, ``s_hash``); ``[]``
+        turns the check off.
     :param token_cache_size: how many verified tokens to remember, so that a
         token seen again skips the signature check (its time claims are
         checked again on every use); 0 turns the cache off.
@@ -102,6 +105,7 @@ class TokenValidator:
         max_token_bytes: int = 16384,
         token_types: Iterable[str] | None = None,
         max_token_age: float | None = None,
+        id_token_claims: Iterable[str] | None = None,
         token_cache_size: int = 1024,
         cache: CacheSpec = None,
         clock: Callable[[], float] | None = None,
@@ -141,6 +145,7 @@ class TokenValidator:
             "jwks_stale_limit": jwks_stale_limit,
             "token_types": token_types,
             "max_token_age": max_token_age,
+            "id_token_claims": id_token_claims,
         }
         specs = issuer_specs(issuer, option_name("issuer"))
         self._issuers: dict[str, IssuerEntry] = {}
