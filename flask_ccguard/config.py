@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "CCGUARD_DISCOVERY_URL": None,
     #: Claim (or dotted path, e.g. ``realm_access.roles``) holding the roles.
     "CCGUARD_ROLES_CLAIM": "roles",
+    #: What separates the roles of a roles claim that is one string (e.g. ``","``);
+    #: None: whitespace. Arrays are not split.
+    "CCGUARD_ROLES_DELIMITER": None,
     #: Claim holding the scopes; None reads ``scope``, then ``scp``.
     "CCGUARD_SCOPES_CLAIM": None,
     #: Seconds allowed for each request to the issuer.

@@ -170,7 +170,7 @@ def run_checks(
         results["iss"] = results["iss"]._replace(detail=results["iss"].detail + f"; expected {issuer!r}")
     checks.extend(results[name] for name in ("iss", "aud", "exp", "iat", "nbf"))
 
-    have_roles = roles_of(payload, settings.rules.roles_claim)
+    have_roles = roles_of(payload, settings.rules.roles_claim, settings.rules.roles_delimiter)
     if not roles:
         add("roles", "SKIP", f"none required (token has {sorted(have_roles)})")
     elif have_roles.intersection(roles):

@@ -97,6 +97,7 @@ class ClaimRules:
         "require_aud",
         "require_iat",
         "roles_claim",
+        "roles_delimiter",
         "scopes_claim",
     )
 
@@ -112,6 +113,7 @@ class ClaimRules:
         scopes_claim: str | None = None,
         require_aud: bool = True,
         id_token_claims: Iterable[str] = ID_TOKEN_CLAIMS,
+        roles_delimiter: str | None = None,
     ) -> None:
         self.issuer = issuer
         self.audiences = frozenset(audiences)
@@ -122,6 +124,7 @@ class ClaimRules:
         self.scopes_claim = scopes_claim
         self.require_aud = require_aud
         self.id_token_claims = tuple(id_token_claims)
+        self.roles_delimiter = roles_delimiter
 
     def for_issuer(self, issuer: str) -> ClaimRules:
         """A copy of these rules for one concrete issuer (a tenant of a template)."""
@@ -135,6 +138,7 @@ class ClaimRules:
             scopes_claim=self.scopes_claim,
             require_aud=self.require_aud,
             id_token_claims=self.id_token_claims,
+            roles_delimiter=self.roles_delimiter,
         )
 
 
@@ -263,9 +267,20 @@ def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> No
         check(claims, rules, now)
 
 
-def roles_of(claims: Mapping[str, Any], roles_claim: str = "roles") -> frozenset[str]:
-    """Roles from the claim (or dotted path) ``roles_claim``."""
-    return parse_strings(lookup(claims, roles_claim))
+def roles_of(claims: Mapping[str, Any], roles_claim: str = "roles", delimiter: str | None = None) -> frozenset[str]:
+    """Roles from the claim (or dotted path) ``roles_claim``.
+
+    An array holds one role per member (RFC 9068 §2.2.3.1, RFC 7643 §2.4).
+    Some servers put several roles in one string: ``delimiter`` (such as
+    ``","``) splits it, each part stripped of surrounding spaces; None splits
+    on whitespace, as for scopes.
+    """
+    value = lookup(claims, roles_claim)
+    if delimiter is None or not isinstance(value, str):
+        return parse_strings(value)
+    if not delimiter.strip():
+        return frozenset(value.split())
+    return frozenset(part for part in (p.strip() for p in value.split(delimiter)) if part)
 
 
 def scopes_of(claims: Mapping[str, Any], scopes_claim: str | None = None) -> frozenset[str]:
@@ -383,7 +398,8 @@ class VerifiedToken:
     def roles(self) -> frozenset[str]:
         """Roles from the configured claim path (``roles`` by default)."""
         if self._roles is _UNSET:
-            self._roles = roles_of(self._claims, self._rules.roles_claim)
+            rules = self._rules
+            self._roles = roles_of(self._claims, rules.roles_claim, rules.roles_delimiter)
         return self._roles
 
     @property

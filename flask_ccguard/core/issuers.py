@@ -41,6 +41,7 @@ PER_ISSUER_OPTIONS = frozenset(
         "jwks_uri",
         "discovery_url",
         "roles_claim",
+        "roles_delimiter",
         "scopes_claim",
         "jwks_refresh_cooldown",
         "jwks_max_age",
@@ -95,6 +96,7 @@ class IssuerEntry:
             require_aud=False,
             # The endpoint vouches that the token is an access token.
             id_token_claims=(),
+            roles_delimiter=rules.roles_delimiter,
         )
 
 
@@ -160,6 +162,12 @@ def build_issuer(
         raise ConfigurationError(
             f"{name('roles_claim')} must be a claim name or dotted path such as 'realm_access.roles'."
         )
+    roles_delimiter = opts["roles_delimiter"]
+    if roles_delimiter is not None and (not isinstance(roles_delimiter, str) or not roles_delimiter):
+        raise ConfigurationError(
+            f"{name('roles_delimiter')} must be None (a string of roles is split on spaces) "
+            "or the separator between the roles of one string, such as ','."
+        )
     scopes_claim = opts["scopes_claim"]
     if scopes_claim is not None and (not isinstance(scopes_claim, str) or not scopes_claim):
         raise ConfigurationError(f"{name('scopes_claim')} must be a claim name, or None for 'scope' then 'scp'.")
@@ -175,6 +183,7 @@ def build_issuer(
         roles_claim=roles_claim,
         scopes_claim=scopes_claim,
         id_token_claims=_id_token_claims(opts["id_token_claims"], name("id_token_claims")),
+        roles_delimiter=roles_delimiter,
     )
     keys = KeySet(
         http,

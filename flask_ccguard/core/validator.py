@@ -64,6 +64,8 @@ class TokenValidator:
     :param jwks_uri: the issuer's JWKS URL; skips discovery.
     :param discovery_url: an explicit metadata URL instead of the well-knowns.
     :param roles_claim: claim (or dotted path) holding roles.
+    :param roles_delimiter: what separates the roles of a claim that is one
+        string (such as ``","``); None: whitespace. Arrays are not split.
     :param scopes_claim: claim holding scopes (default ``scope``, then ``scp``).
     :param http_timeout: seconds for each outbound request, start to finish.
     :param jwks_refresh_cooldown: seconds between refetches for unknown ``kid``.
@@ -97,6 +99,7 @@ class TokenValidator:
         jwks_uri: str | None = None,
         discovery_url: str | None = None,
         roles_claim: str = "roles",
+        roles_delimiter: str | None = None,
         scopes_claim: str | None = None,
         http_timeout: float = 5,
         jwks_refresh_cooldown: float = 30,
@@ -139,6 +142,7 @@ class TokenValidator:
             "jwks_uri": jwks_uri,
             "discovery_url": discovery_url,
             "roles_claim": roles_claim,
+            "roles_delimiter": roles_delimiter,
             "scopes_claim": scopes_claim,
             "jwks_refresh_cooldown": jwks_refresh_cooldown,
             "jwks_max_age": jwks_max_age,

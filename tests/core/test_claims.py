@@ -11,13 +11,16 @@ from flask import Flask
 
 from flask_ccguard import (
     CCGuard,
+    ConfigurationError,
     ExpiredToken,
     InvalidToken,
     TokenValidator,
     VerifiedToken,
     current_token,
+    require_roles,
     require_token,
 )
+from flask_ccguard.core.checks import run_checks
 from flask_ccguard.testing import TestIssuer
 
 NOW = 1_800_000_000
@@ -253,3 +256,78 @@ def test_i14_02_a_view_may_return_the_claims_and_header_as_they_are(ccguard_issu
         assert body["header"]["alg"] == "RS256"
         assert body["nested"] == {"roles": ["guest"]}
         assert body["audiences"] == [ccguard_issuer.audience]
+
+
+# -- issue 14 item 11: several roles in one string ----------------------------------------
+
+ROLE_STRINGS: list[Any] = [
+    # (roles_delimiter, value of the roles claim, roles)
+    pytest.param(
+        None, "guest,archivist_administrator", {"guest,archivist_administrator"}, id="i14_11_default-comma-kept"
+    ),
+    pytest.param(
+        None, "guest archivist_administrator", {"guest", "archivist_administrator"}, id="i14_11_default-spaces"
+    ),
+    pytest.param(",", "guest,archivist_administrator", {"guest", "archivist_administrator"}, id="i14_11_comma"),
+    pytest.param(
+        ",", " guest , archivist_administrator,,", {"guest", "archivist_administrator"}, id="i14_11_comma-strip"
+    ),
+    pytest.param(",", "Read Only,Writer", {"Read Only", "Writer"}, id="i14_11_comma-keeps-inner-spaces"),
+    pytest.param(",", ",, ,", set(), id="i14_11_comma-nothing-but-separators"),
+    pytest.param(
+        ",", ["guest,archivist_administrator"], {"guest,archivist_administrator"}, id="i14_11_array-untouched"
+    ),
+    pytest.param(",", ["guest", 7], {"guest"}, id="i14_11_array-non-strings-ignored"),
+    pytest.param(" ", "a  b\tc", {"a", "b", "c"}, id="i14_11_space-any-whitespace"),
+    pytest.param(";", "a;b c", {"a", "b c"}, id="i14_11_semicolon"),
+    pytest.param("||", "a||b|c", {"a", "b|c"}, id="i14_11_multi-character"),
+    pytest.param(",", 42, set(), id="i14_11_number-grants-nothing"),
+]
+
+
+@pytest.mark.parametrize(("delimiter", "value", "roles"), ROLE_STRINGS)
+def test_i14_11_roles_delimiter(ccguard_issuer: TestIssuer, delimiter: str | None, value: Any, roles: set[str]) -> None:
+    v = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, roles_delimiter=delimiter, clock=lambda: NOW)
+    assert _verified(v, ccguard_issuer, roles=value).roles == roles
+
+
+def test_i14_11_roles_delimiter_on_a_dotted_path_and_per_issuer(ccguard_issuer: TestIssuer) -> None:
+    spec = {"issuer": ccguard_issuer.issuer, "roles_claim": "realm_access.roles", "roles_delimiter": ","}
+    v = TokenValidator([spec], ccguard_issuer.audience, clock=lambda: NOW)
+    token = _verified(v, ccguard_issuer, realm_access={"roles": "guest,archivist_administrator"})
+    assert token.roles == {"guest", "archivist_administrator"}
+
+
+def test_i14_11_require_roles_with_a_delimited_roles_string(ccguard_issuer: TestIssuer) -> None:
+    token = ccguard_issuer.mint(roles="guest,archivist_administrator")
+    for delimiter, status in ((None, 403), (",", 200)):
+        app = Flask("i14_11")
+        CCGuard(app, issuer=ccguard_issuer.issuer, audience=ccguard_issuer.audience, roles_delimiter=delimiter)
+
+        @app.get("/archivist/v2/assets")
+        @require_roles("archivist_administrator")
+        def assets() -> Any:
+            return {"roles": sorted(current_token.roles)}
+
+        resp = app.test_client().get("/archivist/v2/assets", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == status, delimiter
+
+
+def test_i14_11_check_token_splits_roles_as_the_validator_does(ccguard_issuer: TestIssuer) -> None:
+    v = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, roles_delimiter=",")
+    report = run_checks(v, ccguard_issuer.mint(roles="guest,archivist_administrator"), roles=["guest"])
+    assert {c.name: c.status for c in report.checks}["roles"] == "PASS"
+
+
+@pytest.mark.parametrize("value", ["", 1, [","]])
+def test_i14_11_a_wrong_roles_delimiter_fails_at_start_up(ccguard_issuer: TestIssuer, value: Any) -> None:
+    app = Flask("i14_11")
+    app.config.update(
+        CCGUARD_ISSUER=ccguard_issuer.issuer, CCGUARD_AUDIENCE=ccguard_issuer.audience, CCGUARD_ROLES_DELIMITER=value
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        CCGuard(app)
+    assert str(caught.value) == (
+        "CCGUARD_ROLES_DELIMITER must be None (a string of roles is split on spaces) "
+        "or the separator between the roles of one string, such as ','."
+    )
