@@ -29,6 +29,7 @@ from flask_ccguard import CCGuard
 from flask_ccguard.config import DEFAULTS as CCGUARD_SETTINGS
 
 from . import applications, assets, cli, db, errors, issuer, openapi, registrations, settings
+from .failure_limiter import TokenEndpointLimits
 from .keys import KeyStore
 
 __all__ = ["create_app"]
@@ -37,6 +38,11 @@ DEFAULTS: dict[str, Any] = {
     # Bodies are small JSON documents; anything larger is refused with a 413.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "EXAMPLE_TOKEN_LIFETIME": 3600,
+    # Failed client authentications at the token endpoint, per client id and
+    # per remote address, before it answers 429 until the window (seconds) ends.
+    "EXAMPLE_AUTH_FAILURES_PER_CLIENT": 10,
+    "EXAMPLE_AUTH_FAILURES_PER_ADDRESS": 50,
+    "EXAMPLE_AUTH_FAILURE_WINDOW": 60,
     "CCGUARD_REALM": "example_app",
 }
 
@@ -90,6 +96,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     keys = KeyStore(app.instance_path)
     keys.ensure()
     app.extensions["example_keys"] = keys
+    app.extensions["example_token_limits"] = TokenEndpointLimits(
+        int(app.config["EXAMPLE_AUTH_FAILURES_PER_CLIENT"]),
+        int(app.config["EXAMPLE_AUTH_FAILURES_PER_ADDRESS"]),
+        float(app.config["EXAMPLE_AUTH_FAILURE_WINDOW"]),
+    )
     created, tenant = db.initialize(app.config["EXAMPLE_DATABASE"])
     app.config["EXAMPLE_TENANT"] = tenant
     if created:
