@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,13 +66,34 @@ def _env_ccguard() -> dict[str, Any]:
     return found
 
 
+def _flask_command() -> str:
+    """How to call this example's commands, as the user started it.
+
+    ``run_example.py`` runs ``.venv/bin/flask`` without activating the
+    virtualenv, where a bare ``flask`` is not this one (or none at all).
+    """
+    program = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(program) not in ("flask", "flask.exe") or shutil.which("flask") == program:
+        return "flask --app example_app"
+    relative = os.path.relpath(program)
+    return (relative if not relative.startswith("..") else program) + " --app example_app"
+
+
 def _announce_root(record: Mapping[str, Any]) -> None:
     secret = record["credentials"][0]["secret"]
     click.echo(
         "\n  example_app: created the root app registration. Its secret is shown ONCE:\n\n"
         f"    export CLIENT_ID={record['client_id']}\n"
         f"    export SECRET={secret}\n\n"
-        "  More registrations: flask --app example_app register NAME [--root]\n",
+        f"  More registrations: {_flask_command()} register NAME [--root]\n",
+        err=True,
+    )
+
+
+def _announce_restart() -> None:
+    click.echo(
+        "\n  example_app: the root secret was shown on the first start only. New root credentials:\n"
+        f"    {_flask_command()} register admin --root\n",
         err=True,
     )
 
@@ -110,6 +133,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         finally:
             conn.close()
         _announce_root(root)
+    elif settings.serving():
+        _announce_restart()
 
     # The asset API trusts this example's own issuer, found by discovery over
     # HTTP like any other; CCGUARD_* variables (environment, then config)
