@@ -17,7 +17,9 @@ point it at any other OpenID issuer instead.
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -27,14 +29,18 @@ from typing import Any
 import click
 from flask import Flask
 
-from flask_ccguard import CCGuard
+from flask_ccguard import CCGuard, ConfigurationError
+from flask_ccguard.config import CLIENT_KEYS as CCGUARD_CLIENT_KEYS
 from flask_ccguard.config import DEFAULTS as CCGUARD_SETTINGS
+from flask_ccguard.config import PREFIX as CCGUARD_PREFIX
 
 from . import applications, assets, cli, db, errors, issuer, openapi, registrations, settings
 from .failure_limiter import TokenEndpointLimits
 from .keys import KeyStore
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("example_app")
 
 DEFAULTS: dict[str, Any] = {
     # Bodies are small JSON documents; anything larger is refused with a 413.
@@ -49,20 +55,43 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _closest_setting(key: str) -> str | None:
+    """The flask-ccguard setting ``key`` is probably a misspelling of, if any."""
+    names = {name[len(CCGUARD_PREFIX) :]: name for name in CCGUARD_SETTINGS}
+    close = difflib.get_close_matches(key[len(CCGUARD_PREFIX) :], names, n=1, cutoff=0.75)
+    return names[close[0]] if close else None
+
+
 def _env_ccguard() -> dict[str, Any]:
     """flask-ccguard settings from the environment; JSON values (lists, numbers) are decoded.
 
-    Only the extension's own settings are taken: other ``CCGUARD_*`` variables
-    (the ``ccguard`` command's client settings, test switches) belong to
-    other tools sharing the environment.
+    Checked like ``app.config`` (the extension refuses an unknown
+    ``CCGUARD_*`` key there): a variable that is close to a setting's name,
+    such as ``CCGUARD_AUDIANCE``, stops the start with the name it was meant
+    to be, rather than leave the setting at its default and every token
+    refused with a 401. Other ``CCGUARD_*`` variables belong to other tools
+    sharing the environment (the ``ccguard`` command's client settings, test
+    switches such as ``CCGUARD_SKIP_INTEROP``) and are left alone.
+
+    :raises ConfigurationError: naming the variable and the setting it resembles.
     """
     found: dict[str, Any] = {}
-    for key, raw in os.environ.items():
-        if key in CCGUARD_SETTINGS:
-            try:
-                found[key] = json.loads(raw)
-            except ValueError:
-                found[key] = raw
+    for key, raw in sorted(os.environ.items()):
+        if not key.startswith(CCGUARD_PREFIX) or key in CCGUARD_CLIENT_KEYS:
+            continue
+        if key not in CCGUARD_SETTINGS:
+            meant = _closest_setting(key)
+            if meant is not None:
+                raise ConfigurationError(
+                    f"{key} (an environment variable) is not a flask-ccguard setting; did you mean {meant}? "
+                    f"Rename it to {meant}, or unset it."
+                )
+            log.warning("ignoring the environment variable %s: it is not a flask-ccguard setting", key)
+            continue
+        try:
+            found[key] = json.loads(raw)
+        except ValueError:
+            found[key] = raw
     return found
 
 
@@ -149,6 +178,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # Our issuer always writes typ at+jwt (RFC 9068 §2.1), so demand it.
         guard_config.setdefault("CCGUARD_TOKEN_TYPES", ["at+jwt"])
     app.config.update(guard_config)
+    # Warm-up (CCGUARD_WARM_UP, being added to the extension): it arrives here
+    # like every CCGUARD_* setting, from the environment or `config`. The
+    # lead wires the example's choice here; note that with the example's own
+    # issuer (the default) a warm-up inside create_app would fetch from this
+    # very server before it listens, so it can only apply to an external
+    # issuer, or run after the server has started.
     CCGuard(app)
 
     db.init_app(app)

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from example_app import create_app, settings
+from flask_ccguard import ConfigurationError
 from flask_ccguard.testing import TestIssuer
 
 from .example_server import LiveExample, bearer, live_example
@@ -487,6 +488,26 @@ def test_other_tools_ccguard_variables_are_left_alone(tmp_path: Path, monkeypatc
     app = create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
     assert "CCGUARD_SKIP_INTEROP" not in app.config
     assert app.config["CCGUARD_LEEWAY"] == 5
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("CCGUARD_AUDIANCE", "CCGUARD_AUDIENCE"),
+        ("CCGUARD_ISSUR", "CCGUARD_ISSUER"),
+        ("CCGUARD_JWKS_URL", "CCGUARD_JWKS_URI"),
+        ("CCGUARD_ALGORITHM", "CCGUARD_ALGORITHMS"),
+    ],
+)
+def test_i14_09_a_misspelt_ccguard_variable_fails_at_start_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, meant: str
+) -> None:
+    monkeypatch.setenv(variable, "api://assets")
+    with pytest.raises(ConfigurationError) as caught:
+        create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
+    message = str(caught.value)
+    assert variable in message
+    assert f"did you mean {meant}?" in message
 
 
 def test_openapi_document_names_the_token_url(live: LiveExample) -> None:
