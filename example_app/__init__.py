@@ -1,4 +1,4 @@
-"""Example asset API with its own app-registration issuer (DESIGN §8).
+"""Example asset API with its own app-registration issuer (README.rst, "Example asset API").
 
 ``flask --app example_app run`` serves, on ``http://127.0.0.1:5000``:
 

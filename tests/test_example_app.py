@@ -1,4 +1,4 @@
-"""The example asset API over real HTTP: issuer, registrations, assets (DESIGN §8)."""
+"""The example asset API over real HTTP: issuer, registrations, assets (README "Example asset API")."""
 
 from __future__ import annotations
 
@@ -508,6 +508,16 @@ def test_i14_09_a_misspelt_ccguard_variable_fails_at_start_naming_the_setting(
     message = str(caught.value)
     assert variable in message
     assert f"did you mean {meant}?" in message
+
+
+def test_i14_example_docstring_points_at_the_readme_not_a_file_users_lack() -> None:
+    import example_app
+
+    summary = (example_app.__doc__ or "").splitlines()[0]
+    assert "DESIGN" not in summary
+    section = summary.split('"')[1]
+    readme = (Path(__file__).resolve().parent.parent / "README.rst").read_text(encoding="utf-8")
+    assert f"\n{section}\n{'-' * len(section)}\n" in readme
 
 
 def test_openapi_document_names_the_token_url(live: LiveExample) -> None:
