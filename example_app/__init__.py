@@ -1,4 +1,4 @@
-"""Example asset API with its own app-registration issuer (DESIGN §8).
+"""Example asset API with its own app-registration issuer (README.rst, "Example asset API").
 
 ``flask --app example_app run`` serves, on ``http://127.0.0.1:5000``:
 
@@ -17,45 +17,95 @@ point it at any other OpenID issuer instead.
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
+import shutil
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import click
 from flask import Flask
 
-from flask_ccguard import CCGuard
+from flask_ccguard import CCGuard, ConfigurationError
+from flask_ccguard.config import CLIENT_KEYS as CCGUARD_CLIENT_KEYS
 from flask_ccguard.config import DEFAULTS as CCGUARD_SETTINGS
+from flask_ccguard.config import PREFIX as CCGUARD_PREFIX
 
 from . import applications, assets, cli, db, errors, issuer, openapi, registrations, settings
+from .failure_limiter import TokenEndpointLimits
 from .keys import KeyStore
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("example_app")
 
 DEFAULTS: dict[str, Any] = {
     # Bodies are small JSON documents; anything larger is refused with a 413.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "EXAMPLE_TOKEN_LIFETIME": 3600,
+    # Failed client authentications at the token endpoint, per client id and
+    # per remote address, before it answers 429 until the window (seconds) ends.
+    "EXAMPLE_AUTH_FAILURES_PER_CLIENT": 10,
+    "EXAMPLE_AUTH_FAILURES_PER_ADDRESS": 50,
+    "EXAMPLE_AUTH_FAILURE_WINDOW": 60,
     "CCGUARD_REALM": "example_app",
 }
+
+
+def _closest_setting(key: str) -> str | None:
+    """The flask-ccguard setting ``key`` is probably a misspelling of, if any."""
+    names = {name[len(CCGUARD_PREFIX) :]: name for name in CCGUARD_SETTINGS}
+    close = difflib.get_close_matches(key[len(CCGUARD_PREFIX) :], names, n=1, cutoff=0.75)
+    return names[close[0]] if close else None
 
 
 def _env_ccguard() -> dict[str, Any]:
     """flask-ccguard settings from the environment; JSON values (lists, numbers) are decoded.
 
-    Only the extension's own settings are taken: other ``CCGUARD_*`` variables
-    (the ``ccguard`` command's client settings, test switches) belong to
-    other tools sharing the environment.
+    Checked like ``app.config`` (the extension refuses an unknown
+    ``CCGUARD_*`` key there): a variable that is close to a setting's name,
+    such as ``CCGUARD_AUDIANCE``, stops the start with the name it was meant
+    to be, rather than leave the setting at its default and every token
+    refused with a 401. Other ``CCGUARD_*`` variables belong to other tools
+    sharing the environment (the ``ccguard`` command's client settings, test
+    switches such as ``CCGUARD_SKIP_INTEROP``) and are left alone.
+
+    :raises ConfigurationError: naming the variable and the setting it resembles.
     """
     found: dict[str, Any] = {}
-    for key, raw in os.environ.items():
-        if key in CCGUARD_SETTINGS:
-            try:
-                found[key] = json.loads(raw)
-            except ValueError:
-                found[key] = raw
+    for key, raw in sorted(os.environ.items()):
+        if not key.startswith(CCGUARD_PREFIX) or key in CCGUARD_CLIENT_KEYS:
+            continue
+        if key not in CCGUARD_SETTINGS:
+            meant = _closest_setting(key)
+            if meant is not None:
+                raise ConfigurationError(
+                    f"{key} (an environment variable) is not a flask-ccguard setting; did you mean {meant}? "
+                    f"Rename it to {meant}, or unset it."
+                )
+            log.warning("ignoring the environment variable %s: it is not a flask-ccguard setting", key)
+            continue
+        try:
+            found[key] = json.loads(raw)
+        except ValueError:
+            found[key] = raw
     return found
+
+
+def _flask_command() -> str:
+    """How to call this example's commands, as the user started it.
+
+    ``run_example.py`` runs ``.venv/bin/flask`` without activating the
+    virtualenv, where a bare ``flask`` is not this one (or none at all).
+    """
+    program = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(program) not in ("flask", "flask.exe") or shutil.which("flask") == program:
+        return "flask --app example_app"
+    relative = os.path.relpath(program)
+    return (relative if not relative.startswith("..") else program) + " --app example_app"
 
 
 def _announce_root(record: Mapping[str, Any]) -> None:
@@ -64,7 +114,15 @@ def _announce_root(record: Mapping[str, Any]) -> None:
         "\n  example_app: created the root app registration. Its secret is shown ONCE:\n\n"
         f"    export CLIENT_ID={record['client_id']}\n"
         f"    export SECRET={secret}\n\n"
-        "  More registrations: flask --app example_app register NAME [--root]\n",
+        f"  More registrations: {_flask_command()} register NAME [--root]\n",
+        err=True,
+    )
+
+
+def _announce_restart() -> None:
+    click.echo(
+        "\n  example_app: the root secret was shown on the first start only. New root credentials:\n"
+        f"    {_flask_command()} register admin --root\n",
         err=True,
     )
 
@@ -90,6 +148,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     keys = KeyStore(app.instance_path)
     keys.ensure()
     app.extensions["example_keys"] = keys
+    app.extensions["example_token_limits"] = TokenEndpointLimits(
+        int(app.config["EXAMPLE_AUTH_FAILURES_PER_CLIENT"]),
+        int(app.config["EXAMPLE_AUTH_FAILURES_PER_ADDRESS"]),
+        float(app.config["EXAMPLE_AUTH_FAILURE_WINDOW"]),
+    )
     created, tenant = db.initialize(app.config["EXAMPLE_DATABASE"])
     app.config["EXAMPLE_TENANT"] = tenant
     if created:
@@ -99,6 +162,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         finally:
             conn.close()
         _announce_root(root)
+    elif settings.serving():
+        _announce_restart()
 
     # The asset API trusts this example's own issuer, found by discovery over
     # HTTP like any other; CCGUARD_* variables (environment, then config)
@@ -113,6 +178,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # Our issuer always writes typ at+jwt (RFC 9068 §2.1), so demand it.
         guard_config.setdefault("CCGUARD_TOKEN_TYPES", ["at+jwt"])
     app.config.update(guard_config)
+    # Warm-up (CCGUARD_WARM_UP, being added to the extension): it arrives here
+    # like every CCGUARD_* setting, from the environment or `config`. The
+    # lead wires the example's choice here; note that with the example's own
+    # issuer (the default) a warm-up inside create_app would fetch from this
+    # very server before it listens, so it can only apply to an external
+    # issuer, or run after the server has started.
     CCGuard(app)
 
     db.init_app(app)

@@ -16,7 +16,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_ccguard.core.basic_auth import parse_basic_authorization
 
 from . import registrations
+from .client_secrets import SecretCheckBusy
 from .db import get_db
+from .failure_limiter import TokenEndpointLimits
 from .keys import ALGORITHM, KeyStore
 from .settings import ISSUER_PATH
 
@@ -28,11 +30,12 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 §5.1
 class OAuthError(Exception):
     """An RFC 6749 §5.2 error response."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(self, error: str, description: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
         super().__init__(error)
         self.error = error
         self.description = description
         self.status = status
+        self.headers = headers or {}
 
 
 @bp.errorhandler(OAuthError)
@@ -40,6 +43,7 @@ def _oauth_error(exc: OAuthError) -> Response:
     response = jsonify(error=exc.error, error_description=exc.description)
     response.status_code = exc.status
     response.headers.update(NO_STORE)
+    response.headers.update(exc.headers)
     if exc.status == 401:
         # RFC 6749 §5.2: a 401 carries a challenge for the scheme the client may use.
         response.headers["WWW-Authenticate"] = f'Basic realm="{current_app.config["EXAMPLE_ISSUER"]}"'
@@ -88,9 +92,24 @@ def token() -> tuple[Response, int, dict[str, str]]:
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
     if not client_id or secret is None:
         raise OAuthError("invalid_client", "client authentication is required", 401)
-    row = registrations.authenticate(get_db(), client_id, secret)
+    limits: TokenEndpointLimits = current_app.extensions["example_token_limits"]
+    address = request.remote_addr or ""
+    wait = limits.retry_after(client_id, address)
+    if wait:
+        # RFC 6749 §10.10: no credential check at all until the window ends.
+        raise OAuthError(
+            "invalid_client", "too many failed client authentications; try again later", 429, {"Retry-After": str(wait)}
+        )
+    try:
+        row = registrations.authenticate(get_db(), client_id, secret)
+    except SecretCheckBusy:
+        raise OAuthError(
+            "temporarily_unavailable", "the server is busy; try again later", 503, {"Retry-After": "1"}
+        ) from None
     if row is None:
+        limits.failed(client_id, address)
         raise OAuthError("invalid_client", "client authentication failed", 401)
+    limits.succeeded(client_id)
 
     roles, custom = registrations.token_claims(row)
     now = int(time.time())

@@ -256,6 +256,14 @@ def _paths(token_path: str) -> dict[str, Any]:
                         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
                     },
                     "413": _error("The body exceeds the size limit"),
+                    "429": {
+                        **_error("Too many failed client authentications (RFC 6585 §4)", "OAuthError"),
+                        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+                    },
+                    "503": {
+                        **_error("Busy checking older secrets; try again", "OAuthError"),
+                        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+                    },
                 },
             }
         },

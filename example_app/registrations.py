@@ -1,17 +1,14 @@
-"""App registrations: storage, salted scrypt secrets, and client authentication.
+"""App registrations: storage, hashed secrets, and client authentication.
 
 Shaped like RKVST's App Registrations API: ``applications/<uuid>`` with
 ``display_name``, ``client_id``, ``tenant_id``, ``credentials`` and
 ``custom_claims``. A secret is shown once, at creation or regeneration, and
-stored only as a salted ``hashlib.scrypt`` hash (RFC 7914), compared in
-constant time.
+stored only as a hash (see :mod:`example_app.client_secrets` for which, and
+why), compared in constant time.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import re
 import secrets
@@ -20,14 +17,13 @@ import time
 import uuid
 from typing import Any
 
+from .client_secrets import DUMMY_HASH, check_secret, hash_secret, needs_rehash
 from .db import transaction
 from .validation import END, NAME, bad, rfc3339, string_map
 
 ROOT_ROLE = "archivist_administrator"
 GUEST_ROLE = "guest"
 SECRET_LIFETIME = 365 * 24 * 3600  # RKVST's example secrets are valid for a year
-# RFC 7914 §2 parameters: N=2**14, r=8 is ~16 MiB and tens of milliseconds.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 
 #: Claim names a custom claim may not take: RFC 7519 §4.1, the claims this
 #: issuer sets itself (RFC 9068 §2.2, §2.2.3.1), and OpenID Connect's
@@ -62,38 +58,6 @@ CUSTOM_CLAIM_PATTERN = (
     + ")"
     + NAME.pattern[1:]
 )
-
-
-# -- secrets ---------------------------------------------------------------------------
-
-
-def hash_secret(secret: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
-    parts = (
-        "scrypt",
-        str(SCRYPT_N),
-        str(SCRYPT_R),
-        str(SCRYPT_P),
-        base64.b64encode(salt).decode(),
-        base64.b64encode(digest).decode(),
-    )
-    return "$".join(parts)
-
-
-def check_secret(secret: str, stored: str) -> bool:
-    """True if ``secret`` matches the ``stored`` hash (constant-time compare)."""
-    _, n, r, p, salt, digest = stored.split("$")
-    expected = base64.b64decode(digest)
-    actual = hashlib.scrypt(
-        secret.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
-    )
-    return hmac.compare_digest(actual, expected)
-
-
-# Checked against when the client is unknown, so that unknown and known
-# clients cost the same time.
-_DUMMY_HASH = hash_secret(secrets.token_hex(32))
 
 
 # -- validation ------------------------------------------------------------------------
@@ -214,27 +178,44 @@ def regenerate_secret(conn: sqlite3.Connection, tenant: str, app_id: str) -> dic
 
 
 def authenticate(conn: sqlite3.Connection, client_id: str, secret: str) -> sqlite3.Row | None:
-    """The registration if ``secret`` is one of its currently valid secrets."""
+    """The registration if ``secret`` is one of its currently valid secrets.
+
+    An unknown client is refused after one SHA-256 compare against a dummy
+    hash, never the KDF, so made-up client ids cost the endpoint nothing. A
+    legacy (scrypt) hash that matches is replaced by its SHA-256 form.
+
+    :raises client_secrets.SecretCheckBusy: if a legacy hash cannot be checked now.
+    """
     try:
         app_id = str(uuid.UUID(client_id))
     except ValueError:
         app_id = ""
     row = conn.execute("SELECT * FROM applications WHERE id = ?", (app_id,)).fetchone() if app_id == client_id else None
     now = time.time()
-    hashes = []
+    stored: list[sqlite3.Row] = []
     if row is not None:
         # Expired (or not yet valid) credentials cannot get tokens.
-        hashes = [
-            cred["secret_hash"]
-            for cred in conn.execute(
-                "SELECT secret_hash FROM credentials WHERE application_id = ? AND valid_from <= ? AND valid_until > ?",
-                (row["id"], now, now),
+        stored = conn.execute(
+            "SELECT id, secret_hash FROM credentials WHERE application_id = ? AND valid_from <= ? AND valid_until > ?",
+            (row["id"], now, now),
+        ).fetchall()
+    if not stored:
+        check_secret(secret, DUMMY_HASH)  # the same work as a known client's check
+        return None
+    matched = None
+    for cred in stored:
+        # Every credential is checked: no early exit that times which one matched.
+        if check_secret(secret, cred["secret_hash"]):
+            matched = cred
+    if matched is None:
+        return None
+    if needs_rehash(matched["secret_hash"]):
+        with transaction(conn):
+            conn.execute(
+                "UPDATE credentials SET secret_hash = ? WHERE id = ? AND secret_hash = ?",
+                (hash_secret(secret), matched["id"], matched["secret_hash"]),
             )
-        ]
-    matched = False
-    for stored in hashes or [_DUMMY_HASH]:
-        matched = check_secret(secret, stored) or matched
-    return row if matched and hashes else None
+    return row
 
 
 def token_claims(row: sqlite3.Row) -> tuple[list[str], dict[str, str]]:

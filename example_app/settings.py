@@ -34,6 +34,12 @@ def _setting(config: Mapping[str, Any], name: str) -> str | None:
     return str(value).rstrip("/") if value else None
 
 
+def serving() -> bool:
+    """True when ``flask run`` is loading the app (not ``flask register``, not a test)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.info_name == "run"
+
+
 def served_base_url() -> str:
     """The base URL of ``flask run`` when called from it, else the default.
 
@@ -41,7 +47,7 @@ def served_base_url() -> str:
     the address the server is about to bind.
     """
     ctx = click.get_current_context(silent=True)
-    if ctx is None or ctx.info_name != "run":
+    if ctx is None or not serving():
         return DEFAULT_BASE_URL
     host = str(ctx.params.get("host") or "127.0.0.1")
     port = int(ctx.params.get("port") or 5000)

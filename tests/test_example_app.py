@@ -1,4 +1,4 @@
-"""The example asset API over real HTTP: issuer, registrations, assets (DESIGN §8)."""
+"""The example asset API over real HTTP: issuer, registrations, assets (README "Example asset API")."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from example_app import create_app, settings
+from flask_ccguard import ConfigurationError
 from flask_ccguard.testing import TestIssuer
 
 from .example_server import LiveExample, bearer, live_example
@@ -409,14 +410,14 @@ def test_expired_credentials_cannot_get_tokens(live: LiveExample) -> None:
     assert response.json()["error"] == "invalid_client"
 
 
-def test_secrets_are_stored_as_salted_scrypt_hashes(live: LiveExample) -> None:
+def test_secrets_are_stored_only_as_hashes(live: LiveExample) -> None:
     record = live.register("hash-check")
     secret = record["credentials"][0]["secret"]
     with sqlite3.connect(live.app.config["EXAMPLE_DATABASE"]) as conn:
         (stored,) = conn.execute(
             "SELECT secret_hash FROM credentials WHERE application_id = ?", (record["client_id"],)
         ).fetchone()
-    assert stored.startswith("scrypt$")
+    assert stored.startswith("sha256$")
     assert secret not in stored
     assert secret not in Path(live.app.config["EXAMPLE_DATABASE"]).read_bytes().decode("latin-1")
 
@@ -487,6 +488,36 @@ def test_other_tools_ccguard_variables_are_left_alone(tmp_path: Path, monkeypatc
     app = create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
     assert "CCGUARD_SKIP_INTEROP" not in app.config
     assert app.config["CCGUARD_LEEWAY"] == 5
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("CCGUARD_AUDIANCE", "CCGUARD_AUDIENCE"),
+        ("CCGUARD_ISSUR", "CCGUARD_ISSUER"),
+        ("CCGUARD_JWKS_URL", "CCGUARD_JWKS_URI"),
+        ("CCGUARD_ALGORITHM", "CCGUARD_ALGORITHMS"),
+    ],
+)
+def test_i14_09_a_misspelt_ccguard_variable_fails_at_start_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, meant: str
+) -> None:
+    monkeypatch.setenv(variable, "api://assets")
+    with pytest.raises(ConfigurationError) as caught:
+        create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
+    message = str(caught.value)
+    assert variable in message
+    assert f"did you mean {meant}?" in message
+
+
+def test_i14_example_docstring_points_at_the_readme_not_a_file_users_lack() -> None:
+    import example_app
+
+    summary = (example_app.__doc__ or "").splitlines()[0]
+    assert "DESIGN" not in summary
+    section = summary.split('"')[1]
+    readme = (Path(__file__).resolve().parent.parent / "README.rst").read_text(encoding="utf-8")
+    assert f"\n{section}\n{'-' * len(section)}\n" in readme
 
 
 def test_openapi_document_names_the_token_url(live: LiveExample) -> None:

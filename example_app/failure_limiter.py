@@ -1,0 +1,107 @@
+"""A bounded-memory limiter of failed client authentications at the token endpoint.
+
+RFC 6749 §10.10: the authorization server MUST prevent attackers from
+guessing client credentials. Failures are counted per client id and per remote address in fixed windows;
+a key that reached its limit is answered ``429`` with ``Retry-After``
+(RFC 6585 §4) until its window ends, without its credentials being checked.
+
+Each table keeps at most ``max_keys`` entries, dropping the least recently
+failed one when full, so the memory is bounded whatever ids and addresses an
+attacker sends (client ids are kept as 16-byte digests, not as sent). The
+price of the bound: a flood of distinct keys can push an entry out early,
+which the other dimension (address or client) still limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+__all__ = ["FailureLimiter", "TokenEndpointLimits"]
+
+
+class FailureLimiter:
+    """At most ``limit`` failures per key per ``window`` seconds; at most ``max_keys`` keys.
+
+    :param clock: a monotonic clock, replaceable in tests.
+    """
+
+    def __init__(
+        self, limit: int, window: float, max_keys: int = 4096, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if limit < 1 or window <= 0 or max_keys < 1:
+            raise ValueError("limit and max_keys must be at least 1, window above 0")
+        self.limit, self.window, self.max_keys = limit, window, max_keys
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> (window start, failures in that window); oldest failure first.
+        self._table: OrderedDict[Hashable, tuple[float, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def retry_after(self, key: Hashable) -> int:
+        """Whole seconds until ``key`` may try again; 0 if it may now."""
+        now = self._clock()
+        with self._lock:
+            entry = self._table.get(key)
+            if entry is None:
+                return 0
+            start, count = entry
+            if now - start >= self.window:
+                del self._table[key]
+                return 0
+            return max(1, math.ceil(start + self.window - now)) if count >= self.limit else 0
+
+    def failed(self, key: Hashable) -> None:
+        """Count one failure of ``key``."""
+        now = self._clock()
+        with self._lock:
+            start, count = self._table.pop(key, (now, 0))
+            if now - start >= self.window:
+                start, count = now, 0
+            self._table[key] = (start, count + 1)
+            while len(self._table) > self.max_keys:
+                self._table.popitem(last=False)
+
+    def forget(self, key: Hashable) -> None:
+        """Clear ``key``'s failures (after it authenticated)."""
+        with self._lock:
+            self._table.pop(key, None)
+
+
+def _client_key(client_id: str) -> bytes:
+    # A digest: a client id may be up to a whole request body long.
+    return hashlib.blake2b(client_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class TokenEndpointLimits:
+    """The token endpoint's two limiters: per client id and per remote address."""
+
+    def __init__(
+        self,
+        per_client: int,
+        per_address: int,
+        window: float,
+        max_keys: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clients = FailureLimiter(per_client, window, max_keys, clock)
+        self.addresses = FailureLimiter(per_address, window, max_keys, clock)
+
+    def retry_after(self, client_id: str, address: str) -> int:
+        """Seconds to wait before this client, from this address, may try again; 0 if now."""
+        return max(self.clients.retry_after(_client_key(client_id)), self.addresses.retry_after(address))
+
+    def failed(self, client_id: str, address: str) -> None:
+        self.clients.failed(_client_key(client_id))
+        self.addresses.failed(address)
+
+    def succeeded(self, client_id: str) -> None:
+        # The address keeps its count: one good client must not launder
+        # another's guessing from the same address.
+        self.clients.forget(_client_key(client_id))

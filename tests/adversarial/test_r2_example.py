@@ -1,0 +1,198 @@
+"""Hardening round 2, the example app: its token endpoint under credential guessing (finding 13).
+
+The KDF is observed by counting calls to :func:`hashlib.scrypt` (the server
+runs in this process, in a thread), never by timing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ..example_server import LiveExample, live_example
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # create_app reads EXAMPLE_* and CCGUARD_* settings from the environment.
+    for name in list(os.environ):
+        if name.startswith(("EXAMPLE_", "CCGUARD_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every scrypt run in the process (one entry per call)."""
+    calls: list[int] = []
+    real = hashlib.scrypt
+
+    def counting(*args: Any, **kwargs: Any) -> bytes:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    return calls
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveExample]:
+    with live_example(tmp_path, EXAMPLE_AUTH_FAILURES_PER_CLIENT=3, EXAMPLE_AUTH_FAILURES_PER_ADDRESS=8) as server:
+        yield server
+
+
+def _post(live: LiveExample, client_id: str, secret: str) -> requests.Response:
+    data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    return requests.post(live.token_url, data=data, timeout=10)
+
+
+def _secret(record: dict[str, Any]) -> str:
+    secret: str = record["credentials"][0]["secret"]
+    return secret
+
+
+def _legacy_hash(secret: str) -> str:
+    """A hash in the format earlier versions stored (scrypt N=2**14, r=8, p=1)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return "$".join(("scrypt", "16384", "8", "1", base64.b64encode(salt).decode(), base64.b64encode(digest).decode()))
+
+
+def _stored_hash(live: LiveExample, client_id: str) -> str:
+    with sqlite3.connect(live.app.config["EXAMPLE_DATABASE"]) as conn:
+        row = conn.execute("SELECT secret_hash FROM credentials WHERE application_id = ?", (client_id,)).fetchone()
+    stored: str = row[0]
+    return stored
+
+
+def test_r2_13_unknown_clients_and_wrong_secrets_are_refused_without_the_kdf(
+    live: LiveExample, scrypt_calls: list[int]
+) -> None:
+    guest = live.register("guest")
+    attempts = [(str(uuid.uuid4()), "x" * 64), ("not-a-uuid", "secret"), (guest["client_id"], "0" * 64)]
+    for client_id, secret in attempts:
+        response = _post(live, client_id, secret)
+        assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+    assert scrypt_calls == []
+    assert _post(live, guest["client_id"], _secret(guest)).status_code == 200
+    assert scrypt_calls == []
+
+
+def test_r2_13_repeated_failures_for_a_client_get_429_with_retry_after(
+    live: LiveExample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guest = live.register("guest")
+    for _ in range(3):
+        assert _post(live, guest["client_id"], "0" * 64).status_code == 401
+    checks: list[str] = []
+    from example_app import registrations
+
+    real = registrations.authenticate
+
+    def counting(*args: Any) -> Any:
+        checks.append("checked")
+        return real(*args)
+
+    monkeypatch.setattr(registrations, "authenticate", counting)
+    # Blocked: even the right secret is answered without being checked.
+    blocked = _post(live, guest["client_id"], _secret(guest))
+    assert blocked.status_code == 429
+    assert blocked.json()["error"] == "invalid_client"
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+    assert blocked.headers["Cache-Control"] == "no-store"
+    assert checks == []
+    # Another client from the same address is not blocked by this one's failures.
+    other = live.register("other")
+    assert _post(live, other["client_id"], _secret(other)).status_code == 200
+
+
+def test_r2_13_repeated_failures_from_an_address_get_429(live: LiveExample) -> None:
+    # Made-up client ids, each failing once: the per-address limit (8) catches them.
+    statuses = [_post(live, str(uuid.uuid4()), "x").status_code for _ in range(9)]
+    assert statuses == [401] * 8 + [429]
+    response = _post(live, live.root["client_id"], _secret(live.root))
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_r2_13_a_correct_secret_still_works_and_clears_the_clients_failures(live: LiveExample) -> None:
+    guest = live.register("guest")
+    for _ in range(2):
+        assert _post(live, guest["client_id"], "0" * 64).status_code == 401
+    assert _post(live, guest["client_id"], _secret(guest)).status_code == 200
+    # Counting starts again: two more failures do not reach the limit of 3.
+    for _ in range(2):
+        assert _post(live, guest["client_id"], "0" * 64).status_code == 401
+    assert _post(live, guest["client_id"], _secret(guest)).status_code == 200
+
+
+def test_r2_13_new_secrets_are_stored_as_sha256(live: LiveExample) -> None:
+    guest = live.register("guest")
+    stored = _stored_hash(live, guest["client_id"])
+    expected = base64.b64encode(hashlib.sha256(_secret(guest).encode()).digest()).decode()
+    assert stored == "sha256$" + expected
+
+
+def test_r2_13_a_legacy_scrypt_hash_still_verifies_and_is_migrated(live: LiveExample, scrypt_calls: list[int]) -> None:
+    guest = live.register("legacy")
+    secret = _secret(guest)
+    with sqlite3.connect(live.app.config["EXAMPLE_DATABASE"]) as conn:
+        conn.execute(
+            "UPDATE credentials SET secret_hash = ? WHERE application_id = ?",
+            (_legacy_hash(secret), guest["client_id"]),
+        )
+    scrypt_calls.clear()
+    # A secret of a shape this example never issued cannot match: no KDF for it.
+    assert _post(live, guest["client_id"], "guess").status_code == 401
+    assert scrypt_calls == []
+    assert _post(live, guest["client_id"], "f" * 64).status_code == 401
+    assert len(scrypt_calls) == 1
+    assert _post(live, guest["client_id"], secret).status_code == 200
+    assert len(scrypt_calls) == 2
+    assert _stored_hash(live, guest["client_id"]).startswith("sha256$")
+    assert _post(live, guest["client_id"], secret).status_code == 200
+    assert len(scrypt_calls) == 2
+
+
+def test_r2_13_legacy_checks_run_at_most_two_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from example_app import client_secrets
+
+    monkeypatch.setattr(client_secrets, "LEGACY_WAIT", 0.01)
+    stored = _legacy_hash("a" * 64)
+    slots = client_secrets._legacy_slots
+    taken = [slots.acquire(blocking=False) for _ in range(client_secrets.LEGACY_CONCURRENCY)]
+    try:
+        assert all(taken)
+        with pytest.raises(client_secrets.SecretCheckBusy):
+            client_secrets.check_secret("a" * 64, stored)
+    finally:
+        for _ in taken:
+            slots.release()
+    assert client_secrets.check_secret("a" * 64, stored)
+
+
+def test_r2_13_the_failure_table_is_bounded_and_windows_end() -> None:
+    from example_app.failure_limiter import FailureLimiter
+
+    now = [1000.0]
+    limiter = FailureLimiter(limit=2, window=60, max_keys=100, clock=lambda: now[0])
+    for number in range(10_000):
+        limiter.failed(f"key-{number}")
+    assert len(limiter) == 100
+    limiter.failed("victim")
+    assert limiter.retry_after("victim") == 0
+    limiter.failed("victim")
+    assert limiter.retry_after("victim") == 60
+    now[0] += 59.5
+    assert limiter.retry_after("victim") == 1
+    now[0] += 0.5
+    assert limiter.retry_after("victim") == 0
