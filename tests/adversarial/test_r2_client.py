@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
+from flask import Flask
 
+from flask_ccguard import CCGuardError, TokenValidator
+from flask_ccguard.cli import flask_group, main
 from flask_ccguard.client import ClientCredentials
+from flask_ccguard.core.checks import run_checks
 from flask_ccguard.testing import TestIssuer
 
 #: (status, headers, body) answered to a request's (method, path, headers).
@@ -112,3 +119,176 @@ def test_r2_02_a_same_origin_redirect_that_kept_the_token_may_renew_it(servers, 
     assert requests.get(api.url + "/old", auth=cc, timeout=5).json() == {"path": "/new"}
     assert [p for p, _ in api.seen] == ["/old", "/new", "/new"]
     assert api.seen[-1][1]["Authorization"] == "Bearer " + cc.token()
+
+
+# -- r2-15: check-token runs the validator's rules for every issuer form, never crashing --
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+OTHER_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+API = "https://api.example.com"
+
+
+def _template(issuer: TestIssuer) -> str:
+    return issuer.base_url + "/{tenantid}/v2.0"
+
+
+#: form -> (the validator's issuer setting, the iss/tid claims of this form's good tokens)
+FORMS: dict[str, Callable[[TestIssuer], tuple[Any, dict[str, Any]]]] = {
+    "fixed": lambda i: (i.issuer, {}),
+    "list": lambda i: (
+        [{"issuer": "https://other.example", "jwks_uri": "https://other.example/jwks"}, i.issuer],
+        {},
+    ),
+    "template": lambda i: (
+        [{"issuer": _template(i), "jwks_uri": i.jwks_uri}],
+        {"iss": f"{i.base_url}/{TENANT}/v2.0", "tid": TENANT},
+    ),
+    "template-allowlist": lambda i: (
+        [{"issuer": _template(i), "jwks_uri": i.jwks_uri, "tenants": [TENANT]}, i.issuer],
+        {"iss": f"{i.base_url}/{TENANT}/v2.0", "tid": TENANT},
+    ),
+}
+
+
+def _tampered(token: str) -> str:
+    header, payload, sig = token.split(".")
+    return f"{header}.{payload}.{sig[:5]}{'A' if sig[5] != 'A' else 'B'}{sig[6:]}"
+
+
+def _other_tenant(i: TestIssuer, good: dict[str, Any]) -> str:
+    return i.mint(iss=f"{i.base_url}/{OTHER_TENANT}/v2.0", tid=OTHER_TENANT)
+
+
+#: token -> (make(issuer, good claims), the line that must FAIL, or None for a valid token)
+TOKENS: dict[str, tuple[Callable[[TestIssuer, dict[str, Any]], str], str | None]] = {
+    "good": (lambda i, good: i.mint(**good), None),
+    "tampered": (lambda i, good: _tampered(i.mint(**good)), "signature"),
+    "expired": (lambda i, good: i.mint(**good, iat=int(time.time()) - 900, expires_in=-600), "exp"),
+    "wrong-aud": (lambda i, good: i.mint(**good, aud="https://other.example.com"), "aud"),
+    "foreign-iss": (lambda i, good: i.mint(**{**good, "iss": "https://evil.example"}), "iss"),
+    "iss-number": (lambda i, good: i.mint(**{**good, "iss": 123}), "iss"),
+    "iss-list": (lambda i, good: i.mint(**{**good, "iss": [i.issuer]}), "iss"),
+    "iss-template-literal": (lambda i, good: i.mint(**{**good, "iss": _template(i)}), "iss"),
+    "tid-not-guid": (lambda i, good: i.mint(**{**good, "tid": "common"} if good else {"tid": "common"}), None),
+    "other-tenant": (_other_tenant, "iss"),
+    "kid-number": (lambda i, good: i.mint(**good, headers={"kid": 5}), "key"),
+    "alg-not-allowed": (lambda i, good: i.mint(**good, alg="ES256"), "algorithm"),
+    "not-a-jwt": (lambda i, good: "not-a-token", "format"),
+    "bad-json": (lambda i, good: "e30.bm90IGpzb24.c2ln", "format"),
+}
+
+
+def _report(result: Any) -> dict[str, tuple[str, str]]:
+    found = {}
+    for line in result.output.splitlines():
+        status, _, rest = line.partition("  ")
+        if status in ("PASS", "FAIL", "SKIP"):
+            name, _, detail = rest.strip().partition("  ")
+            found[name.strip()] = (status, detail.strip())
+    return found
+
+
+@pytest.fixture(scope="module")
+def table_issuer() -> Iterator[TestIssuer]:
+    with TestIssuer(algorithms=("RS256", "ES256")) as issuer:
+        yield issuer
+
+
+@pytest.mark.parametrize("token_kind", list(TOKENS))
+@pytest.mark.parametrize("form", list(FORMS))
+def test_r2_15_check_token_table_of_issuer_forms_and_tokens(table_issuer: TestIssuer, form: str, token_kind: str):
+    setting, good = FORMS[form](table_issuer)
+    make, failing = TOKENS[token_kind]
+    if token_kind == "tid-not-guid":
+        failing = "iss" if good else None  # a fixed issuer ignores tid
+    if token_kind == "other-tenant":
+        # Outside an allowlist, or any tenant for a fixed issuer: not its issuer.
+        failing = None if form == "template" else "iss"
+    validator = TokenValidator(issuer=setting, audience=API)
+    token = make(table_issuer, good)
+    app = Flask(__name__)
+    app.extensions["ccguard"] = SimpleNamespace(validator=validator)
+    result = app.test_cli_runner().invoke(flask_group, ["check-token", token])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    report = _report(result)
+    assert "internal" not in report, result.output
+    try:
+        validator.validate(token)
+        accepted = True
+    except CCGuardError:
+        accepted = False
+    # The report agrees with the validator, line by line and in its verdict.
+    assert accepted is (failing is None), result.output
+    assert result.exit_code == (0 if failing is None else 1), result.output
+    assert report["validate"][0] == ("PASS" if accepted else "FAIL")
+    if failing is None:
+        assert {status for status, _ in report.values()} <= {"PASS", "SKIP"}, result.output
+    else:
+        assert report[failing][0] == "FAIL", result.output
+
+
+def test_r2_15_ccguard_check_token_with_a_template_issuer(table_issuer: TestIssuer):
+    args = ["check-token", "--issuer", _template(table_issuer), "--audience", API]
+    keys = ["--jwks-uri", table_issuer.jwks_uri]
+    good = table_issuer.mint(iss=f"{table_issuer.base_url}/{TENANT}/v2.0", tid=TENANT)
+    ok = CliRunner().invoke(main, [*args, *keys, "-T", good])
+    assert ok.exit_code == 0, ok.output
+    assert "template" in _report(ok)["iss"][1]
+    bad = CliRunner().invoke(main, [*args, *keys, "-T", table_issuer.mint(iss=table_issuer.issuer)])
+    assert bad.exit_code == 1, bad.output
+    status, detail = _report(bad)["iss"]
+    assert status == "FAIL" and "{tenantid} replaced by the token's 'tid'" in detail
+    # A template needs its key source; the message says which option to use.
+    missing = CliRunner().invoke(main, [*args, "-T", good])
+    assert missing.exit_code == 2
+    assert "--discovery-url" in missing.output or "discovery_url" in missing.output
+    table_issuer.discovery_overrides["issuer"] = _template(table_issuer)
+    try:
+        disco = CliRunner().invoke(main, [*args, "--discovery-url", table_issuer.discovery_url, "-T", good])
+    finally:
+        del table_issuer.discovery_overrides["issuer"]
+    assert disco.exit_code == 0, disco.output
+
+
+@pytest.fixture
+def ibm() -> Iterator[Any]:
+    with TestIssuer(profile="ibm_verify") as issuer:
+        yield issuer
+
+
+def _introspecting(issuer: Any, **options: Any) -> dict[str, Any]:
+    name, secret = next(iter(issuer.introspection_clients.items()))
+    intro = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **options}
+    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": intro}
+
+
+def test_r2_15_check_token_reports_introspected_tokens_as_the_validator_judges_them(ibm: Any, table_issuer: TestIssuer):
+    validator = TokenValidator([_introspecting(ibm), {"issuer": table_issuer.issuer, "audience": API}])
+    active = ibm.mint(roles=["guest"])
+    report = run_checks(validator, active, roles=["guest"])
+    assert report.ok, report.checks
+    lines = {c.name: c for c in report.checks}
+    assert lines["introspection"].status == "PASS" and ibm.issuer in lines["introspection"].detail
+    assert lines["signature"].status == "SKIP"
+    assert lines["roles"].status == "PASS"
+    assert lines["validate"].status == "PASS"
+    revoked = ibm.mint()
+    ibm.revoke(revoked)
+    report = run_checks(validator, revoked)
+    assert not report.ok
+    assert {c.name: c.status for c in report.checks}["introspection"] == "FAIL"
+    # A JWT of the other, fixed issuer in the same validator still gets the JWS checks.
+    jwt = run_checks(validator, table_issuer.mint())
+    assert jwt.ok and {c.name: c.status for c in jwt.checks}["signature"] == "PASS"
+
+
+def test_r2_15_check_token_with_an_issuer_that_introspects_all_tokens(ibm: Any):
+    validator = TokenValidator([_introspecting(ibm, tokens="all")])
+    jwt = ibm.mint(opaque=False)
+    report = run_checks(validator, jwt)
+    assert report.ok, report.checks
+    assert {c.name: c.status for c in report.checks}["introspection"] == "PASS"
+    ibm.revoke(jwt)
+    fresh = TokenValidator([_introspecting(ibm, tokens="all")])
+    assert not run_checks(fresh, jwt).ok  # revoked: the signature alone does not pass it
