@@ -20,7 +20,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .core.checks import Report, run_checks
-from .core.client import AUTH_METHODS, ClientCredentials, TokenRequestError
+from .core.client import AUTH_METHODS, BASIC_ENCODING_OPTIONS, ClientCredentials, TokenRequestError
 from .core.errors import CCGuardError, ConfigurationError
 from .core.jws import parse_compact
 from .core.validator import TokenValidator
@@ -100,6 +100,14 @@ def _request_options(fn: F) -> F:
             envvar="CCGUARD_AUTH_METHOD",
             show_default=True,
         ),
+        click.option(
+            "--basic-encoding",
+            type=click.Choice(BASIC_ENCODING_OPTIONS),
+            default="auto",
+            envvar="CCGUARD_BASIC_ENCODING",
+            show_default=True,
+            help="client_secret_basic: RFC 6749 form-encoding, raw, or auto (RFC 6749, then raw if refused).",
+        ),
         click.option("--resource", multiple=True, envvar="CCGUARD_RESOURCE", help="Resource indicator (repeatable)."),
         click.option(
             "--authority", default=AZURE_AUTHORITY, envvar="CCGUARD_AUTHORITY", show_default=True, hidden=True
@@ -137,6 +145,7 @@ def _client(opts: dict[str, Any], scope: str | None, audience: str | None) -> Cl
         "resource": resources or None,
         "audience": audience,
         "auth_method": opts["auth_method"],
+        "basic_encoding": opts["basic_encoding"],
         "timeout": opts["timeout"],
     }
     try:

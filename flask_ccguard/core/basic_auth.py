@@ -2,6 +2,8 @@
 
 The client id and secret are form-urlencoded (Appendix B) *before* the Basic
 encoding, so a secret holding ``:``, ``%`` or ``+`` survives the round trip.
+Some servers (glewlwyd, for one) skip that step and expect the pair raw, as
+plain HTTP Basic (RFC 7617 §2) has it: :data:`BASIC_ENCODINGS` names both.
 Both directions live here: the token client and the introspector send it,
 the test issuer and the example's issuer read it.
 """
@@ -12,7 +14,11 @@ import base64
 import binascii
 from urllib.parse import quote_plus, unquote_plus
 
-__all__ = ["basic_authorization", "parse_basic_authorization"]
+__all__ = ["BASIC_ENCODINGS", "basic_authorization", "parse_basic_authorization"]
+
+#: ``rfc6749``: form-encode id and secret, then base64 (RFC 6749 §2.3.1);
+#: ``raw``: base64 of ``id:secret`` as they are (RFC 7617 §2).
+BASIC_ENCODINGS = ("rfc6749", "raw")
 
 
 def _form_encode(value: str) -> str:
@@ -20,9 +26,19 @@ def _form_encode(value: str) -> str:
     return quote_plus(value, safe="*").replace("~", "%7E")
 
 
-def basic_authorization(client_id: str, client_secret: str) -> str:
-    """The ``Authorization`` header value for ``client_id`` and ``client_secret``."""
-    pair = f"{_form_encode(client_id)}:{_form_encode(client_secret)}"
+def basic_authorization(client_id: str, client_secret: str, encoding: str = "rfc6749") -> str:
+    """The ``Authorization`` header value for ``client_id`` and ``client_secret``.
+
+    :param encoding: one of :data:`BASIC_ENCODINGS`. A raw ``client_id`` may
+        not contain ``:`` (RFC 7617 §2: the first colon ends it).
+    :raises ValueError: an unknown encoding, or a raw id holding ``:``.
+    """
+    if encoding == "rfc6749":
+        pair = f"{_form_encode(client_id)}:{_form_encode(client_secret)}"
+    elif encoding == "raw" and ":" not in client_id:
+        pair = f"{client_id}:{client_secret}"
+    else:
+        raise ValueError(f"cannot encode this client id with Basic encoding {encoding!r}")
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
