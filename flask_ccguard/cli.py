@@ -19,6 +19,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from ._version import __version__
 from .core.checks import Report, run_checks
 from .core.client import AUTH_METHODS, BASIC_ENCODING_OPTIONS, ClientCredentials, TokenRequestError
 from .core.errors import CCGuardError, ConfigurationError
@@ -190,6 +191,7 @@ def _print_report(report: Report, as_json: bool) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="ccguard", message="%(prog)s %(version)s")
 def main() -> None:
     """Get, decode and check OAuth 2.0 client-credentials access tokens."""
 
