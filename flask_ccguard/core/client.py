@@ -20,13 +20,18 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 from urllib.parse import urlencode
 
 from .auth import RenewingBearerAuth
-from .basic_auth import BASIC_ENCODINGS, basic_authorization
+from .basic_auth import (
+    BASIC_ENCODING_OPTIONS,
+    basic_authorization,
+    encodings_differ,
+    remember_encoding,
+    remembered_encoding,
+)
 from .discovery import DiscoveryError, discover
 from .errors import ConfigurationError
 from .http import FetchError, HTTPClient, check_url
@@ -40,26 +45,6 @@ log = logging.getLogger("flask_ccguard")
 #: ``json``: every parameter in a JSON body, as Aidbox accepts it.
 AUTH_METHODS = ("client_secret_post", "client_secret_basic", "json")
 _RESERVED = frozenset({"grant_type", "client_id", "client_secret"})
-#: ``auto``: RFC 6749 first, raw once if the client is refused (then remembered).
-BASIC_ENCODING_OPTIONS = ("auto", *BASIC_ENCODINGS)
-#: token URL -> the Basic encoding that last got a token there; bounded, as
-#: every ClientCredentials of a process shares it.
-_LEARNT: OrderedDict[str, str] = OrderedDict()
-_LEARNT_MAX = 256
-_LEARNT_LOCK = threading.Lock()
-
-
-def _learnt(token_url: str) -> str | None:
-    with _LEARNT_LOCK:
-        return _LEARNT.get(token_url)
-
-
-def _learn(token_url: str, encoding: str) -> None:
-    with _LEARNT_LOCK:
-        _LEARNT[token_url] = encoding
-        _LEARNT.move_to_end(token_url)
-        while len(_LEARNT) > _LEARNT_MAX:
-            _LEARNT.popitem(last=False)
 
 
 def _client_refused(exc: TokenRequestError) -> bool:
@@ -320,16 +305,9 @@ class ClientCredentials(RenewingBearerAuth):
             return [None]
         if self.basic_encoding != "auto":
             return [self.basic_encoding]
-        if not self._encodings_differ():
+        if not encodings_differ(self.client_id, self._secret.value):
             return ["rfc6749"]  # raw is impossible, or the same bytes: nothing to retry
-        return ["raw", "rfc6749"] if _learnt(self.token_url) == "raw" else ["rfc6749", "raw"]
-
-    def _encodings_differ(self) -> bool:
-        """True when the raw Basic encoding exists and differs from RFC 6749's."""
-        if ":" in self.client_id:
-            return False
-        secret = self._secret.value
-        return basic_authorization(self.client_id, secret) != basic_authorization(self.client_id, secret, "raw")
+        return ["raw", "rfc6749"] if remembered_encoding(self.token_url) == "raw" else ["rfc6749", "raw"]
 
     def _fetch(self) -> _Token:
         encodings = self._basic_encodings()
@@ -347,7 +325,7 @@ class ClientCredentials(RenewingBearerAuth):
                 exc.hint = self._basic_hint(encodings)
                 raise
             if encoding is not None and self.basic_encoding == "auto":
-                _learn(self.token_url, encoding)
+                remember_encoding(self.token_url, encoding)
             return token
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
@@ -358,7 +336,7 @@ class ClientCredentials(RenewingBearerAuth):
                 "the client id and secret were refused both RFC 6749-encoded and raw over HTTP Basic: "
                 "check them, or try auth_method='client_secret_post'"
             )
-        if self.basic_encoding == "auto" or not self._encodings_differ():
+        if self.basic_encoding == "auto" or not encodings_differ(self.client_id, self._secret.value):
             return None  # nothing in the credentials for the two encodings to disagree on
         other = "raw" if self.basic_encoding == "rfc6749" else "rfc6749"
         return f"if the secret is right, this server may expect basic_encoding={other!r} (or 'auto')"
