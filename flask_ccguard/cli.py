@@ -19,8 +19,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from ._version import __version__
 from .core.checks import Report, run_checks
-from .core.client import AUTH_METHODS, ClientCredentials, TokenRequestError
+from .core.client import AUTH_METHODS, BASIC_ENCODING_OPTIONS, ClientCredentials, TokenRequestError
 from .core.errors import CCGuardError, ConfigurationError
 from .core.jws import parse_compact
 from .core.validator import TokenValidator
@@ -32,6 +33,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 AZURE_AUTHORITY = "https://login.microsoftonline.com"
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
 _MAX_TOKEN = 65536
+_CHECK_OPTIONS = {
+    "issuer": "--issuer",
+    "audience": "--audience",
+    "algorithms": "--algorithm",
+    "leeway": "--leeway",
+    "jwks_uri": "--jwks-uri",
+    "discovery_url": "--discovery-url",
+    "http_timeout": "--timeout",
+}
 
 
 def _usage(message: str) -> NoReturn:
@@ -91,6 +101,14 @@ def _request_options(fn: F) -> F:
             envvar="CCGUARD_AUTH_METHOD",
             show_default=True,
         ),
+        click.option(
+            "--basic-encoding",
+            type=click.Choice(BASIC_ENCODING_OPTIONS),
+            default="auto",
+            envvar="CCGUARD_BASIC_ENCODING",
+            show_default=True,
+            help="client_secret_basic: RFC 6749 form-encoding, raw, or auto (RFC 6749, then raw if refused).",
+        ),
         click.option("--resource", multiple=True, envvar="CCGUARD_RESOURCE", help="Resource indicator (repeatable)."),
         click.option(
             "--authority", default=AZURE_AUTHORITY, envvar="CCGUARD_AUTHORITY", show_default=True, hidden=True
@@ -128,6 +146,7 @@ def _client(opts: dict[str, Any], scope: str | None, audience: str | None) -> Cl
         "resource": resources or None,
         "audience": audience,
         "auth_method": opts["auth_method"],
+        "basic_encoding": opts["basic_encoding"],
         "timeout": opts["timeout"],
     }
     try:
@@ -172,6 +191,7 @@ def _print_report(report: Report, as_json: bool) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="ccguard", message="%(prog)s %(version)s")
 def main() -> None:
     """Get, decode and check OAuth 2.0 client-credentials access tokens."""
 
@@ -208,6 +228,11 @@ def token(scope: str | None, audience: str | None, as_json: bool, header_file: s
 @click.option("--algorithm", multiple=True, envvar="CCGUARD_ALGORITHMS", help="Allowed algorithm [RS256].")
 @click.option("--leeway", type=float, default=60, envvar="CCGUARD_LEEWAY", show_default=True)
 @click.option("--jwks-uri", envvar="CCGUARD_JWKS_URI", help="The issuer's JWKS, instead of discovery.")
+@click.option(
+    "--discovery-url",
+    envvar="CCGUARD_DISCOVERY_URL",
+    help="The issuer's metadata URL (needed for a {tenantid} template issuer, unless --jwks-uri).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check_token(
     raw_token: str | None,
@@ -218,10 +243,16 @@ def check_token(
     algorithm: Sequence[str],
     leeway: float,
     jwks_uri: str | None,
+    discovery_url: str | None,
     as_json: bool,
     **opts: Any,
 ) -> None:
-    """Check a token (given, or requested) the way a resource server must."""
+    """Check a token (given, or requested) the way a resource server must.
+
+    --issuer may be a multi-tenant template such as
+    https://login.microsoftonline.com/{tenantid}/v2.0 (with --jwks-uri or
+    --discovery-url): the token's tid must then give its iss exactly.
+    """
     tenant = _host(opts["tenant"], "-t/--tenant")
     fqdn = _host(opts["fqdn"], "-f/--fqdn")
     issuer = opts["issuer"] or (f"https://sts.windows.net/{tenant}/" if tenant else None)
@@ -230,8 +261,7 @@ def check_token(
     audiences = list(audience) or ([f"https://{fqdn}", f"https://{fqdn}/"] if fqdn else [])
     if not audiences:
         _usage("--audience (or -f/--fqdn) is required to check the 'aud' claim.")
-    discovery_url = None
-    if tenant and not opts["issuer"]:
+    if tenant and not opts["issuer"] and not discovery_url:
         # Azure AD v1: the tenant's metadata names https://sts.windows.net/{tenant}/.
         discovery_url = f"{opts['authority'].rstrip('/')}/{tenant}/.well-known/openid-configuration"
     try:
@@ -243,6 +273,8 @@ def check_token(
             jwks_uri=jwks_uri,
             discovery_url=discovery_url,
             http_timeout=opts["timeout"],
+            # Messages name the command's options, not the validator's keywords.
+            option_name=lambda name: _CHECK_OPTIONS.get(name, name),
         )
     except ConfigurationError as exc:
         _usage(str(exc))

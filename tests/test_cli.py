@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import stat
@@ -16,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
+import flask_ccguard
 from flask_ccguard import TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.testing import TestIssuer
@@ -357,3 +359,14 @@ def test_flask_check_token_without_the_extension_exits_2():
     result = app.test_cli_runner().invoke(flask_group, ["check-token", "x"])
     assert result.exit_code == 2
     assert "CCGuard(app)" in result.output
+
+
+# -- ccguard --version (issue 14, item 10) -----------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_i14_10_version_prints_the_installed_version(flag: str):
+    result = run(flag)
+    assert result.exit_code == 0, result.output
+    assert result.output == f"ccguard {flask_ccguard.__version__}\n"
+    assert flask_ccguard.__version__ == importlib.metadata.version("flask-ccguard")

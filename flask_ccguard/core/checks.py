@@ -3,25 +3,34 @@
 :func:`run_checks` applies the rules a :class:`TokenValidator` enforces
 (RFC 7515 format and header, algorithm allowlist, key lookup at the
 *configured* issuer, signature, RFC 7519 §4.1 claims) plus required roles and
-scopes, and reports every one instead of stopping at the first failure. A
-final ``validate`` line runs the validator itself, so the report can never
-pass a token the validator would refuse.
+scopes, and reports every one instead of stopping at the first failure. The
+issuer's settings come from the validator's own selection
+(:meth:`~.validator.TokenValidator.select_issuer`: fixed issuers, lists,
+``{tenantid}`` templates); tokens the validator introspects (RFC 7662) are
+reported from its verdict and the introspection answer. A final ``validate``
+line runs the validator itself, so the report can never pass a token the
+validator would refuse; a bug in a check becomes a FAIL line, never a traceback.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from .claims import CLAIM_CHECKS, roles_of, scopes_of
+from .claims import CLAIM_CHECKS, ClaimRules, VerifiedToken, roles_of, scopes_of
 from .errors import CCGuardError
+from .introspection import looks_like_jws
+from .issuers import IssuerEntry
 from .jws import ParsedToken, parse_compact
 from .keys import VerifyingKey
-from .validator import TokenValidator
+from .validator import TokenValidator, _key_issuer_matches
 
 __all__ = ["CHECK_NAMES", "Check", "Report", "run_checks"]
+
+log = logging.getLogger("flask_ccguard")
 
 #: The lines of a report, in order.
 CHECK_NAMES = (
@@ -38,6 +47,7 @@ CHECK_NAMES = (
     "scopes",
     "validate",
 )
+_CLAIM_LINES = ("iss", "aud", "exp", "iat", "nbf")
 
 
 class Check(NamedTuple):
@@ -98,101 +108,194 @@ def run_checks(
     :param roles: if given, the token must carry at least one of them.
     :param scopes: if given, the token must carry all of them.
     """
-    now = time.time() if now is None else now
-    roles, scopes = tuple(roles), tuple(scopes)
-    checks: list[Check] = []
+    run = _Run(validator, token, tuple(roles), tuple(scopes), time.time() if now is None else now)
+    try:
+        run.check()
+    except Exception as exc:  # a bug in a check must not end in a traceback
+        log.debug("flask_ccguard: check-token failed unexpectedly", exc_info=True)
+        run.add("internal", "FAIL", f"check-token could not finish ({type(exc).__name__}); see 'validate'")
+    run.final()
+    return Report(run.header, run.payload, run.checks)
 
-    def add(name: str, status: str, detail: str) -> None:
-        checks.append(Check(name, status, detail))
 
-    def skip_rest(reason: str) -> Report:
-        done = {c.name for c in checks}
+class _Run:
+    """One report being written."""
+
+    def __init__(
+        self, validator: TokenValidator, token: str, roles: tuple[str, ...], scopes: tuple[str, ...], now: float
+    ) -> None:
+        self.validator, self.token, self.roles, self.scopes, self.now = validator, token, roles, scopes, now
+        self.checks: list[Check] = []
+        self.header: Mapping[str, Any] | None = None
+        self.payload: Mapping[str, Any] | None = None
+        self.verdict: tuple[VerifiedToken | None, CCGuardError | None] | None = None
+
+    def add(self, name: str, status: str, detail: str) -> None:
+        self.checks.append(Check(name, status, detail))
+
+    def skip_rest(self, reason: str) -> None:
+        done = {c.name for c in self.checks}
         for name in CHECK_NAMES:
             if name not in done and name != "validate":
-                add(name, "SKIP", reason)
-        _final(validator, token, checks)
-        return Report(parsed.header if parsed else None, parsed.payload if parsed else None, checks)
+                self.add(name, "SKIP", reason)
 
-    parsed: ParsedToken | None = None
-    try:
-        parsed = parse_compact(token, validator.max_token_bytes)
-    except CCGuardError as exc:
-        add("format", "FAIL", exc.description)
-        return skip_rest("the token cannot be read")
-    header, payload = parsed.header, parsed.payload
-    iss = payload.get("iss")
-    configured = validator.issuers
-    issuer = iss if iss in configured else (configured[0] if len(configured) == 1 else None)
-    if issuer is None:
-        add("format", "PASS", "compact JWS")
-        add("iss", "FAIL", f"{iss!r} is none of the configured issuers {list(configured)}")
-        return skip_rest("the token's issuer is not configured")
-    settings = validator.issuer_settings(issuer)
-    try:
-        validator.check_header(header, issuer)
-        add("format", "PASS", f"compact JWS, typ {header.get('typ')!r}")
-    except CCGuardError as exc:
-        add("format", "FAIL", exc.description)
+    def validate(self) -> tuple[VerifiedToken | None, CCGuardError | None]:
+        """The validator's own verdict, asked once (introspection answers cost a request)."""
+        if self.verdict is None:
+            try:
+                self.verdict = (self.validator.validate(self.token), None)
+            except CCGuardError as exc:
+                self.verdict = (None, exc)
+        return self.verdict
 
-    alg = header.get("alg")
-    allowed = sorted(settings.algorithms)
-    candidates: tuple[VerifyingKey, ...] = ()
-    if isinstance(alg, str) and alg in settings.algorithms:
-        add("algorithm", "PASS", f"{alg} is allowed")
+    def final(self) -> None:
+        error = self.validate()[1]
+        if error is not None:
+            self.add("validate", "FAIL", f"TokenValidator refuses the token: {error.description}")
+        else:
+            self.add("validate", "PASS", "TokenValidator accepts the token")
+
+    def check(self) -> None:
+        validator, token = self.validator, self.token
+        if validator.introspects and not looks_like_jws(token):
+            self.add("format", "PASS", "opaque token (not a compact JWS): checked by RFC 7662 introspection")
+            self.introspected()
+            return
+        try:
+            parsed = parse_compact(token, validator.max_token_bytes)
+        except CCGuardError as exc:
+            self.add("format", "FAIL", exc.description)
+            self.skip_rest("the token cannot be read")
+            return
+        self.header, self.payload = parsed.header, parsed.payload
+        entry = validator.select_issuer(parsed.payload)
+        if entry is not None and entry.introspector is not None and entry.introspector.all_tokens:
+            self.add("format", "PASS", f"compact JWS; {entry.rules.issuer} introspects all its tokens (RFC 7662)")
+            self.introspected()
+            return
+        iss = parsed.payload.get("iss")
+        if entry is None:
+            configured = validator.issuers
+            if len(configured) != 1:
+                self.add("format", "PASS", "compact JWS")
+                self.add("iss", "FAIL", f"{iss!r} is none of the configured issuers {list(configured)}")
+                self.skip_rest("the token's issuer is not configured")
+                return
+            # One issuer: check the rest against it, so the report shows all that is wrong.
+            self.jws(parsed, validator.issuer_settings(configured[0]), selected=False)
+            return
+        self.jws(parsed, entry, selected=True)
+
+    def jws(self, parsed: ParsedToken, entry: IssuerEntry, *, selected: bool) -> None:
+        """The JWS checks with ``entry``'s settings; ``selected`` is False when the
+        validator would not pick ``entry`` for this token (so ``iss`` fails)."""
+        header, payload, issuer = parsed.header, parsed.payload, entry.rules.issuer
+        try:
+            self.validator.check_header(header, entry)
+            self.add("format", "PASS", f"compact JWS, typ {header.get('typ')!r}")
+        except CCGuardError as exc:
+            self.add("format", "FAIL", exc.description)
+
+        alg = header.get("alg")
         kid = header.get("kid")
-        try:
-            candidates = settings.keys.candidates(kid if isinstance(kid, str) else None, alg)
-            shown = f"kid {kid!r}" if kid is not None else f"{len(candidates)} key(s) for {alg}"
-            add("key", "PASS", f"{shown} found at {issuer}")
-        except CCGuardError as exc:
-            add("key", "FAIL", f"{exc.description} (keys fetched from {issuer} only)")
-    else:
-        add("algorithm", "FAIL", f"{alg!r} is not in the allowlist {allowed}")
-        add("key", "SKIP", "the algorithm is not allowed")
-    if not candidates:
-        add("signature", "SKIP", "no key to verify with")
-    elif any(k.verify(str(alg), parsed.signing_input, parsed.signature) for k in candidates):
-        add("signature", "PASS", f"verified with the issuer's {alg} key")
-    else:
-        add("signature", "FAIL", "the signature does not verify with the issuer's key")
+        candidates: tuple[VerifyingKey, ...] = ()
+        if not (isinstance(alg, str) and alg in entry.algorithms):
+            self.add("algorithm", "FAIL", f"{alg!r} is not in the allowlist {sorted(entry.algorithms)}")
+            self.add("key", "SKIP", "the algorithm is not allowed")
+        elif kid is not None and not isinstance(kid, str):
+            self.add("algorithm", "PASS", f"{alg} is allowed")
+            self.add("key", "FAIL", f"the key id {kid!r} is not a string")
+        else:
+            self.add("algorithm", "PASS", f"{alg} is allowed")
+            try:
+                candidates = entry.keys.candidates(kid, alg)
+                shown = f"kid {kid!r}" if kid is not None else f"{len(candidates)} key(s) for {alg}"
+                self.add("key", "PASS", f"{shown} found at {issuer}")
+            except CCGuardError as exc:
+                self.add("key", "FAIL", f"{exc.description} (keys fetched from {issuer} only)")
+        # Entra ID: a JWK naming an issuer signs only that issuer's tokens (as validate() checks).
+        own = [k for k in candidates if k.issuer is None or _key_issuer_matches(k, payload.get("iss"), payload)]
+        if not candidates:
+            self.add("signature", "SKIP", "no key to verify with")
+        elif not own:
+            self.add("signature", "FAIL", "the token's signing key belongs to another issuer")
+        elif any(k.verify(str(alg), parsed.signing_input, parsed.signature) for k in own):
+            self.add("signature", "PASS", f"verified with the issuer's {alg} key")
+        else:
+            self.add("signature", "FAIL", "the signature does not verify with the issuer's key")
 
-    results: dict[str, Check] = {}
-    for name, check in CLAIM_CHECKS:
-        try:
-            check(payload, settings.rules, now)
-            results[name] = Check(name, "PASS", _claim_detail(name, payload, now))
-        except CCGuardError as exc:
-            results[name] = Check(name, "FAIL", f"{exc.description} ({_claim_detail(name, payload, now)})")
-    if results["aud"].status == "FAIL":
-        expected = sorted(settings.rules.audiences)
-        results["aud"] = results["aud"]._replace(detail=results["aud"].detail + f"; expected one of {expected}")
-    if results["iss"].status == "FAIL":
-        results["iss"] = results["iss"]._replace(detail=results["iss"].detail + f"; expected {issuer!r}")
-    checks.extend(results[name] for name in ("iss", "aud", "exp", "iat", "nbf"))
+        results = self.claim_results(payload, entry.rules)
+        if not selected and results["iss"].status == "PASS":
+            # e.g. iss is the template itself: it equals the rules' issuer, yet names no tenant.
+            results["iss"] = Check("iss", "FAIL", f"{payload.get('iss')!r} matches no configured issuer")
+        if results["aud"].status == "FAIL":
+            expected = sorted(entry.rules.audiences)
+            results["aud"] = results["aud"]._replace(detail=results["aud"].detail + f"; expected one of {expected}")
+        if results["iss"].status == "FAIL":
+            results["iss"] = results["iss"]._replace(detail=results["iss"].detail + f"; expected {_expected(entry)}")
+        elif entry.template is not None:
+            results["iss"] = results["iss"]._replace(
+                detail=results["iss"].detail + f" (template {entry.template.template}, tid {payload.get('tid')!r})"
+            )
+        self.checks.extend(results[name] for name in _CLAIM_LINES)
+        self.permissions(roles_of(payload, entry.rules.roles_claim, entry.rules.roles_delimiter), scopes_of(payload, entry.rules.scopes_claim))
 
-    have_roles = roles_of(payload, settings.rules.roles_claim, settings.rules.roles_delimiter)
-    if not roles:
-        add("roles", "SKIP", f"none required (token has {sorted(have_roles)})")
-    elif have_roles.intersection(roles):
-        add("roles", "PASS", f"has {sorted(have_roles.intersection(roles))} (one of {list(roles)} needed)")
-    else:
-        add("roles", "FAIL", f"needs one of {list(roles)}; token has {sorted(have_roles)}")
-    have_scopes = scopes_of(payload, settings.rules.scopes_claim)
-    missing = [s for s in scopes if s not in have_scopes]
-    if not scopes:
-        add("scopes", "SKIP", f"none required (token has {sorted(have_scopes)})")
-    elif missing:
-        add("scopes", "FAIL", f"missing {missing}; token has {sorted(have_scopes)}")
-    else:
-        add("scopes", "PASS", f"has all of {list(scopes)}")
-    _final(validator, token, checks)
-    return Report(header, payload, checks)
+    def claim_results(self, claims: Mapping[str, Any], rules: ClaimRules) -> dict[str, Check]:
+        results: dict[str, Check] = {}
+        for name, check in CLAIM_CHECKS:
+            try:
+                check(claims, rules, self.now)
+                results[name] = Check(name, "PASS", _claim_detail(name, claims, self.now))
+            except CCGuardError as exc:
+                results[name] = Check(name, "FAIL", f"{exc.description} ({_claim_detail(name, claims, self.now)})")
+        return results
+
+    def introspected(self) -> None:
+        """RFC 7662: the issuer vouches for the token; report its answer as the validator judged it."""
+        for name in ("algorithm", "key", "signature"):
+            self.add(name, "SKIP", "introspected: the issuer vouches for the token, no signature to check")
+        verified, error = self.validate()
+        if verified is None:
+            assert error is not None
+            self.add("introspection", "FAIL", error.description)
+            for name in _CLAIM_LINES:
+                if error.claim == name:
+                    self.add(name, "FAIL", error.description)
+                else:
+                    self.add(name, "SKIP", "no accepted introspection answer")
+            self.skip_rest("no accepted introspection answer")
+            return
+        entry = self.validator.issuer_settings(verified.issuer)
+        self.add("introspection", "PASS", f"active, answered by {verified.issuer}")
+        claims = dict(verified.claims)
+        claims.setdefault("iss", verified.issuer)  # RFC 7662 §2.2: iss is optional
+        results = self.claim_results(claims, entry.introspected_rules)
+        self.checks.extend(results[name] for name in _CLAIM_LINES)
+        self.permissions(verified.roles, verified.scopes)
+
+    def permissions(self, have_roles: frozenset[str], have_scopes: frozenset[str]) -> None:
+        roles, scopes = self.roles, self.scopes
+        if not roles:
+            self.add("roles", "SKIP", f"none required (token has {sorted(have_roles)})")
+        elif have_roles.intersection(roles):
+            self.add("roles", "PASS", f"has {sorted(have_roles.intersection(roles))} (one of {list(roles)} needed)")
+        else:
+            self.add("roles", "FAIL", f"needs one of {list(roles)}; token has {sorted(have_roles)}")
+        missing = [s for s in scopes if s not in have_scopes]
+        if not scopes:
+            self.add("scopes", "SKIP", f"none required (token has {sorted(have_scopes)})")
+        elif missing:
+            self.add("scopes", "FAIL", f"missing {missing}; token has {sorted(have_scopes)}")
+        else:
+            self.add("scopes", "PASS", f"has all of {list(scopes)}")
 
 
-def _final(validator: TokenValidator, token: str, checks: list[Check]) -> None:
-    try:
-        validator.validate(token)
-    except CCGuardError as exc:
-        checks.append(Check("validate", "FAIL", f"TokenValidator refuses the token: {exc.description}"))
-        return
-    checks.append(Check("validate", "PASS", "TokenValidator accepts the token"))
+def _expected(entry: IssuerEntry) -> str:
+    template = entry.template
+    if template is None:
+        return repr(entry.rules.issuer)
+    tenants = f" among {sorted(template.tenants)}" if template.tenants else ""
+    return (
+        f"{template.template!r} with {{tenantid}} replaced by the token's 'tid' "
+        f"(a GUID{tenants}, the first path segment of iss)"
+    )

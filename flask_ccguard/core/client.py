@@ -6,6 +6,12 @@ concurrent callers share one token request; as a ``requests`` auth
 (:class:`~.auth.RenewingBearerAuth`) a resource's 401 ``invalid_token``
 challenge fetches a fresh token and retries once. The client
 secret is never part of ``repr``, log records or exception text.
+
+HTTP Basic credentials are encoded as RFC 6749 §2.3.1 says (form-encoded,
+then base64); servers that expect them raw refuse a secret holding ``:``,
+``%``, ``+`` or a space. With ``basic_encoding="auto"`` (the default) such a
+refusal is answered by one more request with the raw encoding, and what worked
+is remembered per token URL.
 """
 
 from __future__ import annotations
@@ -19,13 +25,19 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from .auth import RenewingBearerAuth
-from .basic_auth import basic_authorization
+from .basic_auth import (
+    BASIC_ENCODING_OPTIONS,
+    basic_authorization,
+    encodings_differ,
+    remember_encoding,
+    remembered_encoding,
+)
 from .discovery import DiscoveryError, discover
 from .errors import ConfigurationError
 from .http import FetchError, HTTPClient, check_url
 from .token_response import TokenRequestError, parse_token_response
 
-__all__ = ["AUTH_METHODS", "ClientCredentials", "TokenRequestError"]
+__all__ = ["AUTH_METHODS", "BASIC_ENCODING_OPTIONS", "ClientCredentials", "TokenRequestError"]
 
 log = logging.getLogger("flask_ccguard")
 
@@ -33,6 +45,12 @@ log = logging.getLogger("flask_ccguard")
 #: ``json``: every parameter in a JSON body, as Aidbox accepts it.
 AUTH_METHODS = ("client_secret_post", "client_secret_basic", "json")
 _RESERVED = frozenset({"grant_type", "client_id", "client_secret"})
+
+
+def _client_refused(exc: TokenRequestError) -> bool:
+    """An answer that says the client's credentials were not accepted (RFC 6749
+    §5.2 ``invalid_client``; glewlwyd answers a bare 401 or 403)."""
+    return exc.error == "invalid_client" or (exc.error is None and exc.status in (401, 403))
 
 
 class _Secret:
@@ -83,6 +101,12 @@ class ClientCredentials(RenewingBearerAuth):
     :param resource: RFC 8707 resource indicator(s); Azure AD v1's ``resource``.
     :param audience: requested audience (Aidbox, Auth0).
     :param auth_method: one of :data:`AUTH_METHODS`.
+    :param basic_encoding: for ``client_secret_basic``, one of
+        :data:`BASIC_ENCODING_OPTIONS`: ``rfc6749`` (form-encode, then base64,
+        RFC 6749 §2.3.1), ``raw`` (base64 of ``id:secret`` as they are, which
+        some servers expect) or ``auto``: ``rfc6749``, and when the client is
+        refused and the raw form differs, one more request ``raw``; what got
+        a token is used first for that token URL from then on.
     :param extra_params: further token-request parameters.
     :param timeout: seconds for the whole token request.
     :param margin: seconds before expiry at which a token is replaced (at most
@@ -104,6 +128,7 @@ class ClientCredentials(RenewingBearerAuth):
         resource: str | Iterable[str] | None = None,
         audience: str | None = None,
         auth_method: str = "client_secret_post",
+        basic_encoding: str = "auto",
         extra_params: Mapping[str, str] | None = None,
         timeout: float = 5,
         margin: float = 30,
@@ -118,6 +143,14 @@ class ClientCredentials(RenewingBearerAuth):
             raise ConfigurationError("client_secret must be the client's non-empty secret.")
         if auth_method not in AUTH_METHODS:
             raise ConfigurationError(f"auth_method must be one of {', '.join(AUTH_METHODS)} (got {auth_method!r}).")
+        if basic_encoding not in BASIC_ENCODING_OPTIONS:
+            raise ConfigurationError(
+                f"basic_encoding must be one of {', '.join(BASIC_ENCODING_OPTIONS)} (got {basic_encoding!r})."
+            )
+        if basic_encoding == "raw" and ":" in client_id:
+            raise ConfigurationError(
+                "basic_encoding='raw' cannot send a client_id containing ':' (RFC 7617 §2); use 'rfc6749'."
+            )
         if audience is not None and (not isinstance(audience, str) or not audience):
             raise ConfigurationError("audience must be a non-empty string.")
         extra = dict(extra_params or {})
@@ -136,6 +169,7 @@ class ClientCredentials(RenewingBearerAuth):
         self.resource = tuple(_strings(resource, "resource"))
         self.audience = audience
         self.auth_method = auth_method
+        self.basic_encoding = basic_encoding
         self.extra_params = extra
         self.margin = float(margin)
         self.default_lifetime = float(default_lifetime)
@@ -210,13 +244,13 @@ class ClientCredentials(RenewingBearerAuth):
             if flight is None:
                 flight = self._flight = _Flight()
         if not leader:
-            # Single flight: wait for the request under way (it ends by its deadline).
-            if not flight.done.wait(self._http.timeout + 5):
+            # Single flight: wait for the request(s) under way (each ends by its deadline).
+            if not flight.done.wait(2 * self._http.timeout + 5):
                 raise TokenRequestError(None, "timed out waiting for the token request under way")
             if flight.result is not None:
                 return flight.result
             err = flight.error or TokenRequestError(None, "the token request failed")
-            raise TokenRequestError(err.error, err.error_description, err.status)
+            raise TokenRequestError(err.error, err.error_description, err.status, hint=err.hint)
         try:
             flight.result = self._fetch()
             return flight.result
@@ -230,7 +264,7 @@ class ClientCredentials(RenewingBearerAuth):
                 self._flight = None
             flight.done.set()
 
-    def _encode(self) -> tuple[bytes, str, dict[str, str]]:
+    def _encode(self, basic_encoding: str | None) -> tuple[bytes, str, dict[str, str]]:
         """The request body, its media type and headers for :attr:`auth_method`."""
         headers: dict[str, str] = {}
         if self.auth_method == "json":
@@ -249,7 +283,9 @@ class ClientCredentials(RenewingBearerAuth):
             return json.dumps(doc, separators=(",", ":")).encode("utf-8"), "application/json", headers
         params = [("grant_type", "client_credentials")]
         if self.auth_method == "client_secret_basic":
-            headers["Authorization"] = basic_authorization(self.client_id, self._secret.value)
+            headers["Authorization"] = basic_authorization(
+                self.client_id, self._secret.value, basic_encoding or "rfc6749"
+            )
         else:
             params += [("client_id", self.client_id), ("client_secret", self._secret.value)]
         if self.scope:
@@ -263,8 +299,50 @@ class ClientCredentials(RenewingBearerAuth):
     def _redact(self, text: str) -> str:
         return text.replace(self._secret.value, "***")
 
+    def _basic_encodings(self) -> list[str | None]:
+        """The Basic encodings to try, in order (``[None]`` for other methods)."""
+        if self.auth_method != "client_secret_basic":
+            return [None]
+        if self.basic_encoding != "auto":
+            return [self.basic_encoding]
+        if not encodings_differ(self.client_id, self._secret.value):
+            return ["rfc6749"]  # raw is impossible, or the same bytes: nothing to retry
+        return ["raw", "rfc6749"] if remembered_encoding(self.token_url) == "raw" else ["rfc6749", "raw"]
+
     def _fetch(self) -> _Token:
-        body, media_type, headers = self._encode()
+        encodings = self._basic_encodings()
+        for index, encoding in enumerate(encodings):
+            try:
+                token = self._fetch_once(encoding)
+            except TokenRequestError as exc:
+                if not _client_refused(exc) or encoding is None:
+                    raise
+                if index + 1 < len(encodings):
+                    log.debug(
+                        "flask_ccguard: %r refused the %s Basic encoding; trying the other", self.token_url, encoding
+                    )
+                    continue
+                exc.hint = self._basic_hint(encodings)
+                raise
+            if encoding is not None and self.basic_encoding == "auto":
+                remember_encoding(self.token_url, encoding)
+            return token
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _basic_hint(self, tried: list[str | None]) -> str | None:
+        """What to change when HTTP Basic credentials were refused (see README, "Token client")."""
+        if len(tried) == 2:
+            return (
+                "the client id and secret were refused both RFC 6749-encoded and raw over HTTP Basic: "
+                "check them, or try auth_method='client_secret_post'"
+            )
+        if self.basic_encoding == "auto" or not encodings_differ(self.client_id, self._secret.value):
+            return None  # nothing in the credentials for the two encodings to disagree on
+        other = "raw" if self.basic_encoding == "rfc6749" else "rfc6749"
+        return f"if the secret is right, this server may expect basic_encoding={other!r} (or 'auto')"
+
+    def _fetch_once(self, basic_encoding: str | None) -> _Token:
+        body, media_type, headers = self._encode(basic_encoding)
         sent_at = self._clock()  # expiry counts from before the request: never late
         self.requests_sent += 1
         try:

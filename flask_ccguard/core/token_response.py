@@ -22,12 +22,21 @@ class TokenRequestError(Exception):
         ``invalid_scope``…), or None when it gave none (no answer, not JSON).
     :param error_description: the endpoint's description, or why the request failed.
     :param status: the HTTP status of the answer; None when there was none.
+    :param hint: what the caller might change (ours, never the endpoint's text).
     """
 
-    def __init__(self, error: str | None, error_description: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        error: str | None,
+        error_description: str | None = None,
+        status: int | None = None,
+        *,
+        hint: str | None = None,
+    ) -> None:
         self.error = error
         self.error_description = error_description
         self.status = status
+        self.hint = hint
         super().__init__(error, error_description, status)
 
     def __str__(self) -> str:
@@ -37,7 +46,8 @@ class TokenRequestError(Exception):
         if self.error:
             parts.append(self.error)
         text = ", ".join(parts)
-        return f"{text}: {self.error_description}" if self.error_description else text
+        text = f"{text}: {self.error_description}" if self.error_description else text
+        return f"{text} ({self.hint})" if self.hint else text
 
     def __repr__(self) -> str:
         return f"TokenRequestError(error={self.error!r}, status={self.status!r})"

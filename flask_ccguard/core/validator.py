@@ -193,10 +193,17 @@ class TokenValidator:
         """The configured issuer identifiers (templates as configured)."""
         return tuple(self._issuers) + tuple(t.rules.issuer for t in self._templates)
 
+    @property
+    def introspects(self) -> bool:
+        """True when an issuer introspects opaque tokens (RFC 7662): :meth:`validate` sends them there."""
+        return bool(self._introspecting)
+
     def _entry(self, issuer: str) -> IssuerEntry:
         entry = self._issuers.get(issuer)
         if entry is None:
-            entry = next(t for t in self._templates if t.rules.issuer == issuer)
+            entry = next((t for t in self._templates if t.rules.issuer == issuer), None)
+            if entry is None:
+                raise KeyError(issuer)
         return entry
 
     def key_set(self, issuer: str) -> KeySet:
@@ -218,19 +225,32 @@ class TokenValidator:
         return self._entry(issuer).introspector
 
     def issuer_settings(self, issuer: str) -> IssuerEntry:
-        """The resolved settings of a configured issuer (``rules``, ``algorithms``,
-        ``keys``, ``token_types``), so check-token runs the same rules one by one.
+        """The resolved settings of a configured issuer or template (``rules``,
+        ``algorithms``, ``keys``, ``token_types``), so check-token runs the same rules one by one.
 
         :raises KeyError: ``issuer`` is not configured.
         """
-        return self._issuers[issuer]
+        return self._entry(issuer)
 
-    def check_header(self, header: Mapping[str, Any], issuer: str) -> None:
-        """Check a token header's ``crit``, ``b64``, ``nonce`` and ``typ`` for ``issuer``.
+    def select_issuer(self, claims: Mapping[str, Any]) -> IssuerEntry | None:
+        """The settings :meth:`validate` applies to a token with these (unverified)
+        claims: the fixed issuer named by ``iss``, else the first template that
+        ``iss`` and ``tid`` match (its rules bound to that ``iss``); None if none.
+        """
+        iss = claims.get("iss")
+        entry = self._issuers.get(iss) if isinstance(iss, str) else None
+        if entry is None and self._templates:
+            # Templates only on a miss, so fixed issuers cost one dict lookup.
+            entry = self._match_template(iss, claims)
+        return entry
+
+    def check_header(self, header: Mapping[str, Any], issuer: str | IssuerEntry) -> None:
+        """Check a token header's ``crit``, ``b64``, ``nonce`` and ``typ`` for ``issuer``
+        (an identifier or template, or the settings :meth:`select_issuer` gave).
 
         :raises InvalidToken: as :meth:`validate` would.
         """
-        self._check_header(header, self._issuers[issuer])
+        self._check_header(header, issuer if isinstance(issuer, IssuerEntry) else self._entry(issuer))
 
     # -- validation ------------------------------------------------------------------
 
@@ -288,12 +308,9 @@ class TokenValidator:
         parsed = parse_compact(token, self.max_token_bytes)
         header, claims = parsed.header, parsed.payload
         iss = claims.get("iss")
-        entry = self._issuers.get(iss) if isinstance(iss, str) else None
+        entry = self.select_issuer(claims)
         if entry is None:
-            # Templates only on a miss, so fixed issuers cost one dict lookup.
-            entry = self._match_template(iss, claims) if self._templates else None
-            if entry is None:
-                raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
+            raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
         if entry.introspector is not None and entry.introspector.all_tokens:
             return self._introspect_with(entry, token)
         alg = header.get("alg")

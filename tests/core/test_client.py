@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
+from urllib.parse import unquote_plus
 
 import pytest
 import requests
 
 from flask_ccguard import ConfigurationError, TokenValidator
 from flask_ccguard.client import ClientCredentials, TokenRequestError
+from flask_ccguard.core.basic_auth import parse_basic_authorization
 from flask_ccguard.testing import TestIssuer
 
 SECRET = "s3cr:t &=+~*"  # every character form encoding treats specially
@@ -460,3 +462,134 @@ def test_other_refusals_are_not_retried(recorder, ccguard_issuer: TestIssuer, st
     assert requests.get(api.url, auth=cc, timeout=5).status_code == status
     assert len(api.seen) == 1
     assert ccguard_issuer.hits["token"] == 1
+
+
+# -- issue 14 item 4: Basic credentials, RFC 6749-encoded or raw -------------------------
+
+RESERVED_SECRETS = [
+    pytest.param("pa:ss-w0rd", id="colon"),
+    pytest.param("100%25sure", id="percent"),
+    pytest.param("a+b=c", id="plus"),
+    pytest.param("with space", id="space"),
+    pytest.param("all: %2B + of them", id="all"),
+]
+
+
+def basic_endpoint(secret: str, *, raw: bool, refusal: Reply) -> Callable[[Seen], Reply]:
+    """A token endpoint accepting client ``app-1`` and ``secret`` over HTTP Basic only
+    raw (as glewlwyd reads it), or only RFC 6749 §2.3.1-encoded; ``refusal`` otherwise."""
+    issue = token_reply()
+
+    def reply(seen: Seen) -> Reply:
+        scheme, _, value = seen.headers.get("Authorization", "").partition(" ")
+        if scheme == "Basic":
+            if raw:
+                client_id, _, given = base64.b64decode(value).decode().partition(":")
+                pair: tuple[str, str] | None = (client_id, given)
+            else:
+                pair = parse_basic_authorization(seen.headers["Authorization"])
+            if pair == ("app-1", secret):
+                return issue(seen)
+        return refusal
+
+    return reply
+
+
+INVALID_CLIENT: Reply = (401, {"WWW-Authenticate": 'Basic realm="t"'}, b'{"error":"invalid_client"}')
+GLEWLWYD_403: Reply = (403, {}, b"")
+
+
+@pytest.mark.parametrize("secret", RESERVED_SECRETS)
+@pytest.mark.parametrize(
+    ("raw", "refusal", "requests_first_time"),
+    [
+        pytest.param(True, INVALID_CLIENT, 2, id="raw-server-401"),
+        pytest.param(True, GLEWLWYD_403, 2, id="raw-server-403"),
+        pytest.param(False, INVALID_CLIENT, 1, id="rfc6749-server"),
+    ],
+)
+def test_i14_04_auto_basic_encoding_gets_a_token_from_either_kind_of_server(
+    recorder, secret, raw, refusal, requests_first_time
+):
+    rec = recorder(basic_endpoint(secret, raw=raw, refusal=refusal))
+    cc = ClientCredentials(rec.url + "/token", "app-1", secret, auth_method="client_secret_basic")
+    assert cc.token() == "token-1"
+    assert len(rec.seen) == requests_first_time
+    # What worked is remembered for this token URL: the next client asks once.
+    again = ClientCredentials(rec.url + "/token", "app-1", secret, auth_method="client_secret_basic")
+    assert again.token() == "token-2"
+    assert len(rec.seen) == requests_first_time + 1
+
+
+@pytest.mark.parametrize("secret", RESERVED_SECRETS)
+@pytest.mark.parametrize("encoding", ["raw", "rfc6749"])
+def test_i14_04_explicit_basic_encoding_sends_one_request(recorder, secret, encoding):
+    right = recorder(basic_endpoint(secret, raw=encoding == "raw", refusal=INVALID_CLIENT))
+    cc = ClientCredentials(
+        right.url + "/t", "app-1", secret, auth_method="client_secret_basic", basic_encoding=encoding
+    )
+    assert cc.token() == "token-1"
+    assert len(right.seen) == 1
+    if encoding == "raw" and unquote_plus(secret) == secret:
+        return  # an RFC 6749 server reads this raw secret right too
+    wrong = recorder(basic_endpoint(secret, raw=encoding != "raw", refusal=INVALID_CLIENT))
+    cc = ClientCredentials(
+        wrong.url + "/t", "app-1", secret, auth_method="client_secret_basic", basic_encoding=encoding
+    )
+    with pytest.raises(TokenRequestError) as info:
+        cc.token()
+    assert len(wrong.seen) == 1
+    # The error says what to change, in the option's own words.
+    other = "rfc6749" if encoding == "raw" else "raw"
+    assert f"basic_encoding={other!r}" in str(info.value)
+    assert secret not in str(info.value)
+
+
+def test_i14_04_a_wrong_secret_costs_two_requests_and_says_so(recorder):
+    rec = recorder(basic_endpoint("right:secret", raw=True, refusal=INVALID_CLIENT))
+    cc = ClientCredentials(rec.url + "/t", "app-1", "wrong:secret", auth_method="client_secret_basic")
+    with pytest.raises(TokenRequestError) as info:
+        cc.token()
+    assert len(rec.seen) == 2
+    assert info.value.error == "invalid_client"
+    assert "refused both RFC 6749-encoded and raw" in str(info.value)
+    assert "wrong:secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("client_id", "secret", "refusal"),
+    [
+        pytest.param("app-1", "plain-Secret_1.*", INVALID_CLIENT, id="nothing-to-encode"),
+        pytest.param("app:1", "pa:ss", INVALID_CLIENT, id="raw-impossible"),
+        pytest.param("app-1", "pa:ss", (400, {}, b'{"error":"invalid_scope"}'), id="not-a-client-refusal"),
+    ],
+)
+def test_i14_04_no_second_request_when_the_raw_form_cannot_help(recorder, client_id, secret, refusal):
+    rec = recorder(lambda seen: refusal)
+    cc = ClientCredentials(rec.url + "/t", client_id, secret, auth_method="client_secret_basic")
+    with pytest.raises(TokenRequestError) as info:
+        cc.token()
+    assert len(rec.seen) == 1
+    assert "basic_encoding" not in str(info.value)
+
+
+def test_i14_04_basic_encoding_options_are_checked():
+    url = "https://idp.example.com/token"
+    with pytest.raises(ConfigurationError, match="basic_encoding must be one of auto, rfc6749, raw"):
+        ClientCredentials(url, "c", "s", basic_encoding="latin-1")
+    with pytest.raises(ConfigurationError, match="containing ':'"):
+        ClientCredentials(url, "a:b", "s", basic_encoding="raw")
+
+
+def test_i14_04_ccguard_token_basic_encoding_option(recorder):
+    from click.testing import CliRunner
+
+    from flask_ccguard.cli import main
+
+    rec = recorder(basic_endpoint("pa:ss", raw=True, refusal=INVALID_CLIENT))
+    args = ["token", "--token-url", rec.url + "/cli", "-c", "app-1", "-s", "pa:ss", "--auth-method"]
+    refused = CliRunner().invoke(main, [*args, "client_secret_basic", "--basic-encoding", "rfc6749"])
+    assert refused.exit_code == 1
+    assert "basic_encoding='raw'" in refused.output
+    ok = CliRunner().invoke(main, [*args, "client_secret_basic", "--basic-encoding", "raw"])
+    assert (ok.exit_code, ok.output.strip()) == (0, "token-1")
