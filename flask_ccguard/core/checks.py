@@ -238,7 +238,10 @@ class _Run:
                 detail=results["iss"].detail + f" (template {entry.template.template}, tid {payload.get('tid')!r})"
             )
         self.checks.extend(results[name] for name in _CLAIM_LINES)
-        self.permissions(roles_of(payload, entry.rules.roles_claim, entry.rules.roles_delimiter), scopes_of(payload, entry.rules.scopes_claim))
+        self.permissions(
+            roles_of(payload, entry.rules.roles_claim, entry.rules.roles_delimiter),
+            scopes_of(payload, entry.rules.scopes_claim),
+        )
 
     def claim_results(self, claims: Mapping[str, Any], rules: ClaimRules) -> dict[str, Check]:
         results: dict[str, Check] = {}
