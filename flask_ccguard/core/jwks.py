@@ -205,8 +205,12 @@ class KeySet:
         try:
             # After a failure the cached copy may be what failed: ask the issuer.
             keys, max_age, from_cache = self._fetch(fresh=reason == "unknown_kid" or self._last_failed)
-        except (FetchError, DiscoveryError) as exc:
-            log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, exc)
+        except Exception as exc:
+            # Any failure, expected (FetchError, DiscoveryError) or not, is a
+            # failed fetch: it keeps the cached keys and starts the cooldown,
+            # so a broken document cannot make every request fetch again.
+            why = str(exc) if isinstance(exc, (FetchError, DiscoveryError)) else f"unexpected {type(exc).__name__}"
+            log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, why)
             with self._lock:
                 self._fetching = False
                 self._last_failed = True
@@ -278,14 +282,18 @@ class KeySet:
         for index, jwk in enumerate(members[:_MAX_KEYS]):
             try:
                 key = prepare_jwk(jwk, self._allowed)
-            except UnusableKey as exc:
+            except Exception as exc:
+                # One bad member must never cost the others: whatever a JWK
+                # holds (RFC 7517 §5: unknown or odd members are the issuer's
+                # mistake), preparing it skips that key and nothing else.
+                why = str(exc) if isinstance(exc, UnusableKey) else f"malformed member ({type(exc).__name__})"
                 kid = jwk.get("kid") if isinstance(jwk, dict) else None
                 log.info(
                     "flask_ccguard: skipping key %d (kid %r) of %r: %s",
                     index,
                     str(kid)[:64] if kid is not None else None,
                     self.issuer,
-                    exc,
+                    why,
                 )
                 continue
             if key.kid is not None:

@@ -196,26 +196,36 @@ def prepare_jwk(jwk: Any, allowed: frozenset[str]) -> VerifyingKey:
         raise UnusableKey("'kty' is missing")
     use = jwk.get("use")
     if use is not None and use != "sig":
-        raise UnusableKey(f"'use' is {use!r}, not 'sig'")
+        raise UnusableKey("'use' is not 'sig'")
     key_ops = jwk.get("key_ops")
-    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+    # RFC 7517 §4.3: an array of strings.
+    if key_ops is not None and (
+        not isinstance(key_ops, list) or not all(isinstance(op, str) for op in key_ops) or "verify" not in key_ops
+    ):
         raise UnusableKey("'key_ops' does not allow 'verify'")
     if any(member in jwk for member in _PRIVATE_MEMBERS):
         raise UnusableKey("it holds private key material; refusing to use a published private key")
     crv = jwk.get("crv")
-    algs = algorithms_for_key_type(kty, crv if isinstance(crv, str) else None)
+    if crv is not None and not isinstance(crv, str):
+        raise UnusableKey("'crv' is not a string")
+    algs = algorithms_for_key_type(kty, crv)
     if not algs:
-        raise UnusableKey(f"unsupported key type {kty!r}" + (f" / curve {crv!r}" if crv else ""))
+        raise UnusableKey(f"unsupported key type {kty[:32]!r}" + (f" / curve {crv[:32]!r}" if crv else ""))
     stated = jwk.get("alg")
     if stated is not None:
+        # RFC 7517 §4.4: a string. A list or object is unhashable and must not reach `in`.
+        if not isinstance(stated, str):
+            raise UnusableKey("'alg' is not a string")
         if stated not in algs:
-            raise UnusableKey(f"its 'alg' {stated!r} does not fit key type {kty!r}")
+            raise UnusableKey(f"its 'alg' {stated[:32]!r} does not fit key type {kty[:32]!r}")
         algs = frozenset((stated,))
     algs &= allowed
     if not algs:
         raise UnusableKey("none of its algorithms is allowed")
     issuer = jwk.get("issuer")
-    issuer = issuer if isinstance(issuer, str) else None
+    if issuer is not None and not isinstance(issuer, str):
+        # It restricts the key to one issuer; a restriction we cannot read must not be dropped.
+        raise UnusableKey("'issuer' is not a string")
 
     if kty == "RSA":
         _b64url_int(jwk.get("n"), "n")
