@@ -9,6 +9,9 @@
   ``Cache-Control: max-age``); a failed refresh keeps the previous keys in
   service for up to ``stale_limit`` seconds after the last success.
 * A key that a successful fetch no longer lists stops validating.
+* A token without ``kid`` is tried against at most
+  :data:`MAX_KIDLESS_CANDIDATES` keys of its algorithm, so a forged one costs
+  a bounded number of signature checks however many keys the set holds.
 """
 
 from __future__ import annotations
@@ -24,11 +27,16 @@ from .errors import InvalidToken, KeysUnavailable
 from .http import FetchError, HTTPClient
 from .keys import UnusableKey, VerifyingKey, prepare_jwk
 
-__all__ = ["KeySet"]
+__all__ = ["MAX_KIDLESS_CANDIDATES", "KeySet"]
 
 log = logging.getLogger("flask_ccguard")
 
 _MAX_KEYS = 100  # a real issuer publishes a handful; more is a broken or hostile document
+#: Keys a token without ``kid`` is tried against: the first ones of the set
+#: that fit its algorithm. An issuer that leaves ``kid`` out publishes one key
+#: per algorithm, two or three during a rollover; more would let one forged
+#: token cost a signature check per published key.
+MAX_KIDLESS_CANDIDATES = 3
 
 
 class KeySet:
@@ -73,7 +81,7 @@ class KeySet:
         self._on_change = on_change
 
         self._by_kid: dict[str, VerifyingKey] = {}
-        self._all: tuple[VerifyingKey, ...] = ()
+        self._by_alg: dict[str, tuple[VerifyingKey, ...]] = {}  # candidates for tokens without kid
         self._loaded = False
         self._last_success = 0.0
         self._refresh_at = 0.0
@@ -137,8 +145,8 @@ class KeySet:
         if kid is not None:
             key = self._by_kid.get(kid)
             return (key,) if key is not None and alg in key.algorithms else ()
-        # RFC 7515 §4.1.4: kid is optional; try the keys that fit the algorithm.
-        return tuple(k for k in self._all if alg in k.algorithms)
+        # RFC 7515 §4.1.4: kid is optional; try the first keys that fit the algorithm.
+        return self._by_alg.get(alg, ())
 
     def __contains__(self, kid: object) -> bool:
         return kid in self._by_kid
@@ -246,7 +254,7 @@ class KeySet:
         if now - self._last_success > self._stale_limit:
             # Too old to trust: the issuer may have revoked these keys long ago.
             dropped = frozenset(self._by_kid)
-            self._by_kid, self._all, self._loaded = {}, (), False
+            self._by_kid, self._by_alg, self._loaded = {}, {}, False
             self._refresh_at = 0.0
             if dropped and self._on_change is not None:
                 # Called under our lock; the callback must not call back into this set.
@@ -256,7 +264,21 @@ class KeySet:
     def _install(self, keys: list[VerifyingKey], now: float, max_age: int | None) -> None:
         self._installs += 1
         self._by_kid = {k.kid: k for k in keys if k.kid is not None}
-        self._all = tuple(keys)
+        by_alg: dict[str, list[VerifyingKey]] = {}
+        for key in keys:
+            for alg in key.algorithms:
+                by_alg.setdefault(alg, []).append(key)
+        self._by_alg = {alg: tuple(fit[:MAX_KIDLESS_CANDIDATES]) for alg, fit in by_alg.items()}
+        crowded = sorted(alg for alg, fit in by_alg.items() if len(fit) > MAX_KIDLESS_CANDIDATES)
+        if crowded:
+            log.info(
+                "flask_ccguard: %r publishes more than %d keys for %s; tokens without 'kid' are tried "
+                "against the first %d only",
+                self.issuer,
+                MAX_KIDLESS_CANDIDATES,
+                ", ".join(crowded),
+                MAX_KIDLESS_CANDIDATES,
+            )
         self._loaded = True
         self._last_success = now
         self._refresh_at = now + max(self._max_age, max_age or 0)

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from flask_ccguard import KeysUnavailable
 from flask_ccguard.core import jwks as jwks_module
-from flask_ccguard.core.keys import prepare_jwk
+from flask_ccguard.core.jwks import MAX_KIDLESS_CANDIDATES
+from flask_ccguard.core.keys import VerifyingKey, prepare_jwk
 from flask_ccguard.testing import TestIssuer
 
-from .support import make_validator, rejection
+from .support import b64url, claims_for, forge, make_validator, rejection
 
 # -- r2-03: one malformed JWK must not disable the key set ----------------------------------
 
@@ -130,3 +134,105 @@ def test_r2_03_an_unexpected_failure_while_fetching_counts_as_a_failed_fetch(
 
     assert len(calls) == 1
     assert v.stats()["key_fetch_failures"] == 1
+
+
+# -- r2-10: bounded work per forged token, whatever the issuer's key set holds ---------------
+
+
+def _b64int(value: int) -> str:
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def _rsa_numbers(bits: int, e: int = 65537, kid: str = "odd") -> dict[str, Any]:
+    """An RSA JWK of exactly ``bits`` bits built from numbers (no key generation: only sizes are checked)."""
+    n = (1 << (bits - 1)) | int.from_bytes(secrets.token_bytes(bits // 8), "big") % (1 << (bits - 1)) | 1
+    return {"kty": "RSA", "kid": kid, "n": _b64int(n), "e": _b64int(e)}
+
+
+REFUSED_RSA = [
+    pytest.param(_rsa_numbers(8193), "at most 8192", id="r2_10-modulus-8193-bits"),
+    pytest.param(_rsa_numbers(16400), "at most 8192", id="r2_10-modulus-16400-bits"),
+    pytest.param(_rsa_numbers(3072, e=(1 << 3069) | 1), "exponent", id="r2_10-exponent-3070-bits"),
+    pytest.param(_rsa_numbers(2048, e=2**32 + 1), "exponent", id="r2_10-exponent-2**32+1"),
+    pytest.param(_rsa_numbers(2048, e=65536), "exponent", id="r2_10-exponent-even"),
+    pytest.param(_rsa_numbers(2048, e=1), "exponent", id="r2_10-exponent-1"),
+    pytest.param({**_rsa_numbers(2048), "e": "AA"}, "exponent", id="r2_10-exponent-0"),
+]
+
+
+@pytest.mark.parametrize(("jwk", "logged"), REFUSED_RSA)
+def test_r2_10_rsa_keys_beyond_the_size_bounds_are_skipped_with_a_log_line(
+    ccguard_issuer: TestIssuer, caplog: pytest.LogCaptureFixture, jwk: dict[str, Any], logged: str
+) -> None:
+    good = ccguard_issuer.public_jwk("RS256")
+    ccguard_issuer.jwks_body = json.dumps({"keys": [jwk, good]}).encode()
+    v = make_validator(ccguard_issuer, algorithms=("RS256",))
+
+    with caplog.at_level(logging.INFO, logger="flask_ccguard"):
+        assert v.validate(ccguard_issuer.mint()).subject == "test-client"
+
+    assert v.key_set(ccguard_issuer.issuer).kids == {good["kid"]}
+    skipped = [r.getMessage() for r in caplog.records if "skipping key 0" in r.getMessage()]
+    assert skipped and logged in skipped[0], [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize(
+    "jwk",
+    [
+        pytest.param(_rsa_numbers(8192), id="r2_10-modulus-8192-bits"),
+        pytest.param(_rsa_numbers(2048, e=3), id="r2_10-exponent-3"),
+        pytest.param(_rsa_numbers(2048, e=2**32 - 1), id="r2_10-exponent-2**32-1"),
+    ],
+)
+def test_r2_10_rsa_keys_at_the_bounds_are_accepted(jwk: dict[str, Any]) -> None:
+    assert prepare_jwk(jwk, frozenset({"RS256"})).algorithms == {"RS256"}
+
+
+def _ed_jwk(kid: str) -> dict[str, Any]:
+    public = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64url(public)}
+
+
+@pytest.fixture
+def count_verifications(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Record the ``kid`` of every key :meth:`VerifyingKey.verify` is called on."""
+    calls: list[str | None] = []
+    real = VerifyingKey.verify
+
+    def counting(self: VerifyingKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
+        calls.append(self.kid)
+        return real(self, alg, signing_input, signature)
+
+    monkeypatch.setattr(VerifyingKey, "verify", counting)
+    return calls
+
+
+def test_r2_10_a_token_without_kid_tries_at_most_a_few_keys(
+    ccguard_issuer: TestIssuer, count_verifications: list[str | None]
+) -> None:
+    # A hostile set: 40 EdDSA keys (and EC keys, which never fit EdDSA), the real one last.
+    decoys = [_ed_jwk(f"decoy-{i}") for i in range(40)]
+    ec_keys = [{**ccguard_issuer.public_jwk("ES256"), "kid": f"ec-{i}"} for i in range(10)]
+    real = ccguard_issuer.public_jwk("EdDSA")
+    ccguard_issuer.jwks_body = json.dumps({"keys": [*ec_keys, *decoys, real]}).encode()
+    v = make_validator(ccguard_issuer)
+    assert v.validate(ccguard_issuer.mint(alg="EdDSA")).subject == "test-client"  # by kid: one key
+    count_verifications.clear()
+
+    forged = forge({"alg": "EdDSA", "typ": "at+jwt"}, claims_for(ccguard_issuer), bytes(64))
+    assert rejection(v, forged).reason == "bad_signature"
+    # Signed by the real key, but that key is beyond the first few: refused too.
+    assert rejection(v, ccguard_issuer.mint(alg="EdDSA", kid=None)).reason == "bad_signature"
+
+    assert len(count_verifications) == 2 * MAX_KIDLESS_CANDIDATES
+    assert set(count_verifications) == {f"decoy-{i}" for i in range(MAX_KIDLESS_CANDIDATES)}
+    assert 3 <= MAX_KIDLESS_CANDIDATES <= 5
+
+
+def test_r2_10_a_token_without_kid_still_verifies_with_one_of_the_first_keys(ccguard_issuer: TestIssuer) -> None:
+    # A rollover as kid-less issuers do it: the new key first, then the old ones.
+    keys = [ccguard_issuer.public_jwk("EdDSA"), _ed_jwk("old-1"), _ed_jwk("old-2")]
+    ccguard_issuer.jwks_body = json.dumps({"keys": keys[::-1]}).encode()
+    v = make_validator(ccguard_issuer)
+
+    assert v.validate(ccguard_issuer.mint(alg="EdDSA", kid=None)).subject == "test-client"
