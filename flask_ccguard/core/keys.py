@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey
 
 __all__ = [
@@ -70,6 +73,7 @@ _EC_CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521":
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 Verify = Callable[[bytes, bytes], bool]
+PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
 
 
 class UnusableKey(ValueError):
@@ -93,9 +97,14 @@ class VerifyingKey:
         narrowed to the JWK's own ``alg`` if it states one, and to the
         validator's allowlist.
     :ivar issuer: the JWK's ``issuer`` member, if any (Microsoft Entra ID).
+    :ivar fingerprint: a SHA-256 digest of everything that decides which
+        tokens this key verifies: the public key (its DER
+        SubjectPublicKeyInfo), ``kid``, algorithms and ``issuer``. Two
+        fetches of the same JWK give the same fingerprint; new material under
+        an old ``kid`` gives another.
     """
 
-    __slots__ = ("_verifiers", "algorithms", "issuer", "kid", "kty")
+    __slots__ = ("_verifiers", "algorithms", "fingerprint", "issuer", "kid", "kty")
 
     def __init__(
         self,
@@ -103,12 +112,17 @@ class VerifyingKey:
         kty: str,
         verifiers: Mapping[str, Verify],
         issuer: str | None = None,
+        *,
+        public: PublicKey,
     ) -> None:
         self.kid = kid
         self.kty = kty
         self.issuer = issuer
         self._verifiers = dict(verifiers)
         self.algorithms = frozenset(self._verifiers)
+        der = public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        names = json.dumps([kid, kty, sorted(self.algorithms), issuer]).encode()
+        self.fingerprint = hashlib.sha256(names + b"\0" + der).digest()
 
     def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
         """True if ``signature`` is a valid ``alg`` signature over ``signing_input``.
@@ -254,7 +268,7 @@ def prepare_jwk(jwk: Any, allowed: frozenset[str]) -> VerifyingKey:
             public = CryptographyRSAKey(jwk, "RS256").prepared_key
         except Exception:
             raise UnusableKey("invalid RSA public key") from None
-        return VerifyingKey(kid, kty, _rsa_verifiers(public, algs), issuer)
+        return VerifyingKey(kid, kty, _rsa_verifiers(public, algs), issuer, public=public)
 
     if kty == "EC":
         _b64url_int(jwk.get("x"), "x")
@@ -266,7 +280,8 @@ def prepare_jwk(jwk: Any, allowed: frozenset[str]) -> VerifyingKey:
             # cryptography refuses points that are not on the curve
             raise UnusableKey("invalid EC public key (not a point on the curve)") from None
         _, length = _EC_CURVES[str(crv)]
-        return VerifyingKey(kid, kty, {alg: _ec_verify(public, length, ASYMMETRIC_ALGORITHMS[alg][2])}, issuer)
+        verifiers = {alg: _ec_verify(public, length, ASYMMETRIC_ALGORITHMS[alg][2])}
+        return VerifyingKey(kid, kty, verifiers, issuer, public=public)
 
     # OKP / Ed25519
     raw = _b64url(jwk.get("x"), "x")
@@ -279,4 +294,4 @@ def prepare_jwk(jwk: Any, allowed: frozenset[str]) -> VerifyingKey:
         ed_public = ed25519.Ed25519PublicKey.from_public_bytes(raw)
     except ValueError:
         raise UnusableKey("invalid Ed25519 public key") from None
-    return VerifyingKey(kid, kty, {"EdDSA": _ed_verify(ed_public)}, issuer)
+    return VerifyingKey(kid, kty, {"EdDSA": _ed_verify(ed_public)}, issuer, public=ed_public)

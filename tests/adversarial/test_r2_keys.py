@@ -6,16 +6,20 @@ Every issuer here is a real HTTP server on loopback (TestIssuer, or its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from flask_ccguard import KeysUnavailable
+from flask_ccguard import InvalidToken, KeysUnavailable, TokenValidator
 from flask_ccguard.core import jwks as jwks_module
 from flask_ccguard.core.jwks import MAX_KIDLESS_CANDIDATES
 from flask_ccguard.core.keys import VerifyingKey, prepare_jwk
@@ -236,3 +240,133 @@ def test_r2_10_a_token_without_kid_still_verifies_with_one_of_the_first_keys(ccg
     v = make_validator(ccguard_issuer)
 
     assert v.validate(ccguard_issuer.mint(alg="EdDSA", kid=None)).subject == "test-client"
+
+
+# -- r2-08: cached tokens follow key material, not key names --------------------------------
+
+
+def _replace_material_under_the_same_kid(issuer: TestIssuer, alg: str = "RS256") -> str:
+    """Publish a new key for ``alg`` under the current kid; return that kid.
+
+    Afterwards ``issuer.mint(kid=kid)`` signs with the new material.
+    """
+    kid = str(issuer.public_jwk(alg)["kid"])
+    issuer.rotate_keys()
+    issuer.jwks_body = json.dumps({"keys": [{**issuer.public_jwk(alg), "kid": kid}]}).encode()
+    return kid
+
+
+def _cache_it(v: TokenValidator, token: str) -> None:
+    v.validate(token)
+    v.validate(token)  # the second sight stores it
+    assert v.token_cache is not None and token in v.token_cache
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_r2_08_a_cached_token_of_replaced_material_is_refused_once_the_set_refreshes(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    # The periodic refresh alone (no bad-signature refetch) brings the new material.
+    v = make_validator(ccguard_issuer, jwks_max_age=0.3, jwks_refresh_cooldown=30)
+    old = ccguard_issuer.mint()
+    _cache_it(v, old)
+    keys = v.key_set(ccguard_issuer.issuer)
+
+    _replace_material_under_the_same_kid(ccguard_issuer)
+    replaced_at = ccguard_issuer.hits["jwks"]
+    time.sleep(0.35)  # the set is due for refresh
+    with contextlib.suppress(InvalidToken):
+        v.validate(old)  # served from the old set while it starts the background refresh
+    # Every fetch the issuer answered since has been installed.
+    _wait_for(lambda: ccguard_issuer.hits["jwks"] > replaced_at and keys.fetches >= ccguard_issuer.hits["jwks"])
+
+    assert old not in (v.token_cache or ())
+    assert rejection(v, old).reason == "bad_signature"
+
+
+def test_r2_08_new_material_under_a_known_kid_is_accepted_after_one_refetch(ccguard_issuer: TestIssuer) -> None:
+    v = make_validator(ccguard_issuer, jwks_refresh_cooldown=0.3)
+    old = ccguard_issuer.mint()
+    _cache_it(v, old)
+    assert ccguard_issuer.hits["jwks"] == 1
+
+    kid = _replace_material_under_the_same_kid(ccguard_issuer)
+    time.sleep(0.35)  # the initial load's cooldown passes
+    new = ccguard_issuer.mint(kid=kid)
+
+    assert v.validate(new).subject == "test-client"
+    assert ccguard_issuer.hits["jwks"] == 2  # exactly one refetch picked the new material up
+    # The token of the withdrawn material is cached no longer, and refused.
+    assert old not in (v.token_cache or ())
+    assert rejection(v, old).reason == "bad_signature"
+
+
+def test_r2_08_forged_signatures_under_a_known_kid_refetch_at_most_once_per_cooldown(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    v = make_validator(ccguard_issuer, jwks_refresh_cooldown=0.5)
+    good = ccguard_issuer.mint()
+    v.validate(good)
+    loaded = ccguard_issuer.hits["jwks"]
+    time.sleep(0.55)  # the initial load's cooldown passes: one refetch is allowed
+    kid = ccguard_issuer.public_jwk("RS256")["kid"]
+    header = {"alg": "RS256", "typ": "at+jwt", "kid": kid}
+
+    for i in range(60):
+        forged = forge(header, claims_for(ccguard_issuer, jti=str(i)), secrets.token_bytes(256))
+        assert rejection(v, forged).reason == "bad_signature"
+
+    assert ccguard_issuer.hits["jwks"] - loaded <= 1
+    assert v.validate(good).subject == "test-client"
+
+
+def test_r2_08_the_generation_moves_only_when_material_is_withdrawn(ccguard_issuer: TestIssuer) -> None:
+    v = make_validator(ccguard_issuer, jwks_refresh_cooldown=0)
+    v.validate(ccguard_issuer.mint())
+    keys = v.key_set(ccguard_issuer.issuer)
+    start = keys.generation
+    fingerprint = keys.candidates(ccguard_issuer.public_jwk("RS256")["kid"], "RS256")[0].fingerprint
+
+    ccguard_issuer.rotate_keys(keep_old=True)  # only additions
+    v.validate(ccguard_issuer.mint())  # unknown kid: refetch
+    assert keys.generation == start
+    assert keys.holds(fingerprint)
+
+    _replace_material_under_the_same_kid(ccguard_issuer)  # same kid, new material
+    assert rejection(v, ccguard_issuer.mint(kid="unknown")).reason == "unknown_kid"  # refetch
+    assert keys.generation == start + 1
+    assert not keys.holds(fingerprint)
+
+
+def test_r2_08_concurrent_forged_signatures_under_a_known_kid_share_one_refetch(ccguard_issuer: TestIssuer) -> None:
+    v = make_validator(ccguard_issuer, jwks_refresh_cooldown=0.5)
+    v.validate(ccguard_issuer.mint())
+    loaded = ccguard_issuer.hits["jwks"]
+    time.sleep(0.55)
+    ccguard_issuer.jwks_delay = 0.2  # keep the refetch in flight while the others fail
+    header = {"alg": "RS256", "typ": "at+jwt", "kid": ccguard_issuer.public_jwk("RS256")["kid"]}
+    tokens = [forge(header, claims_for(ccguard_issuer, jti=str(i)), secrets.token_bytes(256)) for i in range(16)]
+    barrier = threading.Barrier(len(tokens))
+    reasons: list[str] = []
+
+    def attack(token: str) -> None:
+        barrier.wait()
+        try:
+            v.validate(token)
+        except InvalidToken as exc:
+            reasons.append(exc.reason)
+
+    threads = [threading.Thread(target=attack, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    assert reasons == ["bad_signature"] * len(tokens)
+    assert ccguard_issuer.hits["jwks"] - loaded <= 1
