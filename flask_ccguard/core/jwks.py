@@ -28,12 +28,13 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from .discovery import DiscoveryError, discover
 from .errors import InvalidToken, KeysUnavailable
 from .http import FetchError, HTTPClient
-from .keys import UnusableKey, VerifyingKey, prepare_jwk
+from .jwk_set import MAX_KIDLESS_CANDIDATES, KeyIndex, NoKeysArray, read_key_set
+from .keys import VerifyingKey
 
 __all__ = ["MAX_KIDLESS_CANDIDATES", "KeySet"]
 
@@ -42,12 +43,6 @@ log = logging.getLogger("flask_ccguard")
 #: Fetch reasons that bypass the refresh schedule and the HTTP cache, bounded
 #: by the cooldown: a kid we do not know, a known kid whose signature failed.
 _FORCED = frozenset({"unknown_kid", "bad_signature"})
-_MAX_KEYS = 100  # a real issuer publishes a handful; more is a broken or hostile document
-#: Keys a token without ``kid`` is tried against: the first ones of the set
-#: that fit its algorithm. An issuer that leaves ``kid`` out publishes one key
-#: per algorithm, two or three during a rollover; more would let one forged
-#: token cost a signature check per published key.
-MAX_KIDLESS_CANDIDATES = 3
 
 
 class KeySet:
@@ -89,12 +84,10 @@ class KeySet:
         self._stale_limit = stale_limit
         self._clock = clock
 
-        self._by_kid: dict[str, VerifyingKey] = {}
-        self._by_alg: dict[str, tuple[VerifyingKey, ...]] = {}  # candidates for tokens without kid
-        self._material: frozenset[bytes] = frozenset()  # fingerprints of the installed keys
+        self._index = KeyIndex()  # swapped whole by each install
         #: Bumped whenever installed key material is withdrawn (a key leaves
         #: the set, or its kid now names other material, or the set is
-        #: dropped past its stale limit). Written after :attr:`_material`, so
+        #: dropped past its stale limit). Written after :attr:`_index`, so
         #: a reader that sees a generation sees material at least that new.
         self.generation = 0
         self._loaded = False
@@ -158,10 +151,10 @@ class KeySet:
 
     def _lookup(self, kid: str | None, alg: str) -> tuple[VerifyingKey, ...]:
         if kid is not None:
-            key = self._by_kid.get(kid)
+            key = self._index.by_kid.get(kid)
             return (key,) if key is not None and alg in key.algorithms else ()
         # RFC 7515 §4.1.4: kid is optional; try the first keys that fit the algorithm.
-        return self._by_alg.get(alg, ())
+        return self._index.by_alg.get(alg, ())
 
     def replacement(self, kid: str, alg: str, failed: VerifyingKey) -> VerifyingKey | None:
         """The key published under ``kid`` now, if its material differs from ``failed``'s.
@@ -174,25 +167,25 @@ class KeySet:
         :returns: the new key, or None if ``kid`` still names the same material.
         :raises KeysUnavailable: as :meth:`candidates`.
         """
-        current = self._by_kid.get(kid)
+        current = self._index.by_kid.get(kid)
         if (current is None or current.fingerprint == failed.fingerprint) and self._refresh(
             self._clock(), reason="bad_signature"
         ):
-            current = self._by_kid.get(kid)
+            current = self._index.by_kid.get(kid)
         if current is None or current.fingerprint == failed.fingerprint or alg not in current.algorithms:
             return None
         return current
 
     def holds(self, fingerprint: bytes) -> bool:
         """True if a key with this :attr:`~VerifyingKey.fingerprint` is installed."""
-        return fingerprint in self._material
+        return fingerprint in self._index.material
 
     def __contains__(self, kid: object) -> bool:
-        return kid in self._by_kid
+        return kid in self._index.by_kid
 
     @property
     def kids(self) -> frozenset[str]:
-        return frozenset(self._by_kid)
+        return frozenset(self._index.by_kid)
 
     @property
     def max_age(self) -> float:
@@ -289,36 +282,17 @@ class KeySet:
             raise KeysUnavailable(reason="keys_unavailable", retry_after=max(1, int(self._cooldown)))
         if now - self._last_success > self._stale_limit:
             # Too old to trust: the issuer may have revoked these keys long ago.
-            self._by_kid, self._by_alg, self._loaded = {}, {}, False
+            dropped, self._index, self._loaded = self._index, KeyIndex(), False
             self._refresh_at = 0.0
-            if self._material:
-                self._material = frozenset()
+            if dropped.material:
                 self.generation += 1
             raise KeysUnavailable(reason="keys_stale", retry_after=max(1, int(self._cooldown)))
 
     def _install(self, keys: list[VerifyingKey], now: float, max_age: int | None) -> None:
         self._installs += 1
-        self._by_kid = {k.kid: k for k in keys if k.kid is not None}
-        by_alg: dict[str, list[VerifyingKey]] = {}
-        for key in keys:
-            for alg in key.algorithms:
-                by_alg.setdefault(alg, []).append(key)
-        self._by_alg = {alg: tuple(fit[:MAX_KIDLESS_CANDIDATES]) for alg, fit in by_alg.items()}
-        material = frozenset(k.fingerprint for k in keys)
-        withdrawn = self._material - material
-        self._material = material
-        if withdrawn:
-            self.generation += 1  # after the material: see __init__
-        crowded = sorted(alg for alg, fit in by_alg.items() if len(fit) > MAX_KIDLESS_CANDIDATES)
-        if crowded:
-            log.info(
-                "flask_ccguard: %r publishes more than %d keys for %s; tokens without 'kid' are tried "
-                "against the first %d only",
-                self.issuer,
-                MAX_KIDLESS_CANDIDATES,
-                ", ".join(crowded),
-                MAX_KIDLESS_CANDIDATES,
-            )
+        old, self._index = self._index, KeyIndex(keys, self.issuer)
+        if old.material - self._index.material:
+            self.generation += 1  # material withdrawn; after the index: see __init__
         self._loaded = True
         self._last_success = now
         self._refresh_at = now + max(self._max_age, max_age or 0)
@@ -334,38 +308,9 @@ class KeySet:
         resp = self._http.get_json(uri, fresh=fresh)
         if resp.from_cache:
             self.cache_hits += 1
-        doc: Any = resp.data
-        members = doc.get("keys") if isinstance(doc, dict) else None
-        if not isinstance(members, list):
+        try:
+            keys = read_key_set(resp.data, self._allowed, self.issuer)
+        except NoKeysArray as exc:
             self._http.forget(uri)  # not to be served to the other workers
-            raise FetchError(f"the JWKS of {self.issuer!r} has no 'keys' array")
-        keys: list[VerifyingKey] = []
-        seen: set[str] = set()
-        for index, jwk in enumerate(members[:_MAX_KEYS]):
-            try:
-                key = prepare_jwk(jwk, self._allowed)
-            except Exception as exc:
-                # One bad member must never cost the others: whatever a JWK
-                # holds (RFC 7517 §5: unknown or odd members are the issuer's
-                # mistake), preparing it skips that key and nothing else.
-                why = str(exc) if isinstance(exc, UnusableKey) else f"malformed member ({type(exc).__name__})"
-                kid = jwk.get("kid") if isinstance(jwk, dict) else None
-                log.info(
-                    "flask_ccguard: skipping key %d (kid %r) of %r: %s",
-                    index,
-                    str(kid)[:64] if kid is not None else None,
-                    self.issuer,
-                    why,
-                )
-                continue
-            if key.kid is not None:
-                if key.kid in seen:
-                    log.warning("flask_ccguard: duplicate kid %r at %r; keeping the first", key.kid[:64], self.issuer)
-                    continue
-                seen.add(key.kid)
-            keys.append(key)
-        if len(members) > _MAX_KEYS:
-            log.warning(
-                "flask_ccguard: %r publishes %d keys; only the first %d are used", self.issuer, len(members), _MAX_KEYS
-            )
+            raise FetchError(str(exc)) from None
         return keys, resp.max_age, resp.from_cache

@@ -105,7 +105,7 @@ def test_r2_03_any_exception_preparing_one_jwk_skips_only_that_key(
             raise TypeError("unhashable type: 'list'")
         return real(jwk, allowed)
 
-    monkeypatch.setattr("flask_ccguard.core.jwks.prepare_jwk", fragile)
+    monkeypatch.setattr("flask_ccguard.core.jwk_set.prepare_jwk", fragile)
     ccguard_issuer.extra_jwks = [_odd()]
     v = make_validator(ccguard_issuer)
 
