@@ -4,8 +4,15 @@ An entry is the :class:`~flask_ccguard.core.claims.VerifiedToken` of a token
 string that passed every check, with the time window in which its time
 claims (``exp``, ``nbf``, ``iat``, and the maximum token age) still hold. A
 hit outside that window is no hit: the caller validates the token in full
-and reports exactly what a first sight would. Entries signed by a key that
-leaves the issuer's JWKS are dropped when the key set notices.
+and reports exactly what a first sight would.
+
+An entry also remembers the key that verified it by material (its
+fingerprint) and the key set's :attr:`~.jwks.KeySet.generation` at the time.
+A hit compares that integer with the set's; only when material has been
+withdrawn since does it ask the set whether the fingerprint is still
+published, and drops the entry if not. So a key that leaves the JWKS, or is
+replaced under the same ``kid``, stops vouching for cached tokens as soon as
+the set is refetched, at the cost of one integer comparison per hit.
 
 The key is the token string itself: Python caches a string's hash, so a
 lookup costs one hash of the token, cheaper than a SHA-256 digest (see the
@@ -24,7 +31,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Collection
 from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
@@ -37,16 +43,31 @@ TokenKey = Union[str, bytes]
 
 
 class CacheEntry:
-    """A verified token, when its time claims hold, and the key set and ``kid`` that verified it."""
+    """A verified token, when its time claims hold, and the key set and key material that verified it."""
 
-    __slots__ = ("keys", "kid", "since", "token", "until")
+    __slots__ = ("fingerprint", "generation", "keys", "since", "token", "until")
 
-    def __init__(self, token: VerifiedToken, since: float, until: float, keys: KeySet, kid: str) -> None:
+    def __init__(
+        self, token: VerifiedToken, since: float, until: float, keys: KeySet, fingerprint: bytes, generation: int
+    ) -> None:
         self.token = token
         self.since = since
         self.until = until
         self.keys = keys
-        self.kid = kid
+        self.fingerprint = fingerprint
+        #: ``keys.generation`` when the material was last known to be published.
+        self.generation = generation
+
+    def vouched(self) -> bool:
+        """True if the key that verified the token is still published; refreshes :attr:`generation`."""
+        keys = self.keys
+        generation = keys.generation  # read before the material (see KeySet.generation)
+        if generation == self.generation:
+            return True
+        if not keys.holds(self.fingerprint):
+            return False
+        self.generation = generation
+        return True
 
 
 class TokenCache:
@@ -65,20 +86,19 @@ class TokenCache:
         # one verification early.
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._lock = threading.Lock()
-        #: Bumped by every :meth:`drop_keys`; an entry checked against an
-        #: older key set is not stored (see :meth:`put`).
-        self.generation = 0
 
     def get(self, key: TokenKey, now: float) -> CacheEntry | None:
-        """The entry for ``key`` if cached and its time claims hold at ``now``."""
+        """The entry for ``key`` if cached, its time claims hold at ``now`` and its key is still published."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 return None
-            if entry.since <= now < entry.until:
+            # The generation test inline: the one check a hit pays for key material.
+            if entry.since <= now < entry.until and (entry.generation == entry.keys.generation or entry.vouched()):
                 self._entries.move_to_end(key)
                 return entry
-            # Expired (or the clock went back): the caller's full check says why.
+            # Expired (or the clock went back), or its key withdrawn: the
+            # caller's full check says why.
             del self._entries[key]
             return None
 
@@ -103,39 +123,24 @@ class TokenCache:
         since: float,
         until: float,
         keys: KeySet,
-        kid: str,
+        fingerprint: bytes,
         generation: int,
     ) -> None:
-        """Remember ``token``, verified with key ``kid`` of ``keys``.
+        """Remember ``token``, verified with the key of ``keys`` that has ``fingerprint``.
 
-        :param generation: :attr:`generation` read before the token's key was
-            looked up; if keys were dropped since, the token may have been
-            verified with one of them and is not stored.
+        :param generation: ``keys.generation`` read *before* the token's key
+            was looked up; if material was withdrawn since, the first hit
+            checks that this key's is not among it.
         """
-        entry = CacheEntry(token, since, until, keys, kid)
+        entry = CacheEntry(token, since, until, keys, fingerprint, generation)
         with self._lock:
-            if generation != self.generation:
-                return
             entries = self._entries
             entries[key] = entry
             if len(entries) > self.maxsize:
                 entries.popitem(last=False)
 
-    def drop_keys(self, keys: KeySet, kids: Collection[str]) -> int:
-        """Forget every token verified with one of ``kids`` of ``keys``.
-
-        :returns: how many entries were dropped.
-        """
-        with self._lock:
-            self.generation += 1
-            doomed = [k for k, e in self._entries.items() if e.keys is keys and e.kid in kids]
-            for k in doomed:
-                del self._entries[k]
-            return len(doomed)
-
     def clear(self) -> None:
         with self._lock:
-            self.generation += 1
             self._entries.clear()
             self._seen.clear()
 
@@ -143,4 +148,7 @@ class TokenCache:
         return len(self._entries)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._entries
+        """True if ``key`` is stored and its key still published (time claims aside)."""
+        with self._lock:
+            entry = self._entries.get(key)  # type: ignore[call-overload]
+            return entry is not None and entry.vouched()

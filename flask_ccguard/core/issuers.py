@@ -108,7 +108,6 @@ def build_issuer(
     option_name: Callable[[str], str],
     http: HTTPClient,
     clock: Callable[[], float],
-    on_keys_removed: Callable[[KeySet, frozenset[str]], None],
 ) -> IssuerEntry:
     """Check one issuer's settings (its dict over the validator-wide ``defaults``).
 
@@ -194,8 +193,6 @@ def build_issuer(
         cooldown=non_negative(opts["jwks_refresh_cooldown"], name("jwks_refresh_cooldown")),
         max_age=non_negative(opts["jwks_max_age"], name("jwks_max_age")),
         stale_limit=non_negative(opts["jwks_stale_limit"], name("jwks_stale_limit")),
-        # Late-bound: ``keys`` is assigned before any fetch can call this.
-        on_change=lambda kids: on_keys_removed(keys, kids),
     )
     introspector = None
     if spec.get("introspection") is not None:

@@ -8,7 +8,18 @@
 * The whole set is refreshed after ``max_age`` (or the issuer's longer
   ``Cache-Control: max-age``); a failed refresh keeps the previous keys in
   service for up to ``stale_limit`` seconds after the last success.
-* A key that a successful fetch no longer lists stops validating.
+* A key that a successful fetch no longer lists stops validating. Keys are
+  told apart by material, not by name (:attr:`VerifyingKey.fingerprint`):
+  :attr:`KeySet.generation` moves whenever material is withdrawn, even under
+  a ``kid`` that stays, and :meth:`KeySet.holds` says whether a fingerprint
+  is still published. The verified-token cache reads both; nothing here
+  calls up into it.
+* A signature that fails under a known ``kid`` may mean the issuer replaced
+  the material under that ``kid``: it refetches as an unknown ``kid`` does,
+  sharing the same cooldown and single flight.
+* A token without ``kid`` is tried against at most
+  :data:`MAX_KIDLESS_CANDIDATES` keys of its algorithm, so a forged one costs
+  a bounded number of signature checks however many keys the set holds.
 """
 
 from __future__ import annotations
@@ -17,18 +28,21 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from .discovery import DiscoveryError, discover
 from .errors import InvalidToken, KeysUnavailable
 from .http import FetchError, HTTPClient
-from .keys import UnusableKey, VerifyingKey, prepare_jwk
+from .jwk_set import MAX_KIDLESS_CANDIDATES, KeyIndex, NoKeysArray, read_key_set
+from .keys import VerifyingKey
 
-__all__ = ["KeySet"]
+__all__ = ["MAX_KIDLESS_CANDIDATES", "KeySet"]
 
 log = logging.getLogger("flask_ccguard")
 
-_MAX_KEYS = 100  # a real issuer publishes a handful; more is a broken or hostile document
+#: Fetch reasons that bypass the refresh schedule and the HTTP cache, bounded
+#: by the cooldown: a kid we do not know, a known kid whose signature failed.
+_FORCED = frozenset({"unknown_kid", "bad_signature"})
 
 
 class KeySet:
@@ -59,7 +73,6 @@ class KeySet:
         max_age: float = 600,
         stale_limit: float = 86400,
         clock: Callable[[], float] = time.monotonic,
-        on_change: Callable[[frozenset[str]], None] | None = None,
     ) -> None:
         self._http = http
         self.issuer = issuer
@@ -70,10 +83,13 @@ class KeySet:
         self._max_age = max_age
         self._stale_limit = stale_limit
         self._clock = clock
-        self._on_change = on_change
 
-        self._by_kid: dict[str, VerifyingKey] = {}
-        self._all: tuple[VerifyingKey, ...] = ()
+        self._index = KeyIndex()  # swapped whole by each install
+        #: Bumped whenever installed key material is withdrawn (a key leaves
+        #: the set, or its kid now names other material, or the set is
+        #: dropped past its stale limit). Written after :attr:`_index`, so
+        #: a reader that sees a generation sees material at least that new.
+        self.generation = 0
         self._loaded = False
         self._last_success = 0.0
         self._refresh_at = 0.0
@@ -86,7 +102,7 @@ class KeySet:
         self._installs = 0  # key sets installed so far; see _refresh(seen=...)
         self.fetches = 0  # successful and failed key-set fetches, for stats and tests
         self.cooldown_refusals = 0  # unknown kids that found the cooldown closed
-        self.refetches = 0  # fetches started by an unknown kid
+        self.refetches = 0  # fetches started by an unknown kid, or a failed signature under a known one
         self.fetch_failures = 0  # fetches that brought no usable key set
         self.cache_hits = 0  # fetches the HTTP cache answered without the issuer
         self.stale_served = 0  # lookups served by keys due for refresh
@@ -135,17 +151,41 @@ class KeySet:
 
     def _lookup(self, kid: str | None, alg: str) -> tuple[VerifyingKey, ...]:
         if kid is not None:
-            key = self._by_kid.get(kid)
+            key = self._index.by_kid.get(kid)
             return (key,) if key is not None and alg in key.algorithms else ()
-        # RFC 7515 §4.1.4: kid is optional; try the keys that fit the algorithm.
-        return tuple(k for k in self._all if alg in k.algorithms)
+        # RFC 7515 §4.1.4: kid is optional; try the first keys that fit the algorithm.
+        return self._index.by_alg.get(alg, ())
+
+    def replacement(self, kid: str, alg: str, failed: VerifyingKey) -> VerifyingKey | None:
+        """The key published under ``kid`` now, if its material differs from ``failed``'s.
+
+        ``failed`` (this set's key for ``kid``) did not verify a token. RFC 7517
+        §4.5 leaves the issuer free to reuse a ``kid`` for new material, and
+        some do, so the set is fetched again as for an unknown ``kid``: at
+        most once per cooldown, shared by all threads.
+
+        :returns: the new key, or None if ``kid`` still names the same material.
+        :raises KeysUnavailable: as :meth:`candidates`.
+        """
+        current = self._index.by_kid.get(kid)
+        if (current is None or current.fingerprint == failed.fingerprint) and self._refresh(
+            self._clock(), reason="bad_signature"
+        ):
+            current = self._index.by_kid.get(kid)
+        if current is None or current.fingerprint == failed.fingerprint or alg not in current.algorithms:
+            return None
+        return current
+
+    def holds(self, fingerprint: bytes) -> bool:
+        """True if a key with this :attr:`~VerifyingKey.fingerprint` is installed."""
+        return fingerprint in self._index.material
 
     def __contains__(self, kid: object) -> bool:
-        return kid in self._by_kid
+        return kid in self._index.by_kid
 
     @property
     def kids(self) -> frozenset[str]:
-        return frozenset(self._by_kid)
+        return frozenset(self._index.by_kid)
 
     @property
     def max_age(self) -> float:
@@ -178,17 +218,18 @@ class KeySet:
                 # A fetch finished between the caller's lookup and now: its
                 # set is the fresh one, and single flight means not fetching again.
                 return True
-            if reason != "unknown_kid" and self._loaded and now < self._refresh_at:
+            if reason not in _FORCED and self._loaded and now < self._refresh_at:
                 return False
             if not wait:
                 self.stale_served += 1  # this caller goes on with the keys it has
             cooling = self._last_attempt is not None and now - self._last_attempt < self._cooldown
-            if cooling and (reason == "unknown_kid" or self._last_failed):
-                if reason == "unknown_kid":
+            forced = reason in _FORCED
+            if cooling and (forced or self._last_failed):
+                if forced:
                     self.cooldown_refusals += 1
                 self._raise_if_unusable(now)
                 return False
-            if reason == "unknown_kid":
+            if forced:
                 self.refetches += 1
             self._fetching = True
             self._last_attempt = now
@@ -204,9 +245,13 @@ class KeySet:
     def _run_fetch(self, now: float, reason: str) -> bool:
         try:
             # After a failure the cached copy may be what failed: ask the issuer.
-            keys, max_age, from_cache = self._fetch(fresh=reason == "unknown_kid" or self._last_failed)
-        except (FetchError, DiscoveryError) as exc:
-            log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, exc)
+            keys, max_age, from_cache = self._fetch(fresh=reason in _FORCED or self._last_failed)
+        except Exception as exc:
+            # Any failure, expected (FetchError, DiscoveryError) or not, is a
+            # failed fetch: it keeps the cached keys and starts the cooldown,
+            # so a broken document cannot make every request fetch again.
+            why = str(exc) if isinstance(exc, (FetchError, DiscoveryError)) else f"unexpected {type(exc).__name__}"
+            log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, why)
             with self._lock:
                 self._fetching = False
                 self._last_failed = True
@@ -221,7 +266,6 @@ class KeySet:
                 self._done.notify_all()
             raise
         with self._lock:
-            old = frozenset(self._by_kid)
             self._install(keys, now, max_age)
             if from_cache:
                 # The shared cache answered and the issuer was not asked: a key
@@ -231,9 +275,6 @@ class KeySet:
             self._last_failed = False
             self.fetches += 1
             self._done.notify_all()
-        removed = old - frozenset(self._by_kid)
-        if removed and self._on_change is not None:
-            self._on_change(removed)
         return True
 
     def _raise_if_unusable(self, now: float) -> None:
@@ -241,18 +282,17 @@ class KeySet:
             raise KeysUnavailable(reason="keys_unavailable", retry_after=max(1, int(self._cooldown)))
         if now - self._last_success > self._stale_limit:
             # Too old to trust: the issuer may have revoked these keys long ago.
-            dropped = frozenset(self._by_kid)
-            self._by_kid, self._all, self._loaded = {}, (), False
+            dropped, self._index, self._loaded = self._index, KeyIndex(), False
             self._refresh_at = 0.0
-            if dropped and self._on_change is not None:
-                # Called under our lock; the callback must not call back into this set.
-                self._on_change(dropped)
+            if dropped.material:
+                self.generation += 1
             raise KeysUnavailable(reason="keys_stale", retry_after=max(1, int(self._cooldown)))
 
     def _install(self, keys: list[VerifyingKey], now: float, max_age: int | None) -> None:
         self._installs += 1
-        self._by_kid = {k.kid: k for k in keys if k.kid is not None}
-        self._all = tuple(keys)
+        old, self._index = self._index, KeyIndex(keys, self.issuer)
+        if old.material - self._index.material:
+            self.generation += 1  # material withdrawn; after the index: see __init__
         self._loaded = True
         self._last_success = now
         self._refresh_at = now + max(self._max_age, max_age or 0)
@@ -268,34 +308,9 @@ class KeySet:
         resp = self._http.get_json(uri, fresh=fresh)
         if resp.from_cache:
             self.cache_hits += 1
-        doc: Any = resp.data
-        members = doc.get("keys") if isinstance(doc, dict) else None
-        if not isinstance(members, list):
+        try:
+            keys = read_key_set(resp.data, self._allowed, self.issuer)
+        except NoKeysArray as exc:
             self._http.forget(uri)  # not to be served to the other workers
-            raise FetchError(f"the JWKS of {self.issuer!r} has no 'keys' array")
-        keys: list[VerifyingKey] = []
-        seen: set[str] = set()
-        for index, jwk in enumerate(members[:_MAX_KEYS]):
-            try:
-                key = prepare_jwk(jwk, self._allowed)
-            except UnusableKey as exc:
-                kid = jwk.get("kid") if isinstance(jwk, dict) else None
-                log.info(
-                    "flask_ccguard: skipping key %d (kid %r) of %r: %s",
-                    index,
-                    str(kid)[:64] if kid is not None else None,
-                    self.issuer,
-                    exc,
-                )
-                continue
-            if key.kid is not None:
-                if key.kid in seen:
-                    log.warning("flask_ccguard: duplicate kid %r at %r; keeping the first", key.kid[:64], self.issuer)
-                    continue
-                seen.add(key.kid)
-            keys.append(key)
-        if len(members) > _MAX_KEYS:
-            log.warning(
-                "flask_ccguard: %r publishes %d keys; only the first %d are used", self.issuer, len(members), _MAX_KEYS
-            )
+            raise FetchError(str(exc)) from None
         return keys, resp.max_age, resp.from_cache

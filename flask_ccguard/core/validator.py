@@ -168,7 +168,6 @@ class TokenValidator:
                 option_name=option_name,
                 http=self.http,
                 clock=self._clock,
-                on_keys_removed=self._keys_removed,
             )
             if entry.rules.issuer in self._issuers or any(
                 t.rules.issuer == entry.rules.issuer for t in self._templates
@@ -214,11 +213,6 @@ class TokenValidator:
     def token_cache(self) -> TokenCache | None:
         """The verified-token cache, or None when ``token_cache_size`` is 0."""
         return self._cache
-
-    def _keys_removed(self, keys: KeySet, kids: frozenset[str]) -> None:
-        # A key that left the JWKS must stop vouching for cached tokens at once.
-        if self._cache is not None:
-            self._cache.drop_keys(keys, kids)
 
     def introspector(self, issuer: str) -> Introspector | None:
         """The introspector of a configured issuer, if it has one (for stats and tests)."""
@@ -296,8 +290,6 @@ class TokenValidator:
         return [*self._issuers.values(), *self._templates]
 
     def _validate(self, token: str | bytes, cache: TokenCache | None, now: float) -> VerifiedToken:
-        # Read first: a key dropped while this runs may have verified the token.
-        generation = cache.generation if cache is not None else 0
         if isinstance(token, bytes):
             try:
                 token = token.decode("ascii")
@@ -321,25 +313,30 @@ class TokenValidator:
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("The token's key id is malformed.", reason="malformed")
         signing_input, signature = parsed.signing_input, parsed.signature
-        wrong_issuer = False
-        for key in entry.keys.candidates(kid, alg):
-            if key.issuer is not None and not _key_issuer_matches(key, iss, claims):
-                wrong_issuer = True
-                continue
-            if key.verify(alg, signing_input, signature):
-                break
-        else:
+        keys = entry.keys
+        # Read before the lookup: material withdrawn while this runs may have verified the token.
+        generation = keys.generation
+        found = keys.candidates(kid, alg)
+        key, wrong_issuer = _first_verifying(found, alg, iss, claims, signing_input, signature)
+        if key is None and kid is not None and not wrong_issuer:
+            # The issuer may have put new material under this kid (cooldown-bounded refetch).
+            replacement = keys.replacement(kid, alg, found[0])
+            if replacement is not None:
+                key, wrong_issuer = _first_verifying((replacement,), alg, iss, claims, signing_input, signature)
+        if key is None:
             if wrong_issuer:
                 raise InvalidToken("The token's signing key belongs to another issuer.", reason="key_issuer")
             raise InvalidToken("The token's signature is invalid.", reason="bad_signature")
         rules = entry.rules
         check_claims(claims, rules, now)
         verified = VerifiedToken(claims, header, rules)
-        # A key without a kid cannot be told apart across refetches, so its
-        # tokens are verified every time rather than outliving the key.
+        # Keys without a kid are rare, and are found by their place in the
+        # set rather than by name: their tokens are verified every time.
         if cache is not None and key.kid is not None and cache.admit(token):
             since, until = validity_window(claims, rules)
-            cache.put(token, verified, since=since, until=until, keys=entry.keys, kid=key.kid, generation=generation)
+            cache.put(
+                token, verified, since=since, until=until, keys=keys, fingerprint=key.fingerprint, generation=generation
+            )
         return verified
 
     def _match_template(self, iss: Any, claims: Mapping[str, Any]) -> IssuerEntry | None:
@@ -411,6 +408,25 @@ class TokenValidator:
             raise InvalidToken("The token's type is not allowed.", reason="token_type")
         if (None if typ is None else normalize_typ(typ)) not in entry.token_types:
             raise InvalidToken("The token's type is not allowed.", reason="token_type")
+
+
+def _first_verifying(
+    keys: tuple[VerifyingKey, ...],
+    alg: str,
+    iss: Any,
+    claims: Mapping[str, Any],
+    signing_input: bytes,
+    signature: bytes,
+) -> tuple[VerifyingKey | None, bool]:
+    """The first of ``keys`` that verifies the signature, and whether one was skipped for its ``issuer``."""
+    wrong_issuer = False
+    for key in keys:
+        if key.issuer is not None and not _key_issuer_matches(key, iss, claims):
+            wrong_issuer = True
+            continue
+        if key.verify(alg, signing_input, signature):
+            return key, wrong_issuer
+    return None, wrong_issuer
 
 
 def _key_issuer_matches(key: VerifyingKey, iss: Any, claims: Mapping[str, Any]) -> bool:

@@ -218,18 +218,47 @@ def test_concurrent_hits_and_evictions_give_correct_results(ccguard_issuer: Test
     assert len(validator.token_cache or ()) <= 4
 
 
-@pytest.mark.parametrize(("rotated_meanwhile", "stored"), [(False, True), (True, False)])
-def test_a_token_checked_while_keys_were_dropped_is_not_stored(rotated_meanwhile: bool, stored: bool) -> None:
+class Material:
+    """What the cache reads of a key set: a generation and the published fingerprints."""
+
+    def __init__(self, *fingerprints: bytes) -> None:
+        self.generation = 0
+        self.published = set(fingerprints)
+
+    def holds(self, fingerprint: bytes) -> bool:
+        return fingerprint in self.published
+
+    def withdraw(self, fingerprint: bytes) -> None:
+        self.published.discard(fingerprint)
+        self.generation += 1
+
+
+@pytest.mark.parametrize(("withdrawn_meanwhile", "served"), [(False, True), (True, False)])
+def test_a_token_checked_while_its_key_was_withdrawn_is_not_served(withdrawn_meanwhile: bool, served: bool) -> None:
     cache = TokenCache(4)
-    keys: Any = object()
+    keys: Any = Material(b"k1", b"k2")
     verified: Any = object()
-    generation = cache.generation  # read before the key lookup, as the validator does
-    if rotated_meanwhile:
-        cache.drop_keys(keys, {"k1"})
+    generation = keys.generation  # read before the key lookup, as the validator does
+    if withdrawn_meanwhile:
+        keys.withdraw(b"k1")
 
-    cache.put("token", verified, since=0, until=10, keys=keys, kid="k1", generation=generation)
+    cache.put("token", verified, since=0, until=10, keys=keys, fingerprint=b"k1", generation=generation)
 
-    assert ("token" in cache) is stored
+    assert ("token" in cache) is served
+    assert (cache.get("token", 5) is not None) is served
+
+
+def test_a_hit_after_other_material_was_withdrawn_is_served_and_checked_once() -> None:
+    cache = TokenCache(4)
+    keys: Any = Material(b"k1", b"k2")
+    verified: Any = object()
+    cache.put("token", verified, since=0, until=10, keys=keys, fingerprint=b"k1", generation=keys.generation)
+    keys.withdraw(b"k2")
+
+    entry = cache.get("token", 5)
+
+    assert entry is not None and entry.token is verified
+    assert entry.generation == keys.generation  # later hits compare one integer again
 
 
 @pytest.mark.parametrize("value", [None, 42, ["a.b.c"], {"token": "a.b.c"}])
