@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from inspect import iscoroutinefunction
 from typing import Any, Callable, Literal, TypeVar, cast, overload
 
-from flask import Request, Response, after_this_request, current_app, has_request_context, request
+from flask import Request, Response, abort, after_this_request, current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .core.bearer import extract_token, is_b64token
@@ -143,12 +143,14 @@ def _check_permissions(token: VerifiedToken, roles: tuple[str, ...], scopes: tup
 
 def verify_token_in_request(
     roles: Iterable[str] = (), scopes: Iterable[str] = (), match: Match = "all"
-) -> VerifiedToken | None:
+) -> VerifiedToken:
     """Require a valid bearer token with ``roles`` and ``scopes`` in this request.
 
     The token is validated at the first call of a request and reused by
-    later ones (stacked decorators, :meth:`CCGuard.protect`). ``OPTIONS``
-    requests (CORS preflights) pass and return None.
+    later ones (stacked decorators, :meth:`CCGuard.protect`). An ``OPTIONS``
+    request without credentials (a CORS preflight) is answered with Flask's
+    default ``OPTIONS`` response at once: the rest of the view never runs
+    for it. With credentials, it is checked like any other request.
 
     :param match: ``"all"``: every role and every scope is needed; ``"any"``:
         one of the roles and one of the scopes is enough.
@@ -162,14 +164,30 @@ def verify_token_in_request(
     """
     roles, scopes = names(roles, "roles"), names(scopes, "scopes")
     check_match(match)
-    return _verify(roles, scopes, match)
+    token = verify_request(roles, scopes, match)
+    if token is None:
+        # The caller's code after this call must not run unauthenticated.
+        abort(current_app.make_default_options_response())
+    return token
 
 
-def _verify(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> VerifiedToken | None:
+def _has_credentials(req: Request) -> bool:
+    # Browsers send CORS preflights without credentials (Fetch standard,
+    # "CORS-preflight request"); any credential means a real request to check.
+    if "HTTP_AUTHORIZATION" in req.environ:
+        return True
+    state = get_state()
+    if state.allow_query_token and "access_token" in req.args:
+        return True
+    return state.allow_form_token and req.mimetype == "application/x-www-form-urlencoded" and "access_token" in req.form
+
+
+def verify_request(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> VerifiedToken | None:
     # verify_token_in_request() without re-checking arguments the decorators
-    # checked once, at decoration time.
+    # checked once, at decoration time. None: an OPTIONS request without
+    # credentials, which the caller answers without running the view.
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    if req.method == "OPTIONS":
+    if req.method == "OPTIONS" and not _has_credentials(req):
         return None
     try:
         token = _validated_token(req)
@@ -190,14 +208,16 @@ def _guard(roles: tuple[str, ...], scopes: tuple[str, ...], match: Match) -> Cal
             # once here spares every request the inspection.
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                _verify(roles, scopes, match)
+                if verify_request(roles, scopes, match) is None:
+                    return current_app.make_default_options_response()
                 return view(*args, **kwargs)
 
             return cast(F, wrapper)
 
         @functools.wraps(view)
         def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            _verify(roles, scopes, match)
+            if verify_request(roles, scopes, match) is None:
+                return current_app.make_default_options_response()
             # ensure_sync: Flask runs the coroutine function (Flask async views).
             return current_app.ensure_sync(view)(*args, **kwargs)
 

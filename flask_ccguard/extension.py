@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from types import MappingProxyType
 from typing import Any
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, Response, current_app, request
 
 from .config import build_validator, read_settings
 from .core.errors import CCGuardError
-from .decorators import Match, check_match, names, verify_token_in_request
+from .decorators import Match, check_match, names, verify_request
 from .responses import error_response
 from .state import EXTENSION_KEY, CCGuardState, get_state
 
@@ -74,14 +74,22 @@ class CCGuard:
         """Require a valid token (and ``roles`` / ``scopes``) for every view
         of an app or blueprint. Per-view decorators add their requirements.
 
-        ``OPTIONS`` requests pass, so CORS preflights work.
+        An ``OPTIONS`` request without credentials (a CORS preflight) gets
+        Flask's default ``OPTIONS`` response; the view never runs for it.
         """
         roles, scopes = names(roles, "roles"), names(scopes, "scopes")
         check_match(match)
 
-        def require_valid_token() -> None:
-            if request.method != "OPTIONS":
-                verify_token_in_request(roles=roles, scopes=scopes, match=match)
+        def require_valid_token() -> Response | None:
+            if verify_request(roles, scopes, match) is not None:
+                return None
+            rule = request.url_rule
+            if rule is None or getattr(rule, "provide_automatic_options", False):
+                # Flask answers these itself (404/405, or its automatic
+                # OPTIONS response) without calling a view.
+                return None
+            # A view that handles OPTIONS itself must not run unauthenticated.
+            return current_app.make_default_options_response()
 
         app_or_blueprint.before_request(require_valid_token)
 

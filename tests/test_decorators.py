@@ -222,9 +222,12 @@ def test_roles_and_scopes_decide_with_403_insufficient_scope(
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_options_preflight_passes_without_a_token(ccguard_issuer: TestIssuer, way: str) -> None:
+def test_options_preflight_gets_flasks_answer_without_running_the_view(ccguard_issuer: TestIssuer, way: str) -> None:
     client, url = protected(ccguard_issuer, way, "roles_all")
-    assert_challenge(client.options(url), 204)
+    resp = client.options(url)
+    # Not the view's 204: a view's own code never runs without a token (r2-04).
+    assert_challenge(resp, 200)
+    assert set(resp.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
 
 
 @pytest.mark.parametrize("way", ["decorator", "blueprint", "app"])
