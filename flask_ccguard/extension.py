@@ -9,9 +9,10 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import MappingProxyType
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, Response, current_app, request
 
@@ -22,6 +23,28 @@ from .responses import error_response
 from .state import EXTENSION_KEY, CCGuardState, get_state
 
 __all__ = ["CCGuard"]
+
+_Requirement = tuple[tuple[str, ...], tuple[str, ...], Match]
+
+#: The requirements guard.protect() put on each app or blueprint, whichever
+#: CCGuard made them: one before_request function per target applies them all.
+_REQUIREMENTS: WeakKeyDictionary[Flask | Blueprint, list[_Requirement]] = WeakKeyDictionary()
+
+
+def _protection(requirements: list[_Requirement]) -> Callable[[], Response | None]:
+    def require_valid_token() -> Response | None:
+        for roles, scopes, match in requirements:
+            if verify_request(roles, scopes, match) is None:
+                rule = request.url_rule
+                if rule is None or getattr(rule, "provide_automatic_options", False):
+                    # Flask answers these itself (404/405, or its automatic
+                    # OPTIONS response) without calling a view.
+                    return None
+                # A view that handles OPTIONS itself must not run unauthenticated.
+                return current_app.make_default_options_response()
+        return None
+
+    return require_valid_token
 
 
 class CCGuard:
@@ -74,24 +97,35 @@ class CCGuard:
         """Require a valid token (and ``roles`` / ``scopes``) for every view
         of an app or blueprint. Per-view decorators add their requirements.
 
+        The requirement belongs to the blueprint, so it holds on every app the
+        blueprint is registered on: protect a blueprint once where it is
+        created, or in the app factory before registering it; repeating the
+        same call for each app the factory makes is harmless.
+
         An ``OPTIONS`` request without credentials (a CORS preflight) gets
         Flask's default ``OPTIONS`` response; the view never runs for it.
+
+        :raises RuntimeError: a blueprint that is already registered on an app
+            gets a new requirement, which that app would never apply.
         """
-        roles, scopes = names(roles, "roles"), names(scopes, "scopes")
+        requirement = (names(roles, "roles"), names(scopes, "scopes"), match)
         check_match(match)
-
-        def require_valid_token() -> Response | None:
-            if verify_request(roles, scopes, match) is not None:
-                return None
-            rule = request.url_rule
-            if rule is None or getattr(rule, "provide_automatic_options", False):
-                # Flask answers these itself (404/405, or its automatic
-                # OPTIONS response) without calling a view.
-                return None
-            # A view that handles OPTIONS itself must not run unauthenticated.
-            return current_app.make_default_options_response()
-
-        app_or_blueprint.before_request(require_valid_token)
+        requirements = _REQUIREMENTS.get(app_or_blueprint)
+        if requirements is not None and requirement in requirements:
+            # The app-factory pattern: each new app protects the module's blueprint again.
+            return
+        if isinstance(app_or_blueprint, Blueprint) and app_or_blueprint._got_registered_once:
+            # Flask copies a blueprint's before_request functions into an app
+            # when it is registered: a later one would leave that app open.
+            raise RuntimeError(
+                f"guard.protect() was called on the blueprint {app_or_blueprint.name!r} after it was "
+                "registered on an app, which would stay unprotected. Call guard.protect(blueprint) "
+                "before app.register_blueprint(blueprint), e.g. right where the blueprint is created."
+            )
+        if requirements is None:
+            requirements = _REQUIREMENTS[app_or_blueprint] = []
+            app_or_blueprint.before_request(_protection(requirements))
+        requirements.append(requirement)
 
     def stats(self, app: Flask | None = None) -> dict[str, Any]:
         """Counters of ``app``'s validator (default: the current app): validations

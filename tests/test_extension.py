@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, ConfigurationError, TokenValidator, require_token
 from flask_ccguard.config import DEFAULTS, EXTENSION_KEYS, build_validator
@@ -206,3 +206,54 @@ def test_two_apps_share_nothing(ccguard_issuer: TestIssuer) -> None:
         # Each app fetched its own issuer's keys, and only those.
         assert ccguard_issuer.hits["jwks"] == 1
         assert other.hits["jwks"] == 1
+
+
+#: A blueprint made at import time, as Flask's app-factory pattern documents.
+factory_bp = Blueprint("factory_bp", __name__)
+factory_bp.add_url_rule("/assets", "assets", lambda: "assets")
+module_bp = Blueprint("module_bp", __name__)
+module_bp.add_url_rule("/assets", "assets", lambda: "assets")
+CCGuard().protect(module_bp, roles=["reader"])  # once, where the blueprint is made
+
+
+def create_app(issuer: TestIssuer, bp: Blueprint, *, protect: bool) -> Flask:
+    app = app_with(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience)
+    guard = CCGuard(app)
+    if protect:
+        guard.protect(bp, roles=["reader"])
+    app.register_blueprint(bp)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("bp", "protect"), [(factory_bp, True), (module_bp, False), (module_bp, True)], ids=["in_factory", "module", "both"]
+)
+def test_i14_06_a_blueprint_protected_in_an_app_factory_is_protected_on_every_app(
+    ccguard_issuer: TestIssuer, bp: Blueprint, protect: bool
+) -> None:
+    apps = [create_app(ccguard_issuer, bp, protect=protect) for _ in range(3)]
+    reader, guest = ccguard_issuer.mint(roles=["reader"]), ccguard_issuer.mint(roles=["guest"])
+    for app in apps:
+        client = app.test_client()
+        assert_challenge(client.get("/assets"), 401)
+        assert client.get("/assets", headers={"Authorization": f"Bearer {guest}"}).status_code == 403
+        assert client.get("/assets", headers={"Authorization": f"Bearer {reader}"}).text == "assets"
+
+
+def test_i14_06_protecting_a_registered_blueprint_says_to_protect_it_before_registering(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    bp = Blueprint("late", __name__)
+    bp.add_url_rule("/late", "late", lambda: "open")
+    app = create_app(ccguard_issuer, bp, protect=False)
+    with pytest.raises(RuntimeError) as info:
+        CCGuard().protect(bp)
+    assert str(info.value) == (
+        "guard.protect() was called on the blueprint 'late' after it was registered on an app, which would "
+        "stay unprotected. Call guard.protect(blueprint) before app.register_blueprint(blueprint), e.g. right "
+        "where the blueprint is created."
+    )
+    # A new requirement on a protected, registered blueprint is refused the same way.
+    with pytest.raises(RuntimeError, match="after it was registered"):
+        CCGuard().protect(module_bp, roles=["writer"])
+    assert app.test_client().get("/late").text == "open"
