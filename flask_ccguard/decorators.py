@@ -20,6 +20,7 @@ from werkzeug.local import LocalProxy
 from .core.bearer import extract_token, is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope
+from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
 from .state import CCGuardState, get_state
 
@@ -199,10 +200,12 @@ def verify_request(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) 
     return token
 
 
-def _guard(roles: tuple[str, ...], scopes: tuple[str, ...], match: Match) -> Callable[[F], F]:
+def _guard(roles: tuple[str, ...], scopes: tuple[str, ...], match: Match, written: str) -> Callable[[F], F]:
     check_match(match)
 
     def decorator(view: F) -> F:
+        # A route decorator below this one has registered the bare view: see route_order.
+        remember(view, written)
         if not iscoroutinefunction(view):
             # Flask's ensure_sync() returns a plain function as it is; asking
             # once here spares every request the inspection.
@@ -240,18 +243,26 @@ def require_token(view: F) -> F: ...
 def require_token(view: None = None) -> Callable[[F], F]: ...
 def require_token(view: F | None = None) -> F | Callable[[F], F]:
     """Require a valid bearer token; use bare (``@require_token``) or called."""
-    decorator: Callable[[F], F] = _guard((), (), "all")
+    decorator: Callable[[F], F] = _guard((), (), "all", "@require_token")
     return decorator if view is None else decorator(view)
+
+
+def _written(decorator: str, values: tuple[str, ...], match: str) -> str:
+    # The decorator as a user writes it, for route_order's message.
+    args = [repr(v) for v in values] + ([f"match={match!r}"] if match != "all" else [])
+    return f"@{decorator}({', '.join(args)})"
 
 
 def require_roles(*roles: str, match: Match = "all") -> Callable[[F], F]:
     """Require a valid token holding ``roles`` (all, or any one with ``match="any"``)."""
-    return _guard(_given(roles, "roles", "require_roles"), (), match)
+    given = _given(roles, "roles", "require_roles")
+    return _guard(given, (), match, _written("require_roles", given, match))
 
 
 def require_scopes(*scopes: str, match: Match = "all") -> Callable[[F], F]:
     """Require a valid token holding ``scopes`` (all, or any one with ``match="any"``)."""
-    return _guard((), _given(scopes, "scopes", "require_scopes"), match)
+    given = _given(scopes, "scopes", "require_scopes")
+    return _guard((), given, match, _written("require_scopes", given, match))
 
 
 def _current_token() -> VerifiedToken:

@@ -20,6 +20,7 @@ from .config import build_validator, read_settings
 from .core.errors import CCGuardError
 from .decorators import Match, check_match, names, verify_request
 from .responses import error_response
+from .route_order import check_route_order
 from .state import EXTENSION_KEY, CCGuardState, get_state
 
 __all__ = ["CCGuard"]
@@ -45,6 +46,20 @@ def _protection(requirements: list[_Requirement]) -> Callable[[], Response | Non
         return None
 
     return require_valid_token
+
+
+def _check_route_order_once() -> Callable[[], None]:
+    checked = False
+
+    def check() -> None:
+        nonlocal checked
+        if not checked:
+            # Raises (a 500) on every request until the order is fixed: an
+            # app whose views are open must not serve.
+            check_route_order(current_app._get_current_object())  # type: ignore[attr-defined]
+            checked = True
+
+    return check
 
 
 class CCGuard:
@@ -73,6 +88,9 @@ class CCGuard:
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("CCGuard is already initialised on this app; call init_app once per app.")
+        # Views routed so far are checked now, the rest (blueprints register
+        # late) before the first request, after which no view can be added.
+        check_route_order(app)
         settings = read_settings(app.config, self._options, import_name=app.import_name)
         app.extensions[EXTENSION_KEY] = CCGuardState(
             guard=self,
@@ -86,6 +104,7 @@ class CCGuard:
         # replaces ours, as Flask's own registration does.
         if CCGuardError not in app.error_handler_spec[None][None]:
             app.register_error_handler(CCGuardError, error_response)
+        app.before_request(_check_route_order_once())
 
     def protect(
         self,

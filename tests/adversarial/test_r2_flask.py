@@ -9,7 +9,14 @@ import pytest
 from flask import Blueprint, Flask, request
 from flask.views import MethodView
 
-from flask_ccguard import CCGuard, require_roles, require_token, verify_token_in_request
+from flask_ccguard import (
+    CCGuard,
+    ConfigurationError,
+    require_roles,
+    require_scopes,
+    require_token,
+    verify_token_in_request,
+)
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
 
@@ -134,3 +141,105 @@ def test_r2_04_protect_app_keeps_404_for_options_on_unknown_urls(ccguard_issuer:
     app, guard = new_app(ccguard_issuer)
     protected_app(app, guard)
     assert app.test_client().options("/nowhere").status_code == 404
+
+
+# -- finding 5: a route decorator below ccguard's serves the bare view ---------------------
+
+#: Wrong order at module level, in a blueprint registered late.
+late_bp = Blueprint("late_bp", __name__)
+
+
+@require_roles("admin", "auditor", match="any")
+@late_bp.get("/late")
+def late_view() -> Any:
+    return view_body()
+
+
+#: Right order at module level; ``shared`` is also served bare on purpose by one app below.
+right_bp = Blueprint("right_bp", __name__)
+
+
+@right_bp.get("/right")
+@require_token
+def right_view() -> Any:
+    return view_body()
+
+
+def shared() -> Any:
+    return "shared"
+
+
+def wrong_order_message(name: str, endpoint: str, decorator: str, route: str) -> str:
+    return (
+        f"The view {name!r} (endpoint {endpoint!r}) is served without its {decorator} check: {decorator} is "
+        "written above the route decorator, which had already registered the bare function. Put the route "
+        f"decorator on top:\n\n    {route}\n    {decorator}\n    def {name}(...):"
+    )
+
+
+def test_r2_05_route_decorator_inside_fails_the_first_request_showing_the_right_order(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    app, _ = new_app(ccguard_issuer)
+
+    @require_token
+    @app.get("/open")
+    def opened() -> Any:
+        return view_body()
+
+    app.testing = True
+    RAN.clear()
+    for _ in range(2):  # and every request after, until the order is fixed
+        with pytest.raises(ConfigurationError) as info:
+            app.test_client().get("/open")
+        assert str(info.value) == wrong_order_message("opened", "opened", "@require_token", "@app.route(...)")
+    assert RAN == []
+
+
+def test_r2_05_a_late_registered_blueprint_is_checked_too(ccguard_issuer: TestIssuer) -> None:
+    app, _ = new_app(ccguard_issuer)
+    app.register_blueprint(late_bp)  # after init_app
+    app.testing = True
+    with pytest.raises(ConfigurationError) as info:
+        app.test_client().get("/late")
+    decorator = "@require_roles('admin', 'auditor', match='any')"
+    assert str(info.value) == wrong_order_message("late_view", "late_bp.late_view", decorator, "@late_bp.route(...)")
+    assert RAN == []
+
+
+def test_r2_05_views_routed_before_init_app_fail_at_start_up(ccguard_issuer: TestIssuer) -> None:
+    app = Flask("assets")
+    app.config.update(CCGUARD_ISSUER=ccguard_issuer.issuer, CCGUARD_AUDIENCE=ccguard_issuer.audience)
+
+    @require_scopes("assets:read")
+    @app.get("/open")
+    def opened() -> Any:
+        return view_body()
+
+    with pytest.raises(ConfigurationError) as info:
+        CCGuard(app)
+    assert str(info.value) == wrong_order_message(
+        "opened", "opened", "@require_scopes('assets:read')", "@app.route(...)"
+    )
+    assert "ccguard" not in app.extensions
+
+
+def test_r2_05_the_right_order_and_deliberate_open_twins_serve(ccguard_issuer: TestIssuer) -> None:
+    first, _ = new_app(ccguard_issuer)
+    first.register_blueprint(right_bp)
+    first.add_url_rule("/shared", "shared", require_token(shared))
+    second, _ = new_app(ccguard_issuer)
+    second.add_url_rule("/shared", "shared", shared)  # bare on purpose; wrapped only for the first app
+
+    def nested() -> Any:
+        return "nested"
+
+    second.add_url_rule("/nested", "nested", nested)
+    second.add_url_rule("/nested-protected", "nested_protected", require_token(nested))
+    token = {"Authorization": f"Bearer {ccguard_issuer.mint()}"}
+    assert_challenge(first.test_client().get("/right"), 401)
+    assert first.test_client().get("/right", headers=token).text == "view ran"
+    assert_challenge(first.test_client().get("/shared"), 401)
+    assert second.test_client().get("/shared").text == "shared"
+    assert second.test_client().get("/nested").text == "nested"
+    assert_challenge(second.test_client().get("/nested-protected"), 401)
