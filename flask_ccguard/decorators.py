@@ -10,6 +10,7 @@ error handler turns into the RFC 6750 response.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from inspect import iscoroutinefunction
 from typing import Any, Callable, Literal, TypeVar, cast, overload
@@ -19,7 +20,7 @@ from werkzeug.local import LocalProxy
 
 from .core.bearer import extract_token, is_b64token
 from .core.claims import VerifiedToken
-from .core.errors import CCGuardError, InsufficientScope
+from .core.errors import CCGuardError, InsufficientScope, MissingToken
 from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
 from .state import CCGuardState, get_state
@@ -72,7 +73,46 @@ def _cache_private(response: Response) -> Response:
     return response
 
 
+# A scheme name short and plain enough to repeat without echoing a credential
+# (RFC 9110 §11.1: auth-scheme = token); anything else stays unnamed.
+_SCHEME_NAME = re.compile(r"[A-Za-z][A-Za-z-]{0,19}")
+_SEND_BEARER = "send it in the Authorization header as 'Bearer <token>'."
+
+
+def _missing_because(state: CCGuardState, req: Request) -> str | None:
+    """What the request sent instead of a bearer token (never the value itself), or None."""
+    header = req.environ.get("HTTP_AUTHORIZATION")
+    if header is not None:
+        scheme, separator, _ = header.strip(" \t").replace("\t", " ").partition(" ")
+        if not scheme:
+            return "The Authorization header is empty; this API expects 'Bearer <token>'."
+        if not separator:
+            # One word: most likely a token without its scheme; never repeat it.
+            return "The Authorization header has no scheme before its credentials; this API expects 'Bearer <token>'."
+        if _SCHEME_NAME.fullmatch(scheme):
+            return f"The Authorization header uses the {scheme!r} scheme; this API expects 'Bearer <token>'."
+        return "The Authorization header uses an unrecognised scheme; this API expects 'Bearer <token>'."
+    if not state.allow_query_token and "access_token" in req.args:
+        return "A token was sent in the query string, which this API does not accept; " + _SEND_BEARER
+    if (
+        not state.allow_form_token
+        and req.method not in ("GET", "HEAD")
+        and req.mimetype == "application/x-www-form-urlencoded"
+        and "access_token" in req.form
+    ):
+        return "A token was sent in the form body, which this API does not accept; " + _SEND_BEARER
+    return None
+
+
 def _token_from_request(state: CCGuardState, req: Request) -> str:
+    try:
+        return _read_token(state, req)
+    except MissingToken:
+        # Still RFC 6750 §3.1's bare 401 (no error code): only the text says more.
+        raise MissingToken(_missing_because(state, req)) from None
+
+
+def _read_token(state: CCGuardState, req: Request) -> str:
     # WSGI hands over every Authorization field as one HTTP_AUTHORIZATION value
     # (joined by commas), so this is what request.headers.getlist() would
     # return, without its walk over the whole environ.
