@@ -22,6 +22,7 @@ from .decorators import Match, check_match, names, verify_request
 from .responses import error_response
 from .route_order import check_route_order
 from .state import EXTENSION_KEY, CCGuardState, get_state
+from .warm_up import require_warm, warm_up
 
 __all__ = ["CCGuard"]
 
@@ -92,9 +93,14 @@ class CCGuard:
         # late) before the first request, after which no view can be added.
         check_route_order(app)
         settings = read_settings(app.config, self._options, import_name=app.import_name)
+        validator = build_validator(settings)
+        if settings["CCGUARD_WARM_UP"]:
+            outcome = warm_up(validator)
+            if settings["CCGUARD_WARM_UP"] == "require":
+                require_warm(outcome)
         app.extensions[EXTENSION_KEY] = CCGuardState(
             guard=self,
-            validator=build_validator(settings),
+            validator=validator,
             realm=settings["CCGUARD_REALM"],
             allow_query_token=settings["CCGUARD_ALLOW_QUERY_TOKEN"],
             allow_form_token=settings["CCGUARD_ALLOW_FORM_TOKEN"],
@@ -145,6 +151,18 @@ class CCGuard:
             requirements = _REQUIREMENTS[app_or_blueprint] = []
             app_or_blueprint.before_request(_protection(requirements))
         requirements.append(requirement)
+
+    def warm_up(self, app: Flask | None = None) -> dict[str, str | None]:
+        """Fetch the metadata and keys of each fixed issuer of ``app`` (default:
+        the current app) now, rather than on the first request; log each outcome.
+
+        ``CCGUARD_WARM_UP`` does this in :meth:`init_app`; call it yourself
+        where start-up suits better, e.g. in a gunicorn ``post_fork`` hook.
+        It never raises for an unreachable issuer: the result says.
+
+        :returns: issuer → None when its keys are loaded, else why not.
+        """
+        return warm_up(get_state(app).validator)
 
     def stats(self, app: Flask | None = None) -> dict[str, Any]:
         """Counters of ``app``'s validator (default: the current app): validations

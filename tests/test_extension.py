@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -257,3 +258,62 @@ def test_i14_06_protecting_a_registered_blueprint_says_to_protect_it_before_regi
     with pytest.raises(RuntimeError, match="after it was registered"):
         CCGuard().protect(module_bp, roles=["writer"])
     assert app.test_client().get("/late").text == "open"
+
+
+def closed_port_issuer() -> str:
+    """An issuer URL on loopback where nothing listens: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_i14_09_warm_up_fetches_the_keys_in_init_app(
+    ccguard_issuer: TestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_with(CCGUARD_ISSUER=ccguard_issuer.issuer, CCGUARD_AUDIENCE=ccguard_issuer.audience, CCGUARD_WARM_UP=True)
+    with caplog.at_level("INFO", logger="flask_ccguard"):
+        CCGuard(app)
+    assert ccguard_issuer.hits["jwks"] == 1  # before any request
+    assert f"warm-up: issuer {ccguard_issuer.issuer!r} ready (1 key ids)" in caplog.text
+    app.add_url_rule("/v", "v", require_token(lambda: "ok"))
+    assert app.test_client().get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"}).text == "ok"
+    assert ccguard_issuer.hits["jwks"] == 1
+
+
+def test_i14_09_warm_up_true_logs_an_unreachable_issuer_and_starts(
+    ccguard_issuer: TestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = closed_port_issuer()
+    issuers = [ccguard_issuer.issuer, down]
+    app = app_with(CCGUARD_ISSUER=issuers, CCGUARD_AUDIENCE=ccguard_issuer.audience, CCGUARD_WARM_UP=True)
+    guard = CCGuard(app)
+    assert f"warm-up: issuer {down!r} is not ready: no metadata for issuer {down!r}" in caplog.text
+    outcome = guard.warm_up(app)
+    assert outcome[ccguard_issuer.issuer] is None
+    assert str(outcome[down]).startswith(f"no metadata for issuer {down!r}")
+
+
+def test_i14_09_warm_up_require_fails_start_up_naming_the_issuer_and_cause() -> None:
+    down = closed_port_issuer()
+    app = app_with(CCGUARD_ISSUER=down, CCGUARD_AUDIENCE=AUDIENCE, CCGUARD_WARM_UP="require")
+    with pytest.raises(ConfigurationError) as info:
+        CCGuard(app)
+    message = str(info.value)
+    assert message.startswith(
+        f"CCGUARD_WARM_UP is 'require' but the keys of issuer {down!r} could not be fetched at start-up: "
+        f"no metadata for issuer {down!r}: "
+    )
+    assert message.endswith(
+        "Check CCGUARD_ISSUER (and CCGUARD_JWKS_URI / CCGUARD_DISCOVERY_URL) and that the issuer is reachable, "
+        "or set CCGUARD_WARM_UP = True to start anyway."
+    )
+    assert "ccguard" not in app.extensions
+
+
+def test_i14_09_warm_up_is_off_by_default_and_checked(ccguard_issuer: TestIssuer) -> None:
+    CCGuard(app_with(CCGUARD_ISSUER=ccguard_issuer.issuer, CCGUARD_AUDIENCE=ccguard_issuer.audience))
+    assert ccguard_issuer.hits["jwks"] == 0
+    with pytest.raises(ConfigurationError) as info:
+        CCGuard(app_with(CCGUARD_ISSUER=ISSUER, CCGUARD_AUDIENCE=AUDIENCE, CCGUARD_WARM_UP="yes"))
+    assert str(info.value) == "CCGUARD_WARM_UP must be False, True or 'require' (got 'yes')."
