@@ -208,6 +208,8 @@ def verify_token_in_request(
     token = verify_request(roles, scopes, match)
     if token is None:
         # The caller's code after this call must not run unauthenticated.
+        if request.routing_exception is not None:
+            raise request.routing_exception  # in a before_request function: Flask's 404/405
         abort(current_app.make_default_options_response())
     return token
 

@@ -143,6 +143,21 @@ def test_r2_04_protect_app_keeps_404_for_options_on_unknown_urls(ccguard_issuer:
     assert app.test_client().options("/nowhere").status_code == 404
 
 
+def test_r2_04_verify_token_in_request_in_before_request_keeps_404_for_options(ccguard_issuer: TestIssuer) -> None:
+    app, _ = new_app(ccguard_issuer)
+
+    @app.before_request
+    def check() -> None:
+        verify_token_in_request()
+
+    app.add_url_rule("/v", "v", view_body, methods=["OPTIONS", "GET"])
+    RAN.clear()
+    client = app.test_client()
+    assert client.options("/nowhere").status_code == 404
+    assert_challenge(client.options("/v"), 200)
+    assert RAN == []
+
+
 # -- finding 5: a route decorator below ccguard's serves the bare view ---------------------
 
 #: Wrong order at module level, in a blueprint registered late.
