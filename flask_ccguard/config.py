@@ -75,10 +75,15 @@ DEFAULTS: dict[str, Any] = {
     "CCGUARD_ALLOW_QUERY_TOKEN": False,
     #: Accept ``access_token`` in a form-encoded body (RFC 6750 §2.2).
     "CCGUARD_ALLOW_FORM_TOKEN": False,
+    #: Fetch each fixed issuer's metadata and keys in ``init_app``: False, True
+    #: (log the outcome) or ``"require"`` (raise ConfigurationError on a failure).
+    "CCGUARD_WARM_UP": False,
 }
 
 #: Settings the Flask layer uses itself; all others go to the validator.
-EXTENSION_KEYS = frozenset({"CCGUARD_REALM", "CCGUARD_ALLOW_QUERY_TOKEN", "CCGUARD_ALLOW_FORM_TOKEN"})
+EXTENSION_KEYS = frozenset(
+    {"CCGUARD_REALM", "CCGUARD_ALLOW_QUERY_TOKEN", "CCGUARD_ALLOW_FORM_TOKEN", "CCGUARD_WARM_UP"}
+)
 
 #: Environment names of the ``ccguard`` command's client side (the token it
 #: requests); an app that loads every ``CCGUARD_*`` variable into its config
@@ -147,6 +152,9 @@ def read_settings(config: Mapping[str, Any], options: Mapping[str, Any], *, impo
     for key in ("CCGUARD_ALLOW_QUERY_TOKEN", "CCGUARD_ALLOW_FORM_TOKEN"):
         if not isinstance(settings[key], bool):
             raise ConfigurationError(f"{key} must be True or False (got {settings[key]!r}).")
+    warm_up = settings["CCGUARD_WARM_UP"]
+    if not (isinstance(warm_up, bool) or warm_up == "require"):
+        raise ConfigurationError(f"CCGUARD_WARM_UP must be False, True or 'require' (got {warm_up!r}).")
     return settings
 
 

@@ -10,16 +10,18 @@ error handler turns into the RFC 6750 response.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from inspect import iscoroutinefunction
 from typing import Any, Callable, Literal, TypeVar, cast, overload
 
-from flask import Request, Response, after_this_request, current_app, has_request_context, request
+from flask import Request, Response, abort, after_this_request, current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .core.bearer import extract_token, is_b64token
 from .core.claims import VerifiedToken
-from .core.errors import CCGuardError, InsufficientScope
+from .core.errors import CCGuardError, InsufficientScope, MissingToken
+from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
 from .state import CCGuardState, get_state
 
@@ -71,7 +73,46 @@ def _cache_private(response: Response) -> Response:
     return response
 
 
+# A scheme name short and plain enough to repeat without echoing a credential
+# (RFC 9110 §11.1: auth-scheme = token); anything else stays unnamed.
+_SCHEME_NAME = re.compile(r"[A-Za-z][A-Za-z-]{0,19}")
+_SEND_BEARER = "send it in the Authorization header as 'Bearer <token>'."
+
+
+def _missing_because(state: CCGuardState, req: Request) -> str | None:
+    """What the request sent instead of a bearer token (never the value itself), or None."""
+    header = req.environ.get("HTTP_AUTHORIZATION")
+    if header is not None:
+        scheme, separator, _ = header.strip(" \t").replace("\t", " ").partition(" ")
+        if not scheme:
+            return "The Authorization header is empty; this API expects 'Bearer <token>'."
+        if not separator:
+            # One word: most likely a token without its scheme; never repeat it.
+            return "The Authorization header has no scheme before its credentials; this API expects 'Bearer <token>'."
+        if _SCHEME_NAME.fullmatch(scheme):
+            return f"The Authorization header uses the {scheme!r} scheme; this API expects 'Bearer <token>'."
+        return "The Authorization header uses an unrecognised scheme; this API expects 'Bearer <token>'."
+    if not state.allow_query_token and "access_token" in req.args:
+        return "A token was sent in the query string, which this API does not accept; " + _SEND_BEARER
+    if (
+        not state.allow_form_token
+        and req.method not in ("GET", "HEAD")
+        and req.mimetype == "application/x-www-form-urlencoded"
+        and "access_token" in req.form
+    ):
+        return "A token was sent in the form body, which this API does not accept; " + _SEND_BEARER
+    return None
+
+
 def _token_from_request(state: CCGuardState, req: Request) -> str:
+    try:
+        return _read_token(state, req)
+    except MissingToken:
+        # Still RFC 6750 §3.1's bare 401 (no error code): only the text says more.
+        raise MissingToken(_missing_because(state, req)) from None
+
+
+def _read_token(state: CCGuardState, req: Request) -> str:
     # WSGI hands over every Authorization field as one HTTP_AUTHORIZATION value
     # (joined by commas), so this is what request.headers.getlist() would
     # return, without its walk over the whole environ.
@@ -143,12 +184,14 @@ def _check_permissions(token: VerifiedToken, roles: tuple[str, ...], scopes: tup
 
 def verify_token_in_request(
     roles: Iterable[str] = (), scopes: Iterable[str] = (), match: Match = "all"
-) -> VerifiedToken | None:
+) -> VerifiedToken:
     """Require a valid bearer token with ``roles`` and ``scopes`` in this request.
 
     The token is validated at the first call of a request and reused by
-    later ones (stacked decorators, :meth:`CCGuard.protect`). ``OPTIONS``
-    requests (CORS preflights) pass and return None.
+    later ones (stacked decorators, :meth:`CCGuard.protect`). An ``OPTIONS``
+    request without credentials (a CORS preflight) is answered with Flask's
+    default ``OPTIONS`` response at once: the rest of the view never runs
+    for it. With credentials, it is checked like any other request.
 
     :param match: ``"all"``: every role and every scope is needed; ``"any"``:
         one of the roles and one of the scopes is enough.
@@ -162,14 +205,32 @@ def verify_token_in_request(
     """
     roles, scopes = names(roles, "roles"), names(scopes, "scopes")
     check_match(match)
-    return _verify(roles, scopes, match)
+    token = verify_request(roles, scopes, match)
+    if token is None:
+        # The caller's code after this call must not run unauthenticated.
+        if request.routing_exception is not None:
+            raise request.routing_exception  # in a before_request function: Flask's 404/405
+        abort(current_app.make_default_options_response())
+    return token
 
 
-def _verify(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> VerifiedToken | None:
+def _has_credentials(req: Request) -> bool:
+    # Browsers send CORS preflights without credentials (Fetch standard,
+    # "CORS-preflight request"); any credential means a real request to check.
+    if "HTTP_AUTHORIZATION" in req.environ:
+        return True
+    state = get_state()
+    if state.allow_query_token and "access_token" in req.args:
+        return True
+    return state.allow_form_token and req.mimetype == "application/x-www-form-urlencoded" and "access_token" in req.form
+
+
+def verify_request(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> VerifiedToken | None:
     # verify_token_in_request() without re-checking arguments the decorators
-    # checked once, at decoration time.
+    # checked once, at decoration time. None: an OPTIONS request without
+    # credentials, which the caller answers without running the view.
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    if req.method == "OPTIONS":
+    if req.method == "OPTIONS" and not _has_credentials(req):
         return None
     try:
         token = _validated_token(req)
@@ -181,23 +242,27 @@ def _verify(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> Veri
     return token
 
 
-def _guard(roles: tuple[str, ...], scopes: tuple[str, ...], match: Match) -> Callable[[F], F]:
+def _guard(roles: tuple[str, ...], scopes: tuple[str, ...], match: Match, written: str) -> Callable[[F], F]:
     check_match(match)
 
     def decorator(view: F) -> F:
+        # A route decorator below this one has registered the bare view: see route_order.
+        remember(view, written)
         if not iscoroutinefunction(view):
             # Flask's ensure_sync() returns a plain function as it is; asking
             # once here spares every request the inspection.
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                _verify(roles, scopes, match)
+                if verify_request(roles, scopes, match) is None:
+                    return current_app.make_default_options_response()
                 return view(*args, **kwargs)
 
             return cast(F, wrapper)
 
         @functools.wraps(view)
         def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            _verify(roles, scopes, match)
+            if verify_request(roles, scopes, match) is None:
+                return current_app.make_default_options_response()
             # ensure_sync: Flask runs the coroutine function (Flask async views).
             return current_app.ensure_sync(view)(*args, **kwargs)
 
@@ -220,18 +285,26 @@ def require_token(view: F) -> F: ...
 def require_token(view: None = None) -> Callable[[F], F]: ...
 def require_token(view: F | None = None) -> F | Callable[[F], F]:
     """Require a valid bearer token; use bare (``@require_token``) or called."""
-    decorator: Callable[[F], F] = _guard((), (), "all")
+    decorator: Callable[[F], F] = _guard((), (), "all", "@require_token")
     return decorator if view is None else decorator(view)
+
+
+def _written(decorator: str, values: tuple[str, ...], match: str) -> str:
+    # The decorator as a user writes it, for route_order's message.
+    args = [repr(v) for v in values] + ([f"match={match!r}"] if match != "all" else [])
+    return f"@{decorator}({', '.join(args)})"
 
 
 def require_roles(*roles: str, match: Match = "all") -> Callable[[F], F]:
     """Require a valid token holding ``roles`` (all, or any one with ``match="any"``)."""
-    return _guard(_given(roles, "roles", "require_roles"), (), match)
+    given = _given(roles, "roles", "require_roles")
+    return _guard(given, (), match, _written("require_roles", given, match))
 
 
 def require_scopes(*scopes: str, match: Match = "all") -> Callable[[F], F]:
     """Require a valid token holding ``scopes`` (all, or any one with ``match="any"``)."""
-    return _guard((), _given(scopes, "scopes", "require_scopes"), match)
+    given = _given(scopes, "scopes", "require_scopes")
+    return _guard((), given, match, _written("require_scopes", given, match))
 
 
 def _current_token() -> VerifiedToken:

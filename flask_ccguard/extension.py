@@ -9,19 +9,58 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import MappingProxyType
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, Response, current_app, request
 
 from .config import build_validator, read_settings
 from .core.errors import CCGuardError
-from .decorators import Match, check_match, names, verify_token_in_request
+from .decorators import Match, check_match, names, verify_request
 from .responses import error_response
+from .route_order import check_route_order
 from .state import EXTENSION_KEY, CCGuardState, get_state
+from .warm_up import require_warm, warm_up
 
 __all__ = ["CCGuard"]
+
+_Requirement = tuple[tuple[str, ...], tuple[str, ...], Match]
+
+#: The requirements guard.protect() put on each app or blueprint, whichever
+#: CCGuard made them: one before_request function per target applies them all.
+_REQUIREMENTS: WeakKeyDictionary[Flask | Blueprint, list[_Requirement]] = WeakKeyDictionary()
+
+
+def _protection(requirements: list[_Requirement]) -> Callable[[], Response | None]:
+    def require_valid_token() -> Response | None:
+        for roles, scopes, match in requirements:
+            if verify_request(roles, scopes, match) is None:
+                rule = request.url_rule
+                if rule is None or getattr(rule, "provide_automatic_options", False):
+                    # Flask answers these itself (404/405, or its automatic
+                    # OPTIONS response) without calling a view.
+                    return None
+                # A view that handles OPTIONS itself must not run unauthenticated.
+                return current_app.make_default_options_response()
+        return None
+
+    return require_valid_token
+
+
+def _check_route_order_once() -> Callable[[], None]:
+    checked = False
+
+    def check() -> None:
+        nonlocal checked
+        if not checked:
+            # Raises (a 500) on every request until the order is fixed: an
+            # app whose views are open must not serve.
+            check_route_order(current_app._get_current_object())  # type: ignore[attr-defined]
+            checked = True
+
+    return check
 
 
 class CCGuard:
@@ -50,10 +89,18 @@ class CCGuard:
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("CCGuard is already initialised on this app; call init_app once per app.")
+        # Views routed so far are checked now, the rest (blueprints register
+        # late) before the first request, after which no view can be added.
+        check_route_order(app)
         settings = read_settings(app.config, self._options, import_name=app.import_name)
+        validator = build_validator(settings)
+        if settings["CCGUARD_WARM_UP"]:
+            outcome = warm_up(validator)
+            if settings["CCGUARD_WARM_UP"] == "require":
+                require_warm(outcome)
         app.extensions[EXTENSION_KEY] = CCGuardState(
             guard=self,
-            validator=build_validator(settings),
+            validator=validator,
             realm=settings["CCGUARD_REALM"],
             allow_query_token=settings["CCGUARD_ALLOW_QUERY_TOKEN"],
             allow_form_token=settings["CCGUARD_ALLOW_FORM_TOKEN"],
@@ -63,6 +110,7 @@ class CCGuard:
         # replaces ours, as Flask's own registration does.
         if CCGuardError not in app.error_handler_spec[None][None]:
             app.register_error_handler(CCGuardError, error_response)
+        app.before_request(_check_route_order_once())
 
     def protect(
         self,
@@ -74,16 +122,47 @@ class CCGuard:
         """Require a valid token (and ``roles`` / ``scopes``) for every view
         of an app or blueprint. Per-view decorators add their requirements.
 
-        ``OPTIONS`` requests pass, so CORS preflights work.
+        The requirement belongs to the blueprint, so it holds on every app the
+        blueprint is registered on: protect a blueprint once where it is
+        created, or in the app factory before registering it; repeating the
+        same call for each app the factory makes is harmless.
+
+        An ``OPTIONS`` request without credentials (a CORS preflight) gets
+        Flask's default ``OPTIONS`` response; the view never runs for it.
+
+        :raises RuntimeError: a blueprint that is already registered on an app
+            gets a new requirement, which that app would never apply.
         """
-        roles, scopes = names(roles, "roles"), names(scopes, "scopes")
+        requirement = (names(roles, "roles"), names(scopes, "scopes"), match)
         check_match(match)
+        requirements = _REQUIREMENTS.get(app_or_blueprint)
+        if requirements is not None and requirement in requirements:
+            # The app-factory pattern: each new app protects the module's blueprint again.
+            return
+        if isinstance(app_or_blueprint, Blueprint) and app_or_blueprint._got_registered_once:
+            # Flask copies a blueprint's before_request functions into an app
+            # when it is registered: a later one would leave that app open.
+            raise RuntimeError(
+                f"guard.protect() was called on the blueprint {app_or_blueprint.name!r} after it was "
+                "registered on an app, which would stay unprotected. Call guard.protect(blueprint) "
+                "before app.register_blueprint(blueprint), e.g. right where the blueprint is created."
+            )
+        if requirements is None:
+            requirements = _REQUIREMENTS[app_or_blueprint] = []
+            app_or_blueprint.before_request(_protection(requirements))
+        requirements.append(requirement)
 
-        def require_valid_token() -> None:
-            if request.method != "OPTIONS":
-                verify_token_in_request(roles=roles, scopes=scopes, match=match)
+    def warm_up(self, app: Flask | None = None) -> dict[str, str | None]:
+        """Fetch the metadata and keys of each fixed issuer of ``app`` (default:
+        the current app) now, rather than on the first request; log each outcome.
 
-        app_or_blueprint.before_request(require_valid_token)
+        ``CCGUARD_WARM_UP`` does this in :meth:`init_app`; call it yourself
+        where start-up suits better, e.g. in a gunicorn ``post_fork`` hook.
+        It never raises for an unreachable issuer: the result says.
+
+        :returns: issuer → None when its keys are loaded, else why not.
+        """
+        return warm_up(get_state(app).validator)
 
     def stats(self, app: Flask | None = None) -> dict[str, Any]:
         """Counters of ``app``'s validator (default: the current app): validations

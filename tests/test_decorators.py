@@ -12,6 +12,8 @@ from flask.testing import FlaskClient
 
 from flask_ccguard import (
     CCGuard,
+    KeysUnavailable,
+    TokenValidator,
     current_token,
     require_roles,
     require_scopes,
@@ -115,8 +117,18 @@ def tampered(token: str) -> str:
 #: name -> (headers for the issuer, status, error, description)
 AUTH_CASES: dict[str, tuple[Callable[[TestIssuer], Any], int, str | None, str | None]] = {
     "no header": (lambda i: {}, 401, None, None),
-    "other scheme": (lambda i: {"Authorization": "Basic dGVzdC1jbGllbnQ6dGVzdC1zZWNyZXQ="}, 401, None, None),
-    "dpop scheme": (lambda i: {"Authorization": f"DPoP {i.mint()}"}, 401, None, None),
+    "other scheme": (
+        lambda i: {"Authorization": "Basic dGVzdC1jbGllbnQ6dGVzdC1zZWNyZXQ="},
+        401,
+        None,
+        "The Authorization header uses the 'Basic' scheme; this API expects 'Bearer <token>'.",
+    ),
+    "dpop scheme": (
+        lambda i: {"Authorization": f"DPoP {i.mint()}"},
+        401,
+        None,
+        "The Authorization header uses the 'DPoP' scheme; this API expects 'Bearer <token>'.",
+    ),
     "malformed header": (
         lambda i: {"Authorization": f"Bearer {i.mint()} extra"},
         400,
@@ -222,9 +234,12 @@ def test_roles_and_scopes_decide_with_403_insufficient_scope(
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_options_preflight_passes_without_a_token(ccguard_issuer: TestIssuer, way: str) -> None:
+def test_options_preflight_gets_flasks_answer_without_running_the_view(ccguard_issuer: TestIssuer, way: str) -> None:
     client, url = protected(ccguard_issuer, way, "roles_all")
-    assert_challenge(client.options(url), 204)
+    resp = client.options(url)
+    # Not the view's 204: a view's own code never runs without a token (r2-04).
+    assert_challenge(resp, 200)
+    assert set(resp.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
 
 
 @pytest.mark.parametrize("way", ["decorator", "blueprint", "app"])
@@ -383,3 +398,101 @@ def test_current_token_exposes_the_verified_token(ccguard_issuer: TestIssuer) ->
 def test_misused_decorators_fail_where_they_are_written(make: Callable[[], Any], message: str) -> None:
     with pytest.raises((TypeError, ValueError), match=re.escape(message)):
         make()
+
+
+SEND_BEARER = "send it in the Authorization header as 'Bearer <token>'."
+EXPECTS = "this API expects 'Bearer <token>'."
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "description"),
+    [
+        pytest.param(
+            {"query_string": {"access_token": "TOKEN"}},
+            "A token was sent in the query string, which this API does not accept; " + SEND_BEARER,
+            id="i14_07_query_token_off",
+        ),
+        pytest.param(
+            {"method": "POST", "data": {"access_token": "TOKEN"}},
+            "A token was sent in the form body, which this API does not accept; " + SEND_BEARER,
+            id="i14_07_form_token_off",
+        ),
+        pytest.param(
+            {"headers": {"Authorization": "Token TOKEN"}},
+            "The Authorization header uses the 'Token' scheme; " + EXPECTS,
+            id="i14_07_token_scheme",
+        ),
+        pytest.param(
+            {"headers": {"Authorization": "TOKEN"}},
+            "The Authorization header has no scheme before its credentials; " + EXPECTS,
+            id="i14_07_raw_token_without_scheme",
+        ),
+        pytest.param(
+            {"headers": {"Authorization": "TOKEN TOKEN"}},
+            "The Authorization header uses an unrecognised scheme; " + EXPECTS,
+            id="i14_07_token_where_the_scheme_goes",
+        ),
+        pytest.param(
+            {"headers": {"Authorization": "sk_live_TOKEN TOKEN"}},
+            "The Authorization header uses an unrecognised scheme; " + EXPECTS,
+            id="i14_07_secret_looking_scheme_unnamed",
+        ),
+        pytest.param(
+            {"headers": {"Authorization": "  "}},
+            "The Authorization header is empty; " + EXPECTS,
+            id="i14_07_empty_header",
+        ),
+        pytest.param({}, None, id="i14_07_nothing_sent"),
+    ],
+)
+def test_i14_07_a_request_without_a_bearer_token_is_told_what_was_found(
+    ccguard_issuer: TestIssuer, request_kwargs: dict[str, Any], description: str | None
+) -> None:
+    app, _ = new_app(ccguard_issuer)
+    app.add_url_rule("/v", "v", require_token(show), methods=["GET", "POST"])
+    token = ccguard_issuer.mint()
+    kwargs = {k: v if k == "method" else _with_token(v, token) for k, v in request_kwargs.items()}
+    resp = app.test_client().open("/v", **kwargs)
+    # Still RFC 6750 §3.1's answer to a request without bearer credentials:
+    # 401, no error code; only the description says what was found.
+    assert_challenge(resp, 401, None, description)
+    assert token not in resp.text
+    assert token not in resp.headers["WWW-Authenticate"]
+
+
+def _with_token(value: Any, token: str) -> Any:
+    return {k: v.replace("TOKEN", token) for k, v in value.items()}
+
+
+@pytest.mark.parametrize(
+    ("configured", "near"),
+    [
+        pytest.param("{issuer}/", "a trailing slash", id="i14_07_iss_trailing_slash"),
+        pytest.param("{upper}", "letter case", id="i14_07_iss_case"),
+    ],
+)
+def test_i14_07_an_issuer_that_differs_by_a_slash_or_case_is_named_in_the_log(
+    ccguard_issuer: TestIssuer, caplog: pytest.LogCaptureFixture, configured: str, near: str
+) -> None:
+    issuer = configured.format(issuer=ccguard_issuer.issuer, upper=ccguard_issuer.issuer.upper())
+    app = Flask(__name__)
+    app.config.update(CCGUARD_ISSUER=issuer, CCGUARD_AUDIENCE=ccguard_issuer.audience, CCGUARD_REALM="assets")
+    CCGuard(app)
+    app.add_url_rule("/v", "v", require_token(show))
+    with caplog.at_level("INFO", logger="flask_ccguard"):
+        resp = app.test_client().get("/v", headers=bearer(ccguard_issuer.mint()))
+    assert_challenge(resp, 401, "invalid_token", "The access token is from an unexpected issuer.")
+    assert f"token iss differs from the configured issuer {issuer!r} only by {near}" in caplog.text
+
+
+def test_i14_07_discovery_names_an_issuer_that_differs_only_by_a_trailing_slash(
+    ccguard_issuer: TestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    issuer = ccguard_issuer.issuer + "/"
+    validator = TokenValidator(issuer=issuer, audience=ccguard_issuer.audience)
+    with caplog.at_level("INFO", logger="flask_ccguard"), pytest.raises(KeysUnavailable):
+        validator.key_set(issuer).refresh_if_due()
+    assert (
+        f"names issuer {ccguard_issuer.issuer!r}, not the configured {issuer!r}; ignored (they differ only by "
+        "a trailing slash: configure the issuer exactly as the document names it)"
+    ) in caplog.text

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, ConfigurationError, TokenValidator, require_token
 from flask_ccguard.config import DEFAULTS, EXTENSION_KEYS, build_validator
@@ -206,3 +207,113 @@ def test_two_apps_share_nothing(ccguard_issuer: TestIssuer) -> None:
         # Each app fetched its own issuer's keys, and only those.
         assert ccguard_issuer.hits["jwks"] == 1
         assert other.hits["jwks"] == 1
+
+
+#: A blueprint made at import time, as Flask's app-factory pattern documents.
+factory_bp = Blueprint("factory_bp", __name__)
+factory_bp.add_url_rule("/assets", "assets", lambda: "assets")
+module_bp = Blueprint("module_bp", __name__)
+module_bp.add_url_rule("/assets", "assets", lambda: "assets")
+CCGuard().protect(module_bp, roles=["reader"])  # once, where the blueprint is made
+
+
+def create_app(issuer: TestIssuer, bp: Blueprint, *, protect: bool) -> Flask:
+    app = app_with(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience)
+    guard = CCGuard(app)
+    if protect:
+        guard.protect(bp, roles=["reader"])
+    app.register_blueprint(bp)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("bp", "protect"), [(factory_bp, True), (module_bp, False), (module_bp, True)], ids=["in_factory", "module", "both"]
+)
+def test_i14_06_a_blueprint_protected_in_an_app_factory_is_protected_on_every_app(
+    ccguard_issuer: TestIssuer, bp: Blueprint, protect: bool
+) -> None:
+    apps = [create_app(ccguard_issuer, bp, protect=protect) for _ in range(3)]
+    reader, guest = ccguard_issuer.mint(roles=["reader"]), ccguard_issuer.mint(roles=["guest"])
+    for app in apps:
+        client = app.test_client()
+        assert_challenge(client.get("/assets"), 401)
+        assert client.get("/assets", headers={"Authorization": f"Bearer {guest}"}).status_code == 403
+        assert client.get("/assets", headers={"Authorization": f"Bearer {reader}"}).text == "assets"
+
+
+def test_i14_06_protecting_a_registered_blueprint_says_to_protect_it_before_registering(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    bp = Blueprint("late", __name__)
+    bp.add_url_rule("/late", "late", lambda: "open")
+    app = create_app(ccguard_issuer, bp, protect=False)
+    with pytest.raises(RuntimeError) as info:
+        CCGuard().protect(bp)
+    assert str(info.value) == (
+        "guard.protect() was called on the blueprint 'late' after it was registered on an app, which would "
+        "stay unprotected. Call guard.protect(blueprint) before app.register_blueprint(blueprint), e.g. right "
+        "where the blueprint is created."
+    )
+    # A new requirement on a protected, registered blueprint is refused the same way.
+    with pytest.raises(RuntimeError, match="after it was registered"):
+        CCGuard().protect(module_bp, roles=["writer"])
+    assert app.test_client().get("/late").text == "open"
+
+
+def closed_port_issuer() -> str:
+    """An issuer URL on loopback where nothing listens: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_i14_09_warm_up_fetches_the_keys_in_init_app(
+    ccguard_issuer: TestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_with(CCGUARD_ISSUER=ccguard_issuer.issuer, CCGUARD_AUDIENCE=ccguard_issuer.audience, CCGUARD_WARM_UP=True)
+    with caplog.at_level("INFO", logger="flask_ccguard"):
+        CCGuard(app)
+    assert ccguard_issuer.hits["jwks"] == 1  # before any request
+    assert f"warm-up: issuer {ccguard_issuer.issuer!r} ready (1 key ids)" in caplog.text
+    app.add_url_rule("/v", "v", require_token(lambda: "ok"))
+    assert app.test_client().get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"}).text == "ok"
+    assert ccguard_issuer.hits["jwks"] == 1
+
+
+def test_i14_09_warm_up_true_logs_an_unreachable_issuer_and_starts(
+    ccguard_issuer: TestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = closed_port_issuer()
+    issuers = [ccguard_issuer.issuer, down]
+    app = app_with(CCGUARD_ISSUER=issuers, CCGUARD_AUDIENCE=ccguard_issuer.audience, CCGUARD_WARM_UP=True)
+    guard = CCGuard(app)
+    assert f"warm-up: issuer {down!r} is not ready: no metadata for issuer {down!r}" in caplog.text
+    outcome = guard.warm_up(app)
+    assert outcome[ccguard_issuer.issuer] is None
+    assert str(outcome[down]).startswith(f"no metadata for issuer {down!r}")
+
+
+def test_i14_09_warm_up_require_fails_start_up_naming_the_issuer_and_cause() -> None:
+    down = closed_port_issuer()
+    app = app_with(CCGUARD_ISSUER=down, CCGUARD_AUDIENCE=AUDIENCE, CCGUARD_WARM_UP="require")
+    with pytest.raises(ConfigurationError) as info:
+        CCGuard(app)
+    message = str(info.value)
+    assert message.startswith(
+        f"CCGUARD_WARM_UP is 'require' but the keys of issuer {down!r} could not be fetched at start-up: "
+        f"no metadata for issuer {down!r}: "
+    )
+    assert message.endswith(
+        "Check CCGUARD_ISSUER (and CCGUARD_JWKS_URI / CCGUARD_DISCOVERY_URL) and that the issuer is reachable, "
+        "or set CCGUARD_WARM_UP = True to start anyway."
+    )
+    assert "ccguard" not in app.extensions
+
+
+def test_i14_09_warm_up_is_off_by_default_and_checked(ccguard_issuer: TestIssuer) -> None:
+    CCGuard(app_with(CCGUARD_ISSUER=ccguard_issuer.issuer, CCGUARD_AUDIENCE=ccguard_issuer.audience))
+    assert ccguard_issuer.hits["jwks"] == 0
+    with pytest.raises(ConfigurationError) as info:
+        CCGuard(app_with(CCGUARD_ISSUER=ISSUER, CCGUARD_AUDIENCE=AUDIENCE, CCGUARD_WARM_UP="yes"))
+    assert str(info.value) == "CCGUARD_WARM_UP must be False, True or 'require' (got 'yes')."

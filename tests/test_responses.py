@@ -107,8 +107,29 @@ FORM = "application/x-www-form-urlencoded"
 @pytest.mark.parametrize(
     ("config", "method", "where", "expected"),
     [
-        ({}, "GET", "query", (401, None, None)),
-        ({}, "POST", "form", (401, None, None)),
+        # Still a bare 401; the description says what was found (i14-07).
+        (
+            {},
+            "GET",
+            "query",
+            (
+                401,
+                None,
+                "A token was sent in the query string, which this API does not accept; "
+                "send it in the Authorization header as 'Bearer <token>'.",
+            ),
+        ),
+        (
+            {},
+            "POST",
+            "form",
+            (
+                401,
+                None,
+                "A token was sent in the form body, which this API does not accept; "
+                "send it in the Authorization header as 'Bearer <token>'.",
+            ),
+        ),
         ({"CCGUARD_ALLOW_QUERY_TOKEN": True}, "GET", "query", (200, None, None)),
         ({"CCGUARD_ALLOW_FORM_TOKEN": True}, "POST", "form", (200, None, None)),
         ({"CCGUARD_ALLOW_FORM_TOKEN": True}, "POST", "json", (401, None, None)),

@@ -40,6 +40,21 @@ def metadata_urls(issuer: str) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
+def issuer_near_miss(found: object, configured: str) -> str | None:
+    """How ``found`` differs from ``configured`` when it is only by a trailing
+    slash or letter case (a common misconfiguration), else None.
+
+    Still a mismatch: issuers compare exactly (OIDC Discovery §4.3, RFC 9068 §4).
+    """
+    if not isinstance(found, str) or found == configured:
+        return None
+    if found.rstrip("/") == configured.rstrip("/"):
+        return "a trailing slash"
+    if found.rstrip("/").lower() == configured.rstrip("/").lower():
+        return "letter case" if len(found) == len(configured) else "a trailing slash and letter case"
+    return None
+
+
 def discover(
     http: HTTPClient, issuer: str, discovery_url: str | None = None, *, need: str = "jwks_uri"
 ) -> dict[str, Any]:
@@ -64,11 +79,13 @@ def discover(
             continue
         if doc.get("issuer") != issuer:
             # OIDC Discovery §4.3: the issuer value MUST be identical.
+            near = issuer_near_miss(doc.get("issuer"), issuer)
             log.warning(
-                "flask_ccguard: metadata at %r names issuer %r, not the configured %r; ignored",
+                "flask_ccguard: metadata at %r names issuer %r, not the configured %r; ignored%s",
                 url,
                 str(doc.get("issuer"))[:200],
                 issuer,
+                f" (they differ only by {near}: configure the issuer exactly as the document names it)" if near else "",
             )
             failures.append(f"{url!r} names another issuer")
             continue

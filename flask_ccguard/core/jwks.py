@@ -106,6 +106,7 @@ class KeySet:
         self.fetch_failures = 0  # fetches that brought no usable key set
         self.cache_hits = 0  # fetches the HTTP cache answered without the issuer
         self.stale_served = 0  # lookups served by keys due for refresh
+        self.last_failure: str | None = None  # why the last fetch failed (None after a success), for warm-up
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -253,6 +254,7 @@ class KeySet:
             why = str(exc) if isinstance(exc, (FetchError, DiscoveryError)) else f"unexpected {type(exc).__name__}"
             log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, why)
             with self._lock:
+                self.last_failure = str(exc)
                 self._fetching = False
                 self._last_failed = True
                 self.fetches += 1
@@ -273,6 +275,7 @@ class KeySet:
                 self._last_attempt = None
             self._fetching = False
             self._last_failed = False
+            self.last_failure = None
             self.fetches += 1
             self._done.notify_all()
         return True

@@ -22,6 +22,7 @@ from typing import Any, Callable, Union
 from .cache import TokenCache
 from .cache_backends import CacheSpec, DefaultFreshness, make_cache
 from .claims import VerifiedToken, check_claims, validity_window
+from .discovery import issuer_near_miss
 from .errors import CCGuardError, ConfigurationError, IntrospectionUnavailable, InvalidToken
 from .http import HTTPClient
 from .introspection import Introspector, check_introspected, looks_like_jws
@@ -302,6 +303,15 @@ class TokenValidator:
         iss = claims.get("iss")
         entry = self.select_issuer(claims)
         if entry is None:
+            for configured in self._issuers:  # only on this refusal path
+                near = issuer_near_miss(iss, configured)
+                if near:
+                    log.info(
+                        "flask_ccguard: token iss differs from the configured issuer %r only by %s",
+                        configured,
+                        near,
+                    )
+                    break
             raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
         if entry.introspector is not None and entry.introspector.all_tokens:
             return self._introspect_with(entry, token)
