@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from .basic_auth import basic_authorization
 from .claims import ClaimRules, check_claims
+from .discovery import DiscoveryError
 from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
 from .http import FetchError, HTTPClient, check_url
 
@@ -56,7 +57,9 @@ class Introspector:
     :param options: the per-issuer ``introspection`` dict (see
         :data:`INTROSPECTION_OPTIONS`), already checked by :meth:`from_options`.
     :param resolve_endpoint: returns the endpoint when none is configured
-        (from the issuer's metadata); may raise :class:`FetchError`.
+        (from the issuer's metadata, e.g. an
+        :class:`~flask_ccguard.core.discovery.EndpointFinder`); may raise
+        :class:`DiscoveryError`, which it logs itself.
     :param clock: seconds since the epoch (the validator's clock).
     """
 
@@ -169,13 +172,19 @@ class Introspector:
             self._cache.clear()
 
     def _endpoint_url(self) -> str:
-        if self._endpoint is None:
-            if self._resolve is None:  # pragma: no cover - the validator always passes one
-                raise FetchError("no introspection endpoint configured")
-            self._endpoint = self._resolve()
-        return self._endpoint
+        if self._endpoint is not None:
+            return self._endpoint
+        if self._resolve is None:  # pragma: no cover - the validator always passes one
+            raise IntrospectionUnavailable()
+        try:
+            return self._resolve()
+        except DiscoveryError:
+            # Logged by the resolver, once per attempt; it keeps a failure for
+            # its cooldown, so a flood of tokens does not rediscover each time.
+            raise IntrospectionUnavailable() from None
 
     def _ask(self, token: str) -> dict[str, Any]:
+        url = self._endpoint_url()
         data = {"token": token, "token_type_hint": "access_token"}
         headers: dict[str, str] = {}
         if self._basic:
@@ -185,7 +194,6 @@ class Introspector:
             data["client_secret"] = self._client_secret
         self.calls += 1
         try:
-            url = self._endpoint_url()
             resp = self._http.post_form(url, data, headers=headers)
         except FetchError as exc:
             log.warning("flask_ccguard: introspection failed: %s", exc)

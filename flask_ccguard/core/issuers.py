@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from .claims import ClaimRules
-from .discovery import DiscoveryError, discover
+from .discovery import EndpointFinder
 from .errors import ConfigurationError
-from .http import FetchError, HTTPClient, check_url
+from .http import HTTPClient, check_url
 from .introspection import Introspector
 from .jwks import KeySet
 from .keys import ASYMMETRIC_ALGORITHMS
@@ -172,13 +172,14 @@ def build_issuer(
         roles_claim=roles_claim,
         scopes_claim=scopes_claim,
     )
+    cooldown = non_negative(opts["jwks_refresh_cooldown"], name("jwks_refresh_cooldown"))
     keys = KeySet(
         http,
         iss,
         algs,
         jwks_uri=jwks,
         discovery_url=disco,
-        cooldown=non_negative(opts["jwks_refresh_cooldown"], name("jwks_refresh_cooldown")),
+        cooldown=cooldown,
         max_age=non_negative(opts["jwks_max_age"], name("jwks_max_age")),
         stale_limit=non_negative(opts["jwks_stale_limit"], name("jwks_stale_limit")),
         # Late-bound: ``keys`` is assigned before any fetch can call this.
@@ -192,7 +193,9 @@ def build_issuer(
                 "names no tenant. Configure each tenant's issuer with its own introspection."
             )
         options = Introspector.check_options(spec["introspection"], name("introspection"))
-        introspector = Introspector(http, options, resolve_endpoint=_endpoint_resolver(http, iss, disco), clock=clock)
+        # Discovered when first needed; a failure waits out the key-fetch cooldown.
+        finder = EndpointFinder(http, iss, disco, "introspection_endpoint", cooldown=cooldown, clock=clock)
+        introspector = Introspector(http, options, resolve_endpoint=finder, clock=clock)
     return IssuerEntry(
         rules,
         algs,
@@ -201,25 +204,6 @@ def build_issuer(
         template=template,
         introspector=introspector,
     )
-
-
-def _endpoint_resolver(http: HTTPClient, issuer: str, discovery_url: str | None) -> Callable[[], str]:
-    """Finds the introspection endpoint in the issuer's metadata when first needed."""
-
-    def resolve() -> str:
-        try:
-            doc = discover(http, issuer, discovery_url)
-        except DiscoveryError as exc:
-            raise FetchError(str(exc)) from None
-        url = doc.get("introspection_endpoint")
-        if not isinstance(url, str):
-            raise FetchError(f"the metadata of {issuer!r} names no introspection_endpoint")
-        try:
-            return check_url(url, "introspection_endpoint")
-        except ConfigurationError:
-            raise FetchError(f"the introspection_endpoint of {issuer!r} is not https") from None
-
-    return resolve
 
 
 # -- option checks ---------------------------------------------------------------------
