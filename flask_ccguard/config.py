@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "CCGUARD_TOKEN_TYPES": None,
     #: Refuse tokens issued more than this many seconds ago; None: no limit.
     "CCGUARD_MAX_TOKEN_AGE": None,
+    #: Origins besides the issuer's that discovered endpoints may be on: False,
+    #: True (any https origin) or a list such as ``["https://www.googleapis.com"]``.
+    "CCGUARD_ALLOW_CROSS_ORIGIN_METADATA": False,
     #: Verified tokens remembered so a repeated token skips the signature check; 0 turns it off.
     "CCGUARD_TOKEN_CACHE_SIZE": 1024,
     #: Where discovery documents and key sets are cached: None (this process),

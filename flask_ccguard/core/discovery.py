@@ -4,6 +4,12 @@ The document's ``issuer`` must equal the configured issuer exactly (OIDC
 Discovery §4.3, RFC 8414 §3.3); a document that names another issuer is
 refused whole, so nothing in it (least of all its ``jwks_uri``) is used.
 
+Metadata cannot aim our fetches anywhere (RFC 8414 §6.2 leaves it to us):
+an endpoint it names must be ``https`` when the document was read over https,
+and on the issuer's origin (or the configured ``discovery_url``'s) unless the
+``allow_cross_origin_metadata`` option allows its origin. Endpoints configured
+explicitly are the user's choice and are not checked here.
+
 One discovery shares one deadline (the client's timeout): the well-known URLs
 are tried one after another, each with only the time left, so a hanging
 issuer holds a request for about one timeout, not one per URL.
@@ -16,12 +22,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Union
 from urllib.parse import urlsplit, urlunsplit
 
-from .http import FetchError, HTTPClient, JSONResponse, _url_allowed
+from .errors import ConfigurationError
+from .http import FetchError, HTTPClient, JSONResponse, _origin, _url_allowed
 
-__all__ = ["DiscoveryError", "EndpointFinder", "discover", "metadata_urls"]
+__all__ = [
+    "CrossOrigin",
+    "DiscoveryError",
+    "EndpointFinder",
+    "check_cross_origin",
+    "discover",
+    "metadata_urls",
+]
 
 log = logging.getLogger("flask_ccguard")
 
@@ -29,8 +43,75 @@ OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 
 
+#: Which other origins metadata may send us to: none (False), any https one
+#: (True), or these ``(scheme, host, port)`` origins.
+CrossOrigin = Union[bool, frozenset[tuple[str, str, Union[int, None]]]]
+
+CROSS_ORIGIN_OPTION = "CCGUARD_ALLOW_CROSS_ORIGIN_METADATA"
+#: What to configure instead of discovering each member, for messages.
+_CONFIGURE = {
+    "jwks_uri": "configure jwks_uri (CCGUARD_JWKS_URI)",
+    "introspection_endpoint": "configure the issuer's introspection['endpoint']",
+    "token_endpoint": "configure the token URL",
+}
+
+
 class DiscoveryError(Exception):
     """No usable metadata document; ``str()`` is safe to log."""
+
+
+def check_cross_origin(value: Any, name: str) -> CrossOrigin:
+    """The ``allow_cross_origin_metadata`` option: False, True, or a list of origins.
+
+    :raises ConfigurationError: naming ``name`` and the accepted forms.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        value = [value]
+    problem = (
+        f"{name} must be False, True (any https origin) or a list of origins such as ['https://www.googleapis.com']"
+    )
+    if not isinstance(value, (list, tuple, set, frozenset)) or not value:
+        raise ConfigurationError(problem + f" (got {value!r}).")
+    origins = set()
+    for item in value:
+        try:
+            parts = urlsplit(item) if isinstance(item, str) else None
+        except ValueError:
+            parts = None
+        if parts is None or not _url_allowed(item) or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigurationError(problem + f"; {item!r} is not an https origin (scheme://host[:port]).")
+        origins.add(_origin(item))
+    return frozenset(origins)
+
+
+def _configure(need: str) -> str:
+    fix = _CONFIGURE.get(need, "configure it")
+    return fix[0].upper() + fix[1:]
+
+
+def _refusal(
+    url: str, endpoint: str, need: str, issuer: str, discovery_url: str | None, cross_origin: CrossOrigin
+) -> str | None:
+    """Why the ``need`` endpoint a document at ``url`` names is not used, or None."""
+    if not _url_allowed(endpoint):
+        return f"{url!r} has no usable https {need}"
+    if urlsplit(url).scheme == "https" and urlsplit(endpoint).scheme != "https":
+        # Never downgraded: metadata read over https sending us to http (even
+        # on loopback) would be a blind request into our own host. Only a
+        # plain-http loopback document, configured by the user, names http.
+        return f"{url!r} names a plain-http {need}; metadata read over https must name https; not used"
+    target = _origin(endpoint)
+    trusted = {_origin(u) for u in (issuer, discovery_url) if u is not None and _url_allowed(u)}
+    if target in trusted or cross_origin is True or (cross_origin and target in cross_origin):
+        return None
+    origin = f"{target[0]}://{target[1]}" + (f":{target[2]}" if target[2] not in (None, 80, 443) else "")
+    return (
+        f"{url!r} names a {need} on another origin ({origin}) than the issuer's; not used. "
+        f"{_configure(need)} explicitly, or allow that origin with "
+        f"{CROSS_ORIGIN_OPTION} (or 'allow_cross_origin_metadata' in the issuer's dict)"
+    )
 
 
 def metadata_urls(issuer: str) -> list[str]:
@@ -55,6 +136,7 @@ def discover(
     *,
     need: str = "jwks_uri",
     deadline: float | None = None,
+    cross_origin: CrossOrigin = False,
 ) -> dict[str, Any]:
     """Fetch and check the issuer's metadata.
 
@@ -64,6 +146,9 @@ def discover(
         https URL (http for loopback only).
     :param deadline: a ``time.monotonic()`` instant by which discovery ends,
         whatever the number of URLs tried; default: one ``http.timeout`` from now.
+    :param cross_origin: the origins, besides the issuer's and the
+        ``discovery_url``'s, that the ``need`` endpoint may be on
+        (see :func:`check_cross_origin`).
     :raises DiscoveryError: when no candidate yields a document for ``issuer``
         with a usable ``need``.
     """
@@ -90,8 +175,12 @@ def discover(
             failures.append(f"{url!r} names another issuer")
             continue
         endpoint = doc.get(need)
-        if not isinstance(endpoint, str) or not _url_allowed(endpoint):
+        if not isinstance(endpoint, str):
             failures.append(f"{url!r} has no usable https {need}")
+            continue
+        refusal = _refusal(url, endpoint, need, issuer, discovery_url, cross_origin)
+        if refusal is not None:
+            failures.append(refusal)
             continue
         return doc
     raise DiscoveryError(f"no metadata for issuer {issuer!r}: " + "; ".join(failures))
@@ -142,6 +231,7 @@ class EndpointFinder:
 
     :param need: the metadata member wanted, e.g. ``introspection_endpoint``.
     :param cooldown: seconds between discovery attempts after a failure.
+    :param cross_origin: see :func:`discover`.
     :param clock: ``time.monotonic`` or a test clock.
     """
 
@@ -153,9 +243,11 @@ class EndpointFinder:
         need: str,
         *,
         cooldown: float,
+        cross_origin: CrossOrigin = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
+        self._cross_origin = cross_origin
         self._issuer = issuer
         self._discovery_url = discovery_url
         self._need = need
@@ -184,7 +276,9 @@ class EndpointFinder:
                 raise self._error
             self.attempts += 1
             try:
-                doc = discover(self._http, self._issuer, self._discovery_url, need=self._need)
+                doc = discover(
+                    self._http, self._issuer, self._discovery_url, need=self._need, cross_origin=self._cross_origin
+                )
             except DiscoveryError as exc:
                 self._failed_at, self._error = self._clock(), exc
                 log.warning("flask_ccguard: cannot discover the %s of %r: %s", self._need, self._issuer, exc)

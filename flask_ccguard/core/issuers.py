@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from .claims import ClaimRules
-from .discovery import EndpointFinder
+from .discovery import EndpointFinder, check_cross_origin
 from .errors import ConfigurationError
 from .http import HTTPClient, check_url
 from .introspection import Introspector
@@ -49,6 +49,7 @@ PER_ISSUER_OPTIONS = frozenset(
         "max_token_age",
         "tenants",
         "introspection",
+        "allow_cross_origin_metadata",
     }
 )
 
@@ -173,6 +174,7 @@ def build_issuer(
         scopes_claim=scopes_claim,
     )
     cooldown = non_negative(opts["jwks_refresh_cooldown"], name("jwks_refresh_cooldown"))
+    cross_origin = check_cross_origin(opts["allow_cross_origin_metadata"], name("allow_cross_origin_metadata"))
     keys = KeySet(
         http,
         iss,
@@ -180,6 +182,7 @@ def build_issuer(
         jwks_uri=jwks,
         discovery_url=disco,
         cooldown=cooldown,
+        cross_origin=cross_origin,
         max_age=non_negative(opts["jwks_max_age"], name("jwks_max_age")),
         stale_limit=non_negative(opts["jwks_stale_limit"], name("jwks_stale_limit")),
         # Late-bound: ``keys`` is assigned before any fetch can call this.
@@ -194,7 +197,9 @@ def build_issuer(
             )
         options = Introspector.check_options(spec["introspection"], name("introspection"))
         # Discovered when first needed; a failure waits out the key-fetch cooldown.
-        finder = EndpointFinder(http, iss, disco, "introspection_endpoint", cooldown=cooldown, clock=clock)
+        finder = EndpointFinder(
+            http, iss, disco, "introspection_endpoint", cooldown=cooldown, cross_origin=cross_origin, clock=clock
+        )
         introspector = Introspector(http, options, resolve_endpoint=finder, clock=clock)
     return IssuerEntry(
         rules,

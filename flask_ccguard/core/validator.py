@@ -72,6 +72,10 @@ class TokenValidator:
     :param max_token_bytes: longest token accepted.
     :param token_types: accepted ``typ`` values (default: absent, ``JWT``, ``at+jwt``).
     :param max_token_age: refuse tokens issued longer ago than this (seconds).
+    :param allow_cross_origin_metadata: the origins besides the issuer's that
+        discovered endpoints (``jwks_uri``, ``introspection_endpoint``) may be
+        on: False (none), True (any https origin) or a list such as
+        ``["https://www.googleapis.com"]``.
     :param token_cache_size: how many verified tokens to remember, so that a
         token seen again skips the signature check (its time claims are
         checked again on every use); 0 turns the cache off.
@@ -102,6 +106,7 @@ class TokenValidator:
         max_token_bytes: int = 16384,
         token_types: Iterable[str] | None = None,
         max_token_age: float | None = None,
+        allow_cross_origin_metadata: bool | Sequence[str] = False,
         token_cache_size: int = 1024,
         cache: CacheSpec = None,
         clock: Callable[[], float] | None = None,
@@ -141,6 +146,7 @@ class TokenValidator:
             "jwks_stale_limit": jwks_stale_limit,
             "token_types": token_types,
             "max_token_age": max_token_age,
+            "allow_cross_origin_metadata": allow_cross_origin_metadata,
         }
         specs = issuer_specs(issuer, option_name("issuer"))
         self._issuers: dict[str, IssuerEntry] = {}

@@ -5,20 +5,31 @@ Every issuer here is a real HTTP server on 127.0.0.1; nothing patches ``requests
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
+import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from flask_ccguard import KeysUnavailable, TokenValidator
+from flask_ccguard import ConfigurationError, KeysUnavailable, TokenValidator
 from flask_ccguard.core.errors import IntrospectionUnavailable
 from flask_ccguard.testing import TestIssuer
 
-from .support import http_response, raw_server
+from .support import http_response, raw_server, recording_listener
 
 TIMEOUT = 1.0
 
@@ -137,3 +148,168 @@ def test_r2_07_concurrent_tokens_share_one_discovery(ibm: Any) -> None:
         t.join()
     assert len(errors) == 8
     assert _metadata_hits(ibm) == 3  # single flight: one discovery, its three URLs
+
+
+# -- r2-11: metadata cannot aim our fetches anywhere -----------------------------------
+
+
+@contextmanager
+def https_metadata(tmp_path: Path, jwks_uri: str) -> Iterator[tuple[str, str]]:
+    """A real TLS issuer on 127.0.0.1 whose OpenID metadata names ``jwks_uri``.
+
+    Yields the issuer URL and the file of the self-signed certificate to trust.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    box: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/.well-known/openid-configuration"
+            body = json.dumps({"issuer": box["issuer"], "jwks_uri": jwks_uri}).encode() if found else b"{}"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    box["issuer"] = f"https://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield box["issuer"], str(cert_file)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# (where the metadata points jwks_uri, the option, accepted?)
+ORIGIN_CASES = [
+    pytest.param("same", None, True, id="r2_11_same_origin_accepted"),
+    pytest.param("other", None, False, id="r2_11_other_origin_refused_by_default"),
+    pytest.param("other", True, True, id="r2_11_other_origin_allowed_by_true"),
+    pytest.param("other", "listener", True, id="r2_11_other_origin_allowed_by_list"),
+    pytest.param("other", ["https://keys.example"], False, id="r2_11_other_origin_not_in_list_refused"),
+]
+
+
+@pytest.mark.parametrize(("where", "allow", "accepted"), ORIGIN_CASES)
+def test_r2_11_discovered_jwks_uri_origin(
+    ccguard_issuer: TestIssuer, caplog: pytest.LogCaptureFixture, where: str, allow: Any, accepted: bool
+) -> None:
+    options: dict[str, Any] = {"audience": ccguard_issuer.audience, "http_timeout": TIMEOUT}
+    with recording_listener(json.dumps(ccguard_issuer.jwks()).encode()) as listener:
+        if where == "other":
+            ccguard_issuer.discovery_overrides = {"jwks_uri": listener.url + "/jwks"}
+        if allow is not None:
+            options["allow_cross_origin_metadata"] = [listener.url] if allow == "listener" else allow
+        validator = TokenValidator(ccguard_issuer.issuer, **options)
+        token = ccguard_issuer.mint()
+        if accepted:
+            assert validator.validate(token).issuer == ccguard_issuer.issuer
+            return
+        with caplog.at_level(logging.WARNING, logger="flask_ccguard"), pytest.raises(KeysUnavailable):
+            validator.validate(token)
+        assert listener.connections == 0
+        assert ccguard_issuer.hits["jwks"] == 0
+    assert "on another origin" in caplog.text
+    assert "CCGUARD_ALLOW_CROSS_ORIGIN_METADATA" in caplog.text  # the refusal names the fix
+    assert "Configure jwks_uri (CCGUARD_JWKS_URI) explicitly" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "allow",
+    [
+        pytest.param(False, id="r2_11_https_issuer_http_loopback_jwks_refused"),
+        pytest.param(True, id="r2_11_https_issuer_http_loopback_jwks_refused_even_if_allowed"),
+    ],
+)
+def test_r2_11_https_metadata_never_sends_us_to_http(
+    ccguard_issuer: TestIssuer, tmp_path: Path, caplog: pytest.LogCaptureFixture, allow: bool
+) -> None:
+    with recording_listener(json.dumps(ccguard_issuer.jwks()).encode()) as listener:
+        with https_metadata(tmp_path, listener.url + "/jwks") as (issuer, ca_file):
+            validator = TokenValidator(
+                issuer, ccguard_issuer.audience, http_timeout=TIMEOUT, allow_cross_origin_metadata=allow
+            )
+            validator.http.session.verify = ca_file  # trust the test certificate, and only it
+            with caplog.at_level(logging.WARNING, logger="flask_ccguard"), pytest.raises(KeysUnavailable):
+                validator.validate(ccguard_issuer.mint(iss=issuer))
+        assert listener.connections == 0  # the blind request into our own host never left
+    assert "names a plain-http jwks_uri; metadata read over https must name https" in caplog.text
+
+
+def test_r2_11_configured_jwks_uri_on_another_origin_is_the_users_choice(ccguard_issuer: TestIssuer) -> None:
+    with recording_listener(json.dumps(ccguard_issuer.jwks()).encode()) as listener:
+        validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, jwks_uri=listener.url + "/jwks")
+        assert validator.validate(ccguard_issuer.mint()).issuer == ccguard_issuer.issuer
+
+
+@pytest.mark.parametrize(
+    ("allow", "accepted"),
+    [
+        pytest.param(None, False, id="r2_11_introspection_endpoint_other_origin_refused"),
+        pytest.param(True, True, id="r2_11_introspection_endpoint_other_origin_allowed"),
+    ],
+)
+def test_r2_11_discovered_introspection_endpoint_origin(ibm: Any, allow: Any, accepted: bool) -> None:
+    answer = json.dumps({"active": True, "client_id": "c", "exp": int(time.time()) + 60}).encode()
+    with recording_listener(answer) as listener:
+        ibm.discovery_overrides["introspection_endpoint"] = listener.url + "/introspect"
+        name, secret = next(iter(ibm.introspection_clients.items()))
+        spec: dict[str, Any] = {
+            "issuer": ibm.issuer,
+            "audience": ibm.audience,
+            "introspection": {"client_id": name, "client_secret": secret},
+        }
+        if allow is not None:
+            spec["allow_cross_origin_metadata"] = allow
+        validator = TokenValidator([spec], http_timeout=TIMEOUT)
+        if accepted:
+            assert validator.validate("OpaqueTokenForTheListener0123456789").client_id == "c"
+            assert listener.requests == ["/introspect"]
+        else:
+            with pytest.raises(IntrospectionUnavailable):
+                validator.validate("OpaqueTokenForTheListener0123456789")
+            assert listener.connections == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("yes", id="r2_11_option_not_an_origin"),
+        pytest.param(["https://keys.example/jwks"], id="r2_11_option_with_a_path"),
+        pytest.param(["http://keys.example"], id="r2_11_option_plain_http_remote"),
+        pytest.param([], id="r2_11_option_empty_list"),
+    ],
+)
+def test_r2_11_bad_cross_origin_option_fails_at_start_up(value: Any) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        TokenValidator("https://idp.example", "api", allow_cross_origin_metadata=value)
+    assert "allow_cross_origin_metadata must be False, True" in str(caught.value)
