@@ -57,7 +57,17 @@ _CONFIGURE = {
 
 
 class DiscoveryError(Exception):
-    """No usable metadata document; ``str()`` is safe to log."""
+    """No usable metadata document; ``str()`` is safe to log.
+
+    :attr:`dead_end` is True when every candidate gave a definite answer (a
+    document without a usable member, another issuer, a 4xx) and none was a
+    network failure, timeout or 5xx: the member cannot be had by discovery,
+    which is a configuration matter, not an outage.
+    """
+
+    def __init__(self, message: str, *, dead_end: bool = False) -> None:
+        super().__init__(message)
+        self.dead_end = dead_end
 
 
 def check_cross_origin(value: Any, name: str) -> CrossOrigin:
@@ -155,11 +165,13 @@ def discover(
     if deadline is None:
         deadline = time.monotonic() + http.timeout
     failures = []
+    transient = False  # a failure that may pass: then this is an outage, not a dead end
     for url in [discovery_url] if discovery_url else metadata_urls(issuer):
         try:
             doc = _get_json_by(http, url, deadline).data
         except FetchError as exc:
             failures.append(str(exc))
+            transient = transient or exc.status is None or not 400 <= exc.status < 500 or exc.status == 429
             continue
         if not isinstance(doc, dict):
             failures.append(f"{url!r} is not a JSON object")
@@ -176,14 +188,19 @@ def discover(
             continue
         endpoint = doc.get(need)
         if not isinstance(endpoint, str):
-            failures.append(f"{url!r} has no usable https {need}")
+            # The caller's member, not any: an OpenID document without an
+            # introspection_endpoint (or an RFC 8414 one without jwks_uri, as
+            # opaque-token servers publish) sends us on to the next candidate.
+            failures.append(f"{url!r} names no {need}")
             continue
         refusal = _refusal(url, endpoint, need, issuer, discovery_url, cross_origin)
         if refusal is not None:
             failures.append(refusal)
             continue
         return doc
-    raise DiscoveryError(f"no metadata for issuer {issuer!r}: " + "; ".join(failures))
+    if not transient:
+        failures.append(_CONFIGURE.get(need, "configure it") + " to use this issuer")
+    raise DiscoveryError(f"no metadata for issuer {issuer!r}: " + "; ".join(failures), dead_end=not transient)
 
 
 def _get_json_by(http: HTTPClient, url: str, deadline: float) -> JSONResponse:
@@ -257,6 +274,7 @@ class EndpointFinder:
         self._url: str | None = None
         self._failed_at: float | None = None
         self._error: DiscoveryError | None = None
+        self._dead_end_logged = False
         #: discoveries started (successful or not), for stats and tests
         self.attempts = 0
 
@@ -281,7 +299,20 @@ class EndpointFinder:
                 )
             except DiscoveryError as exc:
                 self._failed_at, self._error = self._clock(), exc
-                log.warning("flask_ccguard: cannot discover the %s of %r: %s", self._need, self._issuer, exc)
+                if not exc.dead_end:
+                    log.warning("flask_ccguard: cannot discover the %s of %r: %s", self._need, self._issuer, exc)
+                elif not self._dead_end_logged:
+                    # Configuration, not an outage: said once, with the fix.
+                    self._dead_end_logged = True
+                    log.error(
+                        "flask_ccguard: the %s of %r cannot be discovered, a configuration matter "
+                        "rather than an outage: %s",
+                        self._need,
+                        self._issuer,
+                        exc,
+                    )
+                else:
+                    log.debug("flask_ccguard: the %s of %r still cannot be discovered", self._need, self._issuer)
                 raise
             self._url = str(doc[self._need])
             self._error = None

@@ -178,10 +178,12 @@ class Introspector:
             raise IntrospectionUnavailable()
         try:
             return self._resolve()
-        except DiscoveryError:
-            # Logged by the resolver, once per attempt; it keeps a failure for
-            # its cooldown, so a flood of tokens does not rediscover each time.
-            raise IntrospectionUnavailable() from None
+        except DiscoveryError as exc:
+            # Logged by the resolver, once per attempt (a dead end once); it
+            # keeps a failure for its cooldown, so a flood of tokens does not
+            # rediscover each time.
+            reason = "introspection_misconfigured" if exc.dead_end else None
+            raise IntrospectionUnavailable(reason=reason) from None
 
     def _ask(self, token: str) -> dict[str, Any]:
         url = self._endpoint_url()
