@@ -336,26 +336,35 @@ class TokenValidator:
     # -- introspection (RFC 7662) ----------------------------------------------------
 
     def _introspect_opaque(self, token: str) -> VerifiedToken:
-        """Ask each issuer with introspection, in the configured order.
+        """Ask each issuer with introspection, in the configured order (RFC 7662 §2).
 
-        An opaque token names no issuer. The first issuer that calls it active
-        decides; one that cannot answer only matters if no other says active.
+        An opaque token names no issuer. The first issuer whose endpoint calls
+        it active *and* whose checks the answer passes decides. An active
+        answer that fails them (another ``aud``, an ``iss`` naming another
+        issuer, expired) does not end the search: that issuer does not vouch
+        for this token here, and the next may. So the order matters only when
+        two issuers would both accept the same token string. If none accepts:
+        503 if an endpoint could not answer (it might have), else the first
+        such refusal, else "not active".
         """
         if len(token) > self.max_token_bytes:
             raise InvalidToken("The access token is too large.", reason="too_large")
         if not _B64TOKEN.fullmatch(token):
             raise InvalidToken("The access token is malformed.", reason="malformed")
         unavailable: IntrospectionUnavailable | None = None
+        refused: InvalidToken | None = None
         for entry in self._introspecting:
             try:
                 return self._introspect_with(entry, token)
             except IntrospectionUnavailable as exc:
-                unavailable = exc
+                unavailable = unavailable or exc
             except InvalidToken as exc:
                 if exc.reason != "inactive":
-                    raise
+                    refused = refused or exc
         if unavailable is not None:
             raise unavailable
+        if refused is not None:
+            raise refused
         raise InvalidToken("The access token is not active.", reason="inactive")
 
     def _introspect_with(self, entry: IssuerEntry, token: str) -> VerifiedToken:

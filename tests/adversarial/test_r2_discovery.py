@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from flask_ccguard import ConfigurationError, KeysUnavailable, TokenValidator
+from flask_ccguard import CCGuardError, ConfigurationError, InvalidToken, KeysUnavailable, TokenValidator
 from flask_ccguard.core.errors import IntrospectionUnavailable
 from flask_ccguard.testing import TestIssuer
 
@@ -313,3 +313,84 @@ def test_r2_11_bad_cross_origin_option_fails_at_start_up(value: Any) -> None:
     with pytest.raises(ConfigurationError) as caught:
         TokenValidator("https://idp.example", "api", allow_cross_origin_metadata=value)
     assert "allow_cross_origin_metadata must be False, True" in str(caught.value)
+
+
+# -- r2-12: introspection: who decides, and what a flood costs --------------------------
+
+
+@pytest.fixture
+def duende() -> Iterator[Any]:
+    with TestIssuer(profile="duende") as issuer:
+        yield issuer
+
+
+def _spec(issuer: Any, **introspection: Any) -> dict[str, Any]:
+    name, secret = next(iter(issuer.introspection_clients.items()))
+    options = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **introspection}
+    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": options}
+
+
+@pytest.mark.parametrize(
+    ("first_answer", "reason"),
+    [
+        pytest.param({"aud": "https://another-api.example"}, "audience", id="r2_12_first_says_active_for_another_aud"),
+        pytest.param({"iss": "SECOND"}, "issuer", id="r2_12_first_says_active_with_the_second_issuers_iss"),
+    ],
+)
+def test_r2_12_a_refusing_active_answer_does_not_end_the_search(
+    duende: Any, first_answer: dict[str, Any], reason: str
+) -> None:
+    answer = {"active": True, "client_id": "someone", "exp": int(time.time()) + 60, **first_answer}
+    if answer.get("iss") == "SECOND":
+        answer["iss"] = duende.issuer
+    with recording_listener(json.dumps(answer).encode()) as first:
+        spec = {
+            "issuer": "https://first.example",
+            "audience": duende.audience,
+            "introspection": {"endpoint": first.url + "/introspect", "client_id": "rs", "client_secret": "s"},
+        }
+        validator = TokenValidator([spec, _spec(duende)])
+        verified = validator.validate(duende.mint(opaque=True))
+        # Before: the first issuer's refusal ended the search with a 401.
+        assert (verified.issuer, verified.client_id) == (duende.issuer, duende.client_id)
+        assert (len(first.requests), duende.hits["introspect"]) == (1, 1)
+        # Unknown to the second issuer: the first's refusal is what the caller hears.
+        with pytest.raises(InvalidToken) as caught:
+            validator.validate("UnknownToTheSecondIssuer0123456789")
+        assert caught.value.reason == reason
+
+
+def test_r2_12_inactive_flood_does_not_evict_active_answers(ibm: Any) -> None:
+    validator = TokenValidator([_spec(ibm, max_entries=3)], clock=Clock())
+    good = ibm.mint()
+    validator.validate(good)
+    for n in range(10):
+        with pytest.raises(InvalidToken):
+            validator.validate(f"RandomFloodToken{n:04d}abcdefghijklmnop")
+    assert ibm.hits["introspect"] == 11
+    validator.validate(good)  # still cached: before, the inactive answers had pushed it out
+    assert ibm.hits["introspect"] == 11
+
+
+def test_r2_12_new_token_flood_is_bounded_per_issuer(ibm: Any, duende: Any, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()  # frozen: the bucket of 50 calls does not refill during the flood
+    validator = TokenValidator([_spec(ibm), _spec(duende)], clock=clock)
+    good = ibm.mint()
+    validator.validate(good)
+    outcomes: dict[str, int] = {}
+    for n in range(200):
+        with pytest.raises(CCGuardError) as caught:  # 401 or 503
+            validator.validate(f"RandomFloodToken{n:04d}abcdefghijklmnop")
+        outcomes[caught.value.reason] = outcomes.get(caught.value.reason, 0) + 1
+        if caught.value.reason == "introspection_rate_limited":
+            assert caught.value.status == 503
+            assert isinstance(caught.value, IntrospectionUnavailable)
+            assert caught.value.retry_after == 1
+    # 50 calls per issuer per second (the default), not one per token per issuer (before: 201 and 200).
+    assert (ibm.hits["introspect"], duende.hits["introspect"]) == (50, 50)
+    assert outcomes == {"inactive": 49, "introspection_rate_limited": 151}
+    assert "introspection calls exceed 50 per second" in caplog.text
+    assert validator.validate(good).client_id == ibm.client_id  # cached answers keep serving
+    clock.now += 1  # one second later: 50 more calls may go out
+    assert validator.validate(ibm.mint()).client_id == ibm.client_id
+    assert ibm.hits["introspect"] == 51
