@@ -43,9 +43,10 @@ OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 
 
+Origin = tuple[str, str, Union[int, None]]
 #: Which other origins metadata may send us to: none (False), any https one
 #: (True), or these ``(scheme, host, port)`` origins.
-CrossOrigin = Union[bool, frozenset[tuple[str, str, Union[int, None]]]]
+CrossOrigin = Union[bool, frozenset[Origin]]
 
 CROSS_ORIGIN_OPTION = "CCGUARD_ALLOW_CROSS_ORIGIN_METADATA"
 #: What to configure instead of discovering each member, for messages.
@@ -90,10 +91,21 @@ def check_cross_origin(value: Any, name: str) -> CrossOrigin:
             parts = urlsplit(item) if isinstance(item, str) else None
         except ValueError:
             parts = None
-        if parts is None or not _url_allowed(item) or parts.path not in ("", "/") or parts.query or parts.fragment:
+        origin = _origin_of(item) if isinstance(item, str) else None
+        if origin is None or parts is None or parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ConfigurationError(problem + f"; {item!r} is not an https origin (scheme://host[:port]).")
-        origins.add(_origin(item))
+        origins.add(origin)
     return frozenset(origins)
+
+
+def _origin_of(url: str) -> Origin | None:
+    """The (scheme, host, port) of a URL we may fetch, or None (a bad port raises in urllib)."""
+    if not _url_allowed(url):
+        return None
+    try:
+        return _origin(url)
+    except ValueError:
+        return None
 
 
 def _configure(need: str) -> str:
@@ -105,15 +117,15 @@ def _refusal(
     url: str, endpoint: str, need: str, issuer: str, discovery_url: str | None, cross_origin: CrossOrigin
 ) -> str | None:
     """Why the ``need`` endpoint a document at ``url`` names is not used, or None."""
-    if not _url_allowed(endpoint):
+    target = _origin_of(endpoint)
+    if target is None:
         return f"{url!r} has no usable https {need}"
     if urlsplit(url).scheme == "https" and urlsplit(endpoint).scheme != "https":
         # Never downgraded: metadata read over https sending us to http (even
         # on loopback) would be a blind request into our own host. Only a
         # plain-http loopback document, configured by the user, names http.
         return f"{url!r} names a plain-http {need}; metadata read over https must name https; not used"
-    target = _origin(endpoint)
-    trusted = {_origin(u) for u in (issuer, discovery_url) if u is not None and _url_allowed(u)}
+    trusted = {_origin_of(u) for u in (issuer, discovery_url) if u is not None} - {None}
     if target in trusted or cross_origin is True or (cross_origin and target in cross_origin):
         return None
     origin = f"{target[0]}://{target[1]}" + (f":{target[2]}" if target[2] not in (None, 80, 443) else "")

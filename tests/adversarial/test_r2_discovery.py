@@ -394,3 +394,22 @@ def test_r2_12_new_token_flood_is_bounded_per_issuer(ibm: Any, duende: Any, capl
     clock.now += 1  # one second later: 50 more calls may go out
     assert validator.validate(ibm.mint()).client_id == ibm.client_id
     assert ibm.hits["introspect"] == 51
+
+
+@pytest.mark.parametrize(
+    "jwks_uri",
+    [
+        pytest.param("http://127.0.0.1:99999/jwks", id="r2_11_jwks_uri_port_out_of_range"),
+        pytest.param("http://127.0.0.1:port/jwks", id="r2_11_jwks_uri_port_not_a_number"),
+    ],
+)
+def test_r2_11_unparsable_jwks_uri_is_refused_not_a_crash(ccguard_issuer: TestIssuer, jwks_uri: str) -> None:
+    ccguard_issuer.discovery_overrides = {"jwks_uri": jwks_uri}
+    validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, allow_cross_origin_metadata=True)
+    with pytest.raises(KeysUnavailable):  # not reason="internal"
+        validator.validate(ccguard_issuer.mint())
+
+
+def test_r2_11_origin_with_a_bad_port_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="allow_cross_origin_metadata must be"):
+        TokenValidator("https://idp.example", "api", allow_cross_origin_metadata=["https://keys.example:99999"])
