@@ -86,7 +86,9 @@ def test_r2_07_one_deadline_covers_all_metadata_urls(
         with caplog.at_level(logging.WARNING, logger="flask_ccguard"), pytest.raises(KeysUnavailable):
             validator.validate(ccguard_issuer.mint(iss=issuer))
         # Counted at the server: before the fix every URL got a full timeout (3 requests, 3x the wait).
-        assert server.connections == tried, seen
+        # (At most: a machine slow enough to spend the budget sooner only asks fewer.)
+        assert 1 <= server.connections <= tried, seen
+        assert "/tenant-1/.well-known/oauth-authorization-server" not in seen  # the third: never asked
         assert "discovery deadline" in caplog.text
 
 
