@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
     #: Claims that mark a payload as an ID token, which is refused; None:
     #: ``nonce``, ``at_hash``, ``c_hash``, ``s_hash``; ``[]`` turns the check off.
     "CCGUARD_ID_TOKEN_CLAIMS": None,
+    #: Origins besides the issuer's that discovered endpoints may be on: False,
+    #: True (any https origin) or a list such as ``["https://www.googleapis.com"]``.
+    "CCGUARD_ALLOW_CROSS_ORIGIN_METADATA": False,
     #: Verified tokens remembered so a repeated token skips the signature check; 0 turns it off.
     "CCGUARD_TOKEN_CACHE_SIZE": 1024,
     #: Where discovery documents and key sets are cached: None (this process),

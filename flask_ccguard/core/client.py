@@ -195,7 +195,9 @@ class ClientCredentials(RenewingBearerAuth):
         check_url(issuer, "issuer")
         http = kw.pop("http", None) or HTTPClient(timeout=kw.get("timeout", 5))
         try:
-            doc = discover(http, issuer, discovery_url, need="token_endpoint")
+            # A client goes where its issuer's metadata says (Google's token
+            # endpoint is on oauth2.googleapis.com); only never down to http.
+            doc = discover(http, issuer, discovery_url, need="token_endpoint", cross_origin=True)
         except DiscoveryError as exc:
             raise TokenRequestError(None, str(exc)) from None
         client = cls(doc["token_endpoint"], client_id, client_secret, http=http, **kw)

@@ -4,9 +4,13 @@ An :class:`Introspector` POSTs ``token=…&token_type_hint=access_token``
 (RFC 7662 §2.1) with the resource server's own client authentication (HTTP
 Basic or form post, RFC 6749 §2.3.1), and caches each answer under the
 SHA-256 of the token -- never the token itself -- until the earlier of the
-token's ``exp`` and a configured TTL; inactive answers are cached briefly.
-An endpoint that cannot answer raises :class:`IntrospectionUnavailable`
-(503); an opaque token is never accepted without an answer.
+token's ``exp`` and a configured TTL. Inactive answers go to a separate,
+bounded negative cache for ``inactive_ttl`` seconds, so a flood of random
+tokens cannot push the good answers out. Calls to the endpoint are bounded by
+a token bucket (``max_calls_per_second``): a flood of new opaque tokens cannot
+be amplified through this API into the issuer. An endpoint that cannot answer
+(or whose bound is spent) raises :class:`IntrospectionUnavailable` (503); an
+opaque token is never accepted without an answer.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Callable
 
 from .basic_auth import basic_authorization
 from .claims import ClaimRules, check_claims
+from .discovery import DiscoveryError
 from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
 from .http import FetchError, HTTPClient, check_url
 
@@ -37,6 +42,7 @@ INTROSPECTION_OPTIONS: dict[str, Any] = {
     "inactive_ttl": 5,
     "tokens": "opaque",
     "max_entries": 10000,
+    "max_calls_per_second": 50,  # None: unbounded
 }
 _AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 _TOKENS = ("opaque", "all")
@@ -56,7 +62,9 @@ class Introspector:
     :param options: the per-issuer ``introspection`` dict (see
         :data:`INTROSPECTION_OPTIONS`), already checked by :meth:`from_options`.
     :param resolve_endpoint: returns the endpoint when none is configured
-        (from the issuer's metadata); may raise :class:`FetchError`.
+        (from the issuer's metadata, e.g. an
+        :class:`~flask_ccguard.core.discovery.EndpointFinder`); may raise
+        :class:`DiscoveryError`, which it logs itself.
     :param clock: seconds since the epoch (the validator's clock).
     """
 
@@ -81,7 +89,17 @@ class Introspector:
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[bytes, tuple[float, dict[str, Any]]] = {}
+        # digest -> until; all share one TTL, so insertion order is expiry order.
+        self._inactive: dict[bytes, float] = {}
+        rate = options["max_calls_per_second"]
+        self._rate: float | None = None if rate is None else float(rate)
+        # A bucket of one second's calls, full at start (RFC 7662 §4 asks the
+        # protected resource not to let callers hammer the endpoint through it).
+        self._burst = max(1.0, self._rate) if self._rate is not None else 0.0
+        self._tokens = self._burst
+        self._filled_at: float | None = None
         self.calls = 0  # requests sent to the endpoint, for stats and tests
+        self.rate_limited = 0  # tokens refused because the call bound was spent
 
     @classmethod
     def check_options(cls, value: Any, name: str) -> dict[str, Any]:
@@ -120,6 +138,12 @@ class Introspector:
         m = opts["max_entries"]
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise ConfigurationError(f"{name}['max_entries'] must be a whole number above 0.")
+        r = opts["max_calls_per_second"]
+        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0):
+            raise ConfigurationError(
+                f"{name}['max_calls_per_second'] must be a number above 0 (calls to the endpoint "
+                "per second, beyond which new tokens get 503), or None for no bound."
+            )
         return opts
 
     # -- asking ----------------------------------------------------------------------
@@ -127,7 +151,8 @@ class Introspector:
     def introspect(self, token: str) -> dict[str, Any]:
         """The endpoint's answer for ``token`` (cached); ``{"active": False}`` if inactive.
 
-        :raises IntrospectionUnavailable: no answer could be had.
+        :raises IntrospectionUnavailable: no answer could be had, or the bound
+            on calls to the endpoint is spent (reason ``introspection_rate_limited``).
         """
         digest = hashlib.sha256(token.encode("utf-8")).digest()
         now = self._clock()
@@ -137,21 +162,58 @@ class Introspector:
                 if now < hit[0]:
                     return dict(hit[1])
                 del self._cache[digest]
+            if self._inactive.get(digest, now) > now:
+                return dict(_INACTIVE)
+            allowed = self._take_call(now)
+        if not allowed:
+            # 503, not 401: the token may be good, and a client told its token
+            # is invalid would fetch new ones, adding load instead of waiting.
+            raise IntrospectionUnavailable(reason="introspection_rate_limited", retry_after=1)
         answer = self._ask(token)
-        active = answer.get("active") is True
-        if active:
-            until = now + self.ttl
-            exp = answer.get("exp")
-            if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-                until = min(until, float(exp))
-        else:
-            # Cached briefly: a replayed bad token costs no call, and a token
-            # activated a moment later is seen soon.
-            answer = dict(_INACTIVE)
-            until = now + self.inactive_ttl
+        if answer.get("active") is not True:
+            # Remembered briefly: a replayed bad token costs no call, and a
+            # token activated a moment later is seen soon.
+            if self.inactive_ttl > 0:
+                self._remember_inactive(digest, now + self.inactive_ttl, now)
+            return dict(_INACTIVE)
+        until = now + self.ttl
+        exp = answer.get("exp")
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            until = min(until, float(exp))
         if until > now:
             self._store(digest, until, answer, now)
         return dict(answer)
+
+    def _take_call(self, now: float) -> bool:
+        """Take one call from the bucket (refilled at ``max_calls_per_second``); under the lock."""
+        if self._rate is None:
+            return True
+        if self._filled_at is not None:
+            # max(0, ...): a clock set back must not drain or overfill the bucket.
+            self._tokens = min(self._burst, self._tokens + max(0.0, now - self._filled_at) * self._rate)
+        self._filled_at = now
+        if self._tokens < 1:
+            self.rate_limited += 1
+            if self.rate_limited == 1 or self.rate_limited % 1000 == 0:
+                log.warning(
+                    "flask_ccguard: introspection calls exceed %g per second; new opaque tokens get 503 "
+                    "(%d so far). A flood of unknown tokens, or set the issuer's "
+                    "introspection['max_calls_per_second']",
+                    self._rate,
+                    self.rate_limited,
+                )
+            return False
+        self._tokens -= 1
+        return True
+
+    def _remember_inactive(self, digest: bytes, until: float, now: float) -> None:
+        with self._lock:
+            inactive = self._inactive
+            inactive.pop(digest, None)
+            # Oldest first is soonest to expire: drop from the front, O(1) each.
+            while inactive and (len(inactive) >= self._max_entries or next(iter(inactive.values())) <= now):
+                del inactive[next(iter(inactive))]
+            inactive[digest] = until
 
     def _store(self, digest: bytes, until: float, answer: dict[str, Any], now: float) -> None:
         with self._lock:
@@ -167,15 +229,24 @@ class Introspector:
         """Drop every cached answer (e.g. after a revocation event)."""
         with self._lock:
             self._cache.clear()
+            self._inactive.clear()
 
     def _endpoint_url(self) -> str:
-        if self._endpoint is None:
-            if self._resolve is None:  # pragma: no cover - the validator always passes one
-                raise FetchError("no introspection endpoint configured")
-            self._endpoint = self._resolve()
-        return self._endpoint
+        if self._endpoint is not None:
+            return self._endpoint
+        if self._resolve is None:  # pragma: no cover - the validator always passes one
+            raise IntrospectionUnavailable()
+        try:
+            return self._resolve()
+        except DiscoveryError as exc:
+            # Logged by the resolver, once per attempt (a dead end once); it
+            # keeps a failure for its cooldown, so a flood of tokens does not
+            # rediscover each time.
+            reason = "introspection_misconfigured" if exc.dead_end else None
+            raise IntrospectionUnavailable(reason=reason) from None
 
     def _ask(self, token: str) -> dict[str, Any]:
+        url = self._endpoint_url()
         data = {"token": token, "token_type_hint": "access_token"}
         headers: dict[str, str] = {}
         if self._basic:
@@ -185,7 +256,6 @@ class Introspector:
             data["client_secret"] = self._client_secret
         self.calls += 1
         try:
-            url = self._endpoint_url()
             resp = self._http.post_form(url, data, headers=headers)
         except FetchError as exc:
             log.warning("flask_ccguard: introspection failed: %s", exc)

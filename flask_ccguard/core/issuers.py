@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from .claims import ID_TOKEN_CLAIMS, ClaimRules
-from .discovery import DiscoveryError, discover
+from .discovery import EndpointFinder, check_cross_origin
 from .errors import ConfigurationError
-from .http import FetchError, HTTPClient, check_url
+from .http import HTTPClient, check_url
 from .introspection import Introspector
 from .jwks import KeySet
 from .keys import ASYMMETRIC_ALGORITHMS
@@ -51,6 +51,7 @@ PER_ISSUER_OPTIONS = frozenset(
         "id_token_claims",
         "tenants",
         "introspection",
+        "allow_cross_origin_metadata",
     }
 )
 
@@ -184,13 +185,16 @@ def build_issuer(
         id_token_claims=_id_token_claims(opts["id_token_claims"], name("id_token_claims")),
         roles_delimiter=roles_delimiter,
     )
+    cooldown = non_negative(opts["jwks_refresh_cooldown"], name("jwks_refresh_cooldown"))
+    cross_origin = check_cross_origin(opts["allow_cross_origin_metadata"], name("allow_cross_origin_metadata"))
     keys = KeySet(
         http,
         iss,
         algs,
         jwks_uri=jwks,
         discovery_url=disco,
-        cooldown=non_negative(opts["jwks_refresh_cooldown"], name("jwks_refresh_cooldown")),
+        cooldown=cooldown,
+        cross_origin=cross_origin,
         max_age=non_negative(opts["jwks_max_age"], name("jwks_max_age")),
         stale_limit=non_negative(opts["jwks_stale_limit"], name("jwks_stale_limit")),
     )
@@ -202,7 +206,11 @@ def build_issuer(
                 "names no tenant. Configure each tenant's issuer with its own introspection."
             )
         options = Introspector.check_options(spec["introspection"], name("introspection"))
-        introspector = Introspector(http, options, resolve_endpoint=_endpoint_resolver(http, iss, disco), clock=clock)
+        # Discovered when first needed; a failure waits out the key-fetch cooldown.
+        finder = EndpointFinder(
+            http, iss, disco, "introspection_endpoint", cooldown=cooldown, cross_origin=cross_origin, clock=clock
+        )
+        introspector = Introspector(http, options, resolve_endpoint=finder, clock=clock)
     return IssuerEntry(
         rules,
         algs,
@@ -211,25 +219,6 @@ def build_issuer(
         template=template,
         introspector=introspector,
     )
-
-
-def _endpoint_resolver(http: HTTPClient, issuer: str, discovery_url: str | None) -> Callable[[], str]:
-    """Finds the introspection endpoint in the issuer's metadata when first needed."""
-
-    def resolve() -> str:
-        try:
-            doc = discover(http, issuer, discovery_url)
-        except DiscoveryError as exc:
-            raise FetchError(str(exc)) from None
-        url = doc.get("introspection_endpoint")
-        if not isinstance(url, str):
-            raise FetchError(f"the metadata of {issuer!r} names no introspection_endpoint")
-        try:
-            return check_url(url, "introspection_endpoint")
-        except ConfigurationError:
-            raise FetchError(f"the introspection_endpoint of {issuer!r} is not https") from None
-
-    return resolve
 
 
 # -- option checks ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Callable
 
-from .discovery import DiscoveryError, discover
+from .discovery import CrossOrigin, DiscoveryError, discover
 from .errors import InvalidToken, KeysUnavailable
 from .http import FetchError, HTTPClient
 from .jwk_set import MAX_KIDLESS_CANDIDATES, KeyIndex, NoKeysArray, read_key_set
@@ -53,6 +53,8 @@ class KeySet:
     :param allowed: the algorithm allowlist; keys for nothing allowed are skipped.
     :param jwks_uri: fetch keys here and skip discovery.
     :param discovery_url: an explicit metadata URL instead of the well-knowns.
+    :param cross_origin: other origins a discovered ``jwks_uri`` may be on
+        (see :func:`~flask_ccguard.core.discovery.discover`).
     :param cooldown: seconds between fetches triggered by unknown ``kid`` values
         (and between retries after a failed fetch).
     :param max_age: seconds after which the set is refreshed.
@@ -69,6 +71,7 @@ class KeySet:
         *,
         jwks_uri: str | None = None,
         discovery_url: str | None = None,
+        cross_origin: CrossOrigin = False,
         cooldown: float = 30,
         max_age: float = 600,
         stale_limit: float = 86400,
@@ -79,6 +82,7 @@ class KeySet:
         self._allowed = allowed
         self._jwks_uri = jwks_uri
         self._discovery_url = discovery_url
+        self._cross_origin = cross_origin
         self._cooldown = cooldown
         self._max_age = max_age
         self._stale_limit = stale_limit
@@ -302,7 +306,7 @@ class KeySet:
 
     def _resolve_jwks_uri(self) -> str:
         if self._jwks_uri is None:
-            doc = discover(self._http, self.issuer, self._discovery_url)
+            doc = discover(self._http, self.issuer, self._discovery_url, cross_origin=self._cross_origin)
             self._jwks_uri = doc["jwks_uri"]
         return self._jwks_uri
 

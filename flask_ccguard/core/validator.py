@@ -78,6 +78,10 @@ class TokenValidator:
     :param id_token_claims: claims that mark a payload as an ID token, which is
         refused (default: ``nonce``, ``at_hash``, ``c_hash``, ``s_hash``); ``[]``
         turns the check off.
+    :param allow_cross_origin_metadata: the origins besides the issuer's that
+        discovered endpoints (``jwks_uri``, ``introspection_endpoint``) may be
+        on: False (none), True (any https origin) or a list such as
+        ``["https://www.googleapis.com"]``.
     :param token_cache_size: how many verified tokens to remember, so that a
         token seen again skips the signature check (its time claims are
         checked again on every use); 0 turns the cache off.
@@ -110,6 +114,7 @@ class TokenValidator:
         token_types: Iterable[str] | None = None,
         max_token_age: float | None = None,
         id_token_claims: Iterable[str] | None = None,
+        allow_cross_origin_metadata: bool | Sequence[str] = False,
         token_cache_size: int = 1024,
         cache: CacheSpec = None,
         clock: Callable[[], float] | None = None,
@@ -151,6 +156,7 @@ class TokenValidator:
             "token_types": token_types,
             "max_token_age": max_token_age,
             "id_token_claims": id_token_claims,
+            "allow_cross_origin_metadata": allow_cross_origin_metadata,
         }
         specs = issuer_specs(issuer, option_name("issuer"))
         self._issuers: dict[str, IssuerEntry] = {}
@@ -363,26 +369,35 @@ class TokenValidator:
     # -- introspection (RFC 7662) ----------------------------------------------------
 
     def _introspect_opaque(self, token: str) -> VerifiedToken:
-        """Ask each issuer with introspection, in the configured order.
+        """Ask each issuer with introspection, in the configured order (RFC 7662 §2).
 
-        An opaque token names no issuer. The first issuer that calls it active
-        decides; one that cannot answer only matters if no other says active.
+        An opaque token names no issuer. The first issuer whose endpoint calls
+        it active *and* whose checks the answer passes decides. An active
+        answer that fails them (another ``aud``, an ``iss`` naming another
+        issuer, expired) does not end the search: that issuer does not vouch
+        for this token here, and the next may. So the order matters only when
+        two issuers would both accept the same token string. If none accepts:
+        503 if an endpoint could not answer (it might have), else the first
+        such refusal, else "not active".
         """
         if len(token) > self.max_token_bytes:
             raise InvalidToken("The access token is too large.", reason="too_large")
         if not _B64TOKEN.fullmatch(token):
             raise InvalidToken("The access token is malformed.", reason="malformed")
         unavailable: IntrospectionUnavailable | None = None
+        refused: InvalidToken | None = None
         for entry in self._introspecting:
             try:
                 return self._introspect_with(entry, token)
             except IntrospectionUnavailable as exc:
-                unavailable = exc
+                unavailable = unavailable or exc
             except InvalidToken as exc:
                 if exc.reason != "inactive":
-                    raise
+                    refused = refused or exc
         if unavailable is not None:
             raise unavailable
+        if refused is not None:
+            raise refused
         raise InvalidToken("The access token is not active.", reason="inactive")
 
     def _introspect_with(self, entry: IssuerEntry, token: str) -> VerifiedToken:

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from flask_ccguard import ConfigurationError, ExpiredToken, InvalidToken, KeysUnavailable, TokenValidator
+from flask_ccguard._profiles import profile_class
 from flask_ccguard.core.claims import ClaimRules, VerifiedToken
 from flask_ccguard.core.errors import IntrospectionUnavailable
 from flask_ccguard.core.introspection import check_introspected
@@ -316,3 +317,76 @@ def test_bad_introspection_settings_name_the_fix(options: Any, message: str) -> 
         TokenValidator([{"issuer": "https://idp.example", "introspection": options}], audience="api")
     assert message in str(caught.value)
     assert str(caught.value).startswith("issuer[0]['introspection']")
+
+
+# -- i14-03: the endpoint from the metadata ---------------------------------------------
+
+
+def _discovering(issuer: Any, clock: Clock | None = None) -> TokenValidator:
+    return TokenValidator([_spec(issuer, endpoint=None)], clock=clock, http_timeout=2)
+
+
+class _OpenIDWithoutIntrospection(profile_class("ibm_verify")):  # type: ignore[misc]
+    """OpenID document without ``introspection_endpoint``; the RFC 8414 one has it."""
+
+    def _metadata(self, *, openid: bool) -> dict[str, Any]:
+        doc: dict[str, Any] = super()._metadata(openid=openid)
+        if openid:
+            del doc["introspection_endpoint"]
+        return doc
+
+
+class _OpaqueOnlyServer(profile_class("ibm_verify")):  # type: ignore[misc]
+    """RFC 8414 metadata only, without ``jwks_uri`` (Django OAuth Toolkit's default)."""
+
+    def _metadata(self, *, openid: bool) -> dict[str, Any]:
+        doc: dict[str, Any] = super()._metadata(openid=openid)
+        del doc["jwks_uri"]
+        return doc
+
+
+@pytest.mark.parametrize(
+    ("server_class", "openid", "hits"),
+    [
+        pytest.param(_OpenIDWithoutIntrospection, True, (1, 1), id="i14_03_openid_doc_lacks_it_rfc8414_has_it"),
+        pytest.param(_OpaqueOnlyServer, False, (1, 1), id="i14_03_rfc8414_doc_without_jwks_uri"),
+    ],
+)
+def test_i14_03_discovery_looks_for_the_introspection_endpoint(
+    server_class: Any, openid: bool, hits: tuple[int, int]
+) -> None:
+    with server_class() as issuer:
+        issuer.openid_configuration = openid
+        issuer.oauth_metadata = True
+        verified = _discovering(issuer).validate(issuer.mint())
+        assert verified.client_id == issuer.client_id
+        assert (issuer.hits["openid_configuration"], issuer.hits["oauth_metadata"]) == hits
+        assert issuer.hits["introspect"] == 1
+
+
+def test_i14_03_no_introspection_endpoint_is_a_dead_end_logged_once_with_the_fix(
+    ibm: Any, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ibm.discovery_overrides["introspection_endpoint"] = None  # the metadata names none
+    validator = _discovering(ibm, clock)
+    for _ in range(3):  # three cooldown windows: three discoveries, one error logged
+        with pytest.raises(IntrospectionUnavailable) as caught:
+            validator.validate(ibm.mint())
+        assert (caught.value.status, caught.value.reason) == (503, "introspection_misconfigured")
+        clock.now += 31
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "configure the issuer's introspection['endpoint']" in errors[0].getMessage()
+    assert "a configuration matter rather than an outage" in errors[0].getMessage()
+    assert ibm.hits["introspect"] == 0
+
+
+def test_i14_03_an_unreachable_issuer_is_an_outage_not_a_dead_end(caplog: pytest.LogCaptureFixture) -> None:
+    with TestIssuer(profile="ibm_verify") as ibm:
+        validator = _discovering(ibm)
+        token = ibm.mint()
+    with pytest.raises(IntrospectionUnavailable) as caught:  # the issuer has stopped
+        validator.validate(token)
+    assert caught.value.reason == "introspection_unavailable"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "cannot discover the introspection_endpoint" in caplog.text
