@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from cachecontrol import CacheControl
+from cachecontrol.adapter import CacheControlAdapter
 from cachecontrol.cache import BaseCache, DictCache
 from cachecontrol.heuristics import BaseHeuristic
 
@@ -89,6 +89,25 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
+class _Adapter(CacheControlAdapter):
+    """CacheControl's adapter, telling a revalidation from a cache hit.
+
+    CacheControl marks a ``304 Not Modified`` answer to its conditional
+    request (``If-None-Match``/``If-Modified-Since``, RFC 9110 §13.1) as
+    ``from_cache``; but the issuer *was* contacted. The key set's cooldown
+    spares only answers that cost the issuer nothing, so we record the truth.
+    """
+
+    def build_response(
+        self, request: Any, response: Any, from_cache: bool = False, cacheable_methods: Any = None
+    ) -> requests.Response:
+        resp = super().build_response(request, response, from_cache, cacheable_methods)
+        # from_cache is True only on the path that sent nothing; a 304 comes
+        # through here with False, before CacheControl swaps in its stored copy.
+        resp.ccguard_contacted = not from_cache  # type: ignore[attr-defined]
+        return resp
+
+
 class JSONResponse:
     """A fetched JSON object and the freshness lifetime its issuer declared."""
 
@@ -98,7 +117,8 @@ class JSONResponse:
         self.data = data
         self.max_age = max_age
         self.status = status
-        #: True when the HTTP cache answered and the issuer was not contacted.
+        #: True when the HTTP cache answered and the issuer was not contacted
+        #: (a ``304`` revalidation contacted it: False).
         self.from_cache = from_cache
 
 
@@ -183,7 +203,10 @@ class HTTPClient:
         session.headers["Accept"] = "application/json"
         session.trust_env = False  # no proxies or netrc credentials picked up by surprise
         self.cache = cache if cache is not None else DictCache()
-        self.session = CacheControl(session, cache=self.cache, heuristic=heuristic)
+        adapter = _Adapter(self.cache, heuristic=heuristic)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self.session = session
         #: GETs answered by the HTTP cache / by the network, for stats.
         self.cache_hits = 0
         self.network_fetches = 0
@@ -328,7 +351,9 @@ class HTTPClient:
 
     def _read(self, resp: requests.Response, url: str, watch: _Watch, *, accept_errors: bool) -> JSONResponse:
         watch.attach(resp)
-        from_cache = bool(getattr(resp, "from_cache", False))
+        # Only a response that never left the cache spares the issuer; a 304
+        # revalidation is a request like any other (see _Adapter).
+        from_cache = bool(getattr(resp, "from_cache", False)) and not getattr(resp, "ccguard_contacted", True)
         with self._count_lock:
             if from_cache:
                 self.cache_hits += 1

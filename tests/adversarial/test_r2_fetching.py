@@ -1,0 +1,186 @@
+"""Hardening round 2 (issue 13), fetching: every issuer request bounded, nothing of a fetch outliving it.
+
+Every server here is real and listens on loopback (or on this host's own
+non-loopback address, where a test needs a peer that is not loopback).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.utils import formatdate, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flask_ccguard import InvalidToken, TokenValidator
+from flask_ccguard.core.http import HTTPClient
+from flask_ccguard.testing import TestIssuer
+
+from .support import claims_for, forge
+
+# -- a JWKS served as a static file (nginx, S3, a CDN) ---------------------------------
+
+
+class StaticJWKS:
+    """Serves ``body`` at ``/jwks`` as a web server serves a file: validators, 304s.
+
+    :param etag: send ``ETag`` and honour ``If-None-Match``.
+    :param last_modified: send ``Last-Modified`` and honour ``If-Modified-Since``.
+    :param cache_control: a ``Cache-Control`` value to send, if any.
+    """
+
+    def __init__(self, body: bytes, *, etag: bool, last_modified: bool, cache_control: str | None = None) -> None:
+        self.body = body
+        self.requests = 0
+        self.not_modified = 0
+        self.lock = threading.Lock()
+        stamp = time.time() - 3600
+        tag = '"5f2b-' + uuid.uuid4().hex[:8] + '"'
+        static = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                with static.lock:
+                    static.requests += 1
+                headers = []
+                if etag:
+                    headers.append(("ETag", tag))
+                if last_modified:
+                    headers.append(("Last-Modified", formatdate(stamp, usegmt=True)))
+                if cache_control is not None:
+                    headers.append(("Cache-Control", cache_control))
+                if self._unchanged(tag, stamp):
+                    with static.lock:
+                        static.not_modified += 1
+                    self.send_response(304)
+                    for name, value in headers:
+                        self.send_header(name, value)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(static.body)))
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(static.body)
+
+            def _unchanged(self, tag: str, stamp: float) -> bool:
+                # RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.
+                if etag and self.headers.get("If-None-Match") is not None:
+                    return tag in self.headers["If-None-Match"]
+                since = self.headers.get("If-Modified-Since")
+                if last_modified and since:
+                    try:
+                        return parsedate_to_datetime(since).timestamp() >= int(stamp)
+                    except (TypeError, ValueError):
+                        return False
+                return False
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}/jwks"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextmanager
+def static_jwks(body: bytes, **kw: Any) -> Iterator[StaticJWKS]:
+    server = StaticJWKS(body, **kw)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def random_kid_token(issuer: TestIssuer) -> str:
+    """A token naming a key id nobody published, with a made-up signature."""
+    header = {"alg": "RS256", "typ": "at+jwt", "kid": uuid.uuid4().hex}
+    return forge(header, claims_for(issuer), os.urandom(256))
+
+
+# -- r2-01: conditional refetches count against the unknown-kid cooldown ---------------
+
+COOLDOWN = 0.4
+FLOOD_SECONDS = 1.2
+
+
+@pytest.mark.parametrize(
+    ("headers", "shared"),
+    [
+        pytest.param({"etag": True, "last_modified": True}, False, id="r2_01_nginx_etag_and_last_modified"),
+        pytest.param({"etag": True, "last_modified": False}, False, id="r2_01_etag_only"),
+        pytest.param(
+            {"etag": False, "last_modified": True, "cache_control": "max-age=300"},
+            False,
+            id="r2_01_last_modified_and_max_age",
+        ),
+        pytest.param(
+            {"etag": True, "last_modified": True, "cache_control": "public, max-age=300"},
+            False,
+            id="r2_01_cdn_max_age_and_etag",
+        ),
+        pytest.param({"etag": True, "last_modified": True}, True, id="r2_01_shared_file_cache"),
+    ],
+)
+def test_r2_01_conditional_refetch_counts_against_the_cooldown(
+    issuer: TestIssuer, tmp_path: Path, headers: dict[str, Any], shared: bool
+) -> None:
+    body = json.dumps(issuer.jwks()).encode()
+    with static_jwks(body, **headers) as jwks:
+        v = TokenValidator(
+            issuer.issuer,
+            audience=issuer.audience,
+            algorithms=("RS256",),
+            jwks_uri=jwks.url,
+            jwks_refresh_cooldown=COOLDOWN,
+            http_timeout=2,
+            cache=f"file://{tmp_path / 'httpcache'}" if shared else None,
+        )
+        v.validate(issuer.mint())  # the initial fetch: 200, stored with its validators
+        before = jwks.requests
+        tokens = 0
+        start = time.monotonic()
+        while time.monotonic() - start < FLOOD_SECONDS:
+            with pytest.raises(InvalidToken):
+                v.validate(random_kid_token(issuer))
+            tokens += 1
+        elapsed = time.monotonic() - start
+        during = jwks.requests - before
+        # One request per cooldown window the flood spans (a 304 is a request).
+        bound = math.ceil(elapsed / COOLDOWN) + 1
+        assert tokens > 10 * bound, "the flood was too slow to show anything"
+        assert during <= bound, f"{during} JWKS requests for {tokens} random kids in {elapsed:.2f} s"
+        assert jwks.not_modified >= 1, "the refetches were not conditional: the case was not exercised"
+        assert v.validate(issuer.mint()).subject  # good tokens still pass
+        assert v.stats()["issuer_requests"] == jwks.requests
+
+
+def test_r2_01_revalidation_is_not_a_cache_hit(issuer: TestIssuer) -> None:
+    body = json.dumps(issuer.jwks()).encode()
+    with static_jwks(body, etag=True, last_modified=True) as jwks:
+        http = HTTPClient(timeout=2)
+        assert http.get_json(jwks.url).from_cache is False
+        again = http.get_json(jwks.url, fresh=True)
+        assert jwks.not_modified == 1
+        assert again.from_cache is False  # the issuer answered 304: it was contacted
+        assert again.data == issuer.jwks()
+        assert (http.network_fetches, http.cache_hits) == (2, 0)
