@@ -9,10 +9,8 @@ redirect to another origin, and ``https`` for everything but loopback hosts.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -20,12 +18,12 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from cachecontrol.adapter import CacheControlAdapter
 from cachecontrol.cache import BaseCache, DictCache
 from cachecontrol.heuristics import BaseHeuristic
 
 from .._version import __version__
 from .errors import ConfigurationError
+from .transport import Adapter, Watch, watching
 
 __all__ = ["FetchError", "HTTPClient", "JSONResponse", "check_url", "is_loopback"]
 
@@ -89,25 +87,6 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-class _Adapter(CacheControlAdapter):
-    """CacheControl's adapter, telling a revalidation from a cache hit.
-
-    CacheControl marks a ``304 Not Modified`` answer to its conditional
-    request (``If-None-Match``/``If-Modified-Since``, RFC 9110 §13.1) as
-    ``from_cache``; but the issuer *was* contacted. The key set's cooldown
-    spares only answers that cost the issuer nothing, so we record the truth.
-    """
-
-    def build_response(
-        self, request: Any, response: Any, from_cache: bool = False, cacheable_methods: Any = None
-    ) -> requests.Response:
-        resp = super().build_response(request, response, from_cache, cacheable_methods)
-        # from_cache is True only on the path that sent nothing; a 304 comes
-        # through here with False, before CacheControl swaps in its stored copy.
-        resp.ccguard_contacted = not from_cache  # type: ignore[attr-defined]
-        return resp
-
-
 class JSONResponse:
     """A fetched JSON object and the freshness lifetime its issuer declared."""
 
@@ -136,47 +115,6 @@ def _max_age(headers: Mapping[str, str]) -> int | None:
     return None
 
 
-class _Watch:
-    """The deadline of one fetch and the socket to shut when it passes."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self._sock: socket.socket | None = None
-        self._aborted = False
-        self._lock = threading.Lock()
-
-    def attach(self, resp: requests.Response) -> None:
-        sock = _socket_of(resp)
-        with self._lock:
-            self._sock = sock
-            if self._aborted:
-                self._shutdown()
-
-    def abort(self) -> None:
-        with self._lock:
-            self._aborted = True
-            self._shutdown()
-
-    def _shutdown(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
-
-
-def _socket_of(resp: requests.Response) -> socket.socket | None:
-    """The socket a streamed response reads from (urllib3 1.x and 2.x)."""
-    raw = resp.raw
-    conn = getattr(raw, "_connection", None)
-    sock = getattr(conn, "sock", None)
-    if isinstance(sock, socket.socket):
-        return sock
-    try:
-        found = raw._fp.fp.raw._sock  # type: ignore[union-attr]
-    except AttributeError:
-        return None
-    return found if isinstance(found, socket.socket) else None
-
-
 class HTTPClient:
     """Fetches JSON documents from issuers within fixed limits.
 
@@ -203,7 +141,7 @@ class HTTPClient:
         session.headers["Accept"] = "application/json"
         session.trust_env = False  # no proxies or netrc credentials picked up by surprise
         self.cache = cache if cache is not None else DictCache()
-        adapter = _Adapter(self.cache, heuristic=heuristic)
+        adapter = Adapter(self.cache, heuristic=heuristic)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self.session = session
@@ -245,7 +183,7 @@ class HTTPClient:
         Used for token and introspection endpoints; never cached.
         """
 
-        def run(watch: _Watch) -> JSONResponse:
+        def run(watch: Watch) -> JSONResponse:
             if not _url_allowed(url):
                 raise FetchError(f"refusing to contact {url!r}: https required")
             resp = self.session.post(
@@ -276,7 +214,7 @@ class HTTPClient:
         redirected, within the same deadline and size cap as every fetch.
         """
 
-        def run(watch: _Watch) -> JSONResponse:
+        def run(watch: Watch) -> JSONResponse:
             if not _url_allowed(url):
                 raise FetchError(f"refusing to contact {url!r}: https required")
             resp = self.session.post(
@@ -297,14 +235,17 @@ class HTTPClient:
         """Run ``fn`` in a worker so the caller gets an answer by the deadline.
 
         Per-read timeouts cannot stop a server that sends one byte just before
-        each timeout; the worker's socket is shut down when the deadline passes.
+        each timeout, whether of its headers or its body; when the deadline
+        passes every socket of the fetch is shut down (see
+        :mod:`~flask_ccguard.core.transport`), so the worker ends with it.
         """
-        watch = _Watch(time.monotonic() + self.timeout)
+        watch = Watch(time.monotonic() + self.timeout)
         box: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                box["result"] = fn(watch)
+                with watching(watch):
+                    box["result"] = fn(watch)
             except BaseException as exc:  # handed to the caller below
                 box["error"] = exc
 
@@ -326,16 +267,19 @@ class HTTPClient:
         result: JSONResponse = box["result"]
         return result
 
-    def _get(self, url: str, fresh: bool, watch: _Watch) -> JSONResponse:
+    def _get(self, url: str, fresh: bool, watch: Watch) -> JSONResponse:
         headers = {"Cache-Control": "no-cache"} if fresh else {}
         current = url
         for _ in range(_MAX_REDIRECTS + 1):
             if not _url_allowed(current):
                 raise FetchError(f"refusing to fetch {current!r}: https required")
+            left = watch.deadline - time.monotonic()
+            if left <= 0 or watch.aborted:
+                raise FetchError(f"{url!r}: no complete answer within {self.timeout:g} s")
             resp = self.session.get(
                 current,
                 headers=headers,
-                timeout=(self.timeout, max(0.01, watch.deadline - time.monotonic())),
+                timeout=(left, left),
                 allow_redirects=False,
                 stream=True,
             )
@@ -349,8 +293,7 @@ class HTTPClient:
             return self._read(resp, current, watch, accept_errors=False)
         raise FetchError(f"{url!r}: too many redirects")
 
-    def _read(self, resp: requests.Response, url: str, watch: _Watch, *, accept_errors: bool) -> JSONResponse:
-        watch.attach(resp)
+    def _read(self, resp: requests.Response, url: str, watch: Watch, *, accept_errors: bool) -> JSONResponse:
         # Only a response that never left the cache spares the issuer; a 304
         # revalidation is a request like any other (see _Adapter).
         from_cache = bool(getattr(resp, "from_cache", False)) and not getattr(resp, "ccguard_contacted", True)

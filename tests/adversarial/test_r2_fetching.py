@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import select
+import socket
 import threading
 import time
 import uuid
@@ -22,7 +24,7 @@ from typing import Any
 import pytest
 
 from flask_ccguard import InvalidToken, TokenValidator
-from flask_ccguard.core.http import HTTPClient
+from flask_ccguard.core.http import FetchError, HTTPClient
 from flask_ccguard.testing import TestIssuer
 
 from .support import claims_for, forge
@@ -184,3 +186,107 @@ def test_r2_01_revalidation_is_not_a_cache_hit(issuer: TestIssuer) -> None:
         assert again.from_cache is False  # the issuer answered 304: it was contacted
         assert again.data == issuer.jwks()
         assert (http.network_fetches, http.cache_hits) == (2, 0)
+
+
+# -- r2-06: nothing of a fetch outlives its deadline -----------------------------------
+
+
+HTTP_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"a" * 100_000
+# A TLS handshake record (RFC 8446 §5.1) announcing 16 KiB, whose bytes then trickle in.
+TLS_HEAD = b"\x16\x03\x03\x40\x00" + b"\x02" * 16384
+
+
+class HeaderTrickler:
+    """Accepts a connection, then sends ``head`` a byte at a time (status line and headers, or a TLS record).
+
+    :attr:`closed_at` is when the client closed its side (the server saw EOF or a reset).
+    """
+
+    def __init__(self, head: bytes = HTTP_HEAD, *, tls: bool = False, interval: float = 0.05) -> None:
+        self.head = head
+        self.interval = interval
+        self.connections = 0
+        self.closed_at: float | None = None
+        self._stop = threading.Event()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.05)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        head = self.head
+        try:
+            conn.settimeout(5)
+            conn.recv(65536)  # the request
+            for i in range(len(head)):
+                if self._stop.wait(self.interval):
+                    return
+                readable, _, _ = select.select([conn], [], [], 0)
+                if readable and conn.recv(1) == b"":
+                    break  # EOF: the client shut its side
+                conn.sendall(head[i : i + 1])
+        except OSError:
+            pass  # reset: the client closed
+        else:
+            if self._stop.is_set():
+                return
+        finally:
+            conn.close()
+        self.closed_at = time.monotonic()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
+
+
+def _fetch_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "ccguard-fetch" and t.is_alive()}
+
+
+@pytest.mark.parametrize(
+    ("how", "tls"),
+    [
+        pytest.param("get", False, id="r2_06_jwks_get_headers_trickled"),
+        pytest.param("post", False, id="r2_06_introspection_post_headers_trickled"),
+        # CPython bounds a whole TLS handshake by the connect timeout; this case
+        # keeps that true of the transport as it changes.
+        pytest.param("get", True, id="r2_06_tls_handshake_trickled"),
+    ],
+)
+def test_r2_06_header_trickle_leaves_no_thread_or_socket(how: str, tls: bool) -> None:
+    server = HeaderTrickler(TLS_HEAD if tls else HTTP_HEAD, tls=tls)
+    try:
+        before = _fetch_threads()
+        http = HTTPClient(timeout=0.5)
+        start = time.monotonic()
+
+        def fetch() -> object:
+            if how == "get":
+                return http.get_json(server.url + "/jwks")
+            return http.post_form(server.url + "/introspect", {"token": "opaque"})
+
+        with pytest.raises(FetchError, match=r"(within|after) 0\.5 s"):
+            fetch()
+        assert time.monotonic() - start < 0.5 + 0.5, "the caller waited past the deadline"
+        deadline = time.monotonic() + 1.0  # a small grace after the deadline
+        while (_fetch_threads() - before or server.closed_at is None) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.connections == 1
+        assert not _fetch_threads() - before, "the fetch thread outlived the deadline"
+        assert server.closed_at is not None, "the server still holds an open connection"
+        assert server.closed_at - start < 0.5 + 1.0
+    finally:
+        server.close()
