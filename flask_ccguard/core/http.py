@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from cachecontrol.cache import BaseCache, DictCache
+from cachecontrol.cache import BaseCache
 from cachecontrol.heuristics import BaseHeuristic
 
 from .._version import __version__
+from .cache_backends import MemoryCache
 from .errors import ConfigurationError
 from .transport import Adapter, Watch, watching
 
@@ -121,7 +122,8 @@ class HTTPClient:
     :param timeout: seconds for connecting and for each read, and the overall
         deadline for one fetch (headers and body together).
     :param max_bytes: the largest body accepted.
-    :param cache: a CacheControl cache; an in-process ``DictCache`` by default.
+    :param cache: a CacheControl cache; a bounded in-process
+        :class:`~flask_ccguard.core.cache_backends.MemoryCache` by default.
     :param heuristic: a CacheControl heuristic for responses without caching
         headers (see :class:`~flask_ccguard.core.cache_backends.DefaultFreshness`).
     """
@@ -140,7 +142,7 @@ class HTTPClient:
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
         session.trust_env = False  # no proxies or netrc credentials picked up by surprise
-        self.cache = cache if cache is not None else DictCache()
+        self.cache = cache if cache is not None else MemoryCache()
         adapter = Adapter(self.cache, heuristic=heuristic)
         session.mount("http://", adapter)
         session.mount("https://", adapter)

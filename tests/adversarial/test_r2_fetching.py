@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from flask_ccguard import InvalidToken, TokenValidator
+from flask_ccguard.core.cache_backends import MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRIES, MemoryCache
 from flask_ccguard.core.http import FetchError, HTTPClient
 from flask_ccguard.testing import TestIssuer
 
@@ -290,3 +291,101 @@ def test_r2_06_header_trickle_leaves_no_thread_or_socket(how: str, tls: bool) ->
         assert server.closed_at - start < 0.5 + 1.0
     finally:
         server.close()
+
+
+# -- r2-09: the in-process HTTP cache is bounded ---------------------------------------
+
+
+class FreshRedirects:
+    """``/jwks`` redirects (same origin) to a URL never used before, which serves a cacheable JWKS."""
+
+    def __init__(self, jwks: dict[str, Any], padding: int) -> None:
+        self.body = json.dumps({**jwks, "padding": "x" * padding}).encode()
+        self.count = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go in separate writes: without this each
+                # response waits out a delayed ACK.
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_GET(self) -> None:
+                if self.path == "/jwks":
+                    outer.count += 1
+                    self.send_response(302)
+                    self.send_header("Location", f"/jwks/{uuid.uuid4().hex}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.send_header("Cache-Control", "max-age=86400")
+                self.send_header("ETag", '"' + uuid.uuid4().hex + '"')
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}/jwks"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("fetches", "padding"),
+    [
+        pytest.param(MEMORY_CACHE_ENTRIES + 100, 0, id="r2_09_entries_bound_small_documents"),
+        pytest.param(420, 24_000, id="r2_09_bytes_bound_large_documents"),
+    ],
+)
+def test_r2_09_fresh_redirect_targets_cannot_grow_the_memory_cache(
+    issuer: TestIssuer, fetches: int, padding: int
+) -> None:
+    server = FreshRedirects(issuer.jwks(), padding)
+    try:
+        # Cooldown 0: every forged kid refetches, the most an attacker can get.
+        v = TokenValidator(
+            issuer.issuer,
+            audience=issuer.audience,
+            algorithms=("RS256",),
+            jwks_uri=server.url,
+            jwks_refresh_cooldown=0,
+            http_timeout=2,
+        )
+        v.validate(issuer.mint())
+        for _ in range(fetches):
+            with pytest.raises(InvalidToken):
+                v.validate(random_kid_token(issuer))
+        assert server.count >= fetches  # each forged kid did reach a fresh URL
+        stored = v.http.cache.data  # type: ignore[attr-defined]
+        total = sum(len(k) + len(value) for k, value in stored.items())
+        assert len(stored) <= MEMORY_CACHE_ENTRIES
+        assert total <= MEMORY_CACHE_BYTES
+        assert v.validate(issuer.mint()).subject  # the key set still works
+    finally:
+        server.close()
+
+
+def test_r2_09_memory_cache_drops_expired_and_least_recently_used() -> None:
+    cache = MemoryCache(max_entries=2, max_bytes=100)
+    cache.set("a", b"1", expires=3600)
+    cache.set("b", b"2")
+    assert cache.get("a") == b"1"  # a is now the most recently used
+    cache.set("c", b"3")
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1", None, b"3")
+    cache.set("d", b"x" * 200)  # larger than the whole budget: not stored
+    assert cache.get("d") is None and cache.size <= 100
+    cache.set("e", b"5", expires=-1)  # already stale
+    assert cache.get("e") is None
