@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -24,9 +25,9 @@ from cachecontrol.heuristics import BaseHeuristic
 from .._version import __version__
 from .cache_backends import MemoryCache
 from .errors import ConfigurationError
-from .transport import Adapter, Watch, watching
+from .transport import Adapter, Watch, is_loopback_address, watching
 
-__all__ = ["FetchError", "HTTPClient", "JSONResponse", "check_url", "is_loopback"]
+__all__ = ["FetchError", "HTTPClient", "JSONResponse", "check_url", "is_loopback", "origin", "url_allowed"]
 
 USER_AGENT = f"flask-ccguard/{__version__}"
 DEFAULT_MAX_BYTES = 1 << 20  # 1 MiB: far above any real key set or metadata
@@ -43,14 +44,35 @@ class FetchError(Exception):
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    """True if ``host`` names this machine's loopback interface only.
+
+    ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``) are; any other
+    name (``evil.localhost`` included: RFC 6761 §6.3 asks resolvers to keep
+    such names on loopback, but nothing makes them) only if it resolves, and
+    every address it resolves to is loopback. Plain ``http`` is allowed to
+    these hosts alone, and the connection's peer is checked again once
+    connected (:mod:`~flask_ccguard.core.transport`), since a name may resolve
+    differently a moment later.
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    if not host:
+        return False
+    if is_loopback_address(host):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ipaddress.ip_address(host)
     except ValueError:
+        pass
+    else:
+        return False  # an address, and not a loopback one
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
         return False
+    addresses = {str(info[4][0]) for info in infos}
+    return bool(addresses) and all(is_loopback_address(a) for a in addresses)
 
 
 def check_url(url: str, what: str) -> str:
@@ -61,7 +83,7 @@ def check_url(url: str, what: str) -> str:
     """
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{what} must be a non-empty URL string.")
-    if not _url_allowed(url):
+    if not url_allowed(url):
         raise ConfigurationError(
             f"{what} {url!r} is not allowed: use an https:// URL "
             "(plain http is accepted only for loopback hosts such as 127.0.0.1)."
@@ -69,7 +91,9 @@ def check_url(url: str, what: str) -> str:
     return url
 
 
-def _url_allowed(url: str) -> bool:
+def url_allowed(url: str) -> bool:
+    """True if ``url`` may be fetched: ``https``, or ``http`` to a loopback host
+    (:func:`is_loopback`); never with credentials in it."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -82,10 +106,16 @@ def _url_allowed(url: str) -> bool:
     return parts.scheme == "http" and is_loopback(host)
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url`` (RFC 6454 §4), the default port filled in."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+# The names other modules imported before these became public.
+_url_allowed = url_allowed
+_origin = origin
 
 
 class JSONResponse:
@@ -186,7 +216,7 @@ class HTTPClient:
         """
 
         def run(watch: Watch) -> JSONResponse:
-            if not _url_allowed(url):
+            if not url_allowed(url):
                 raise FetchError(f"refusing to contact {url!r}: https required")
             resp = self.session.post(
                 url,
@@ -217,7 +247,7 @@ class HTTPClient:
         """
 
         def run(watch: Watch) -> JSONResponse:
-            if not _url_allowed(url):
+            if not url_allowed(url):
                 raise FetchError(f"refusing to contact {url!r}: https required")
             resp = self.session.post(
                 url,
@@ -263,6 +293,8 @@ class HTTPClient:
                 raise exc
             if isinstance(exc, requests.Timeout):
                 raise FetchError(f"timed out after {self.timeout:g} s") from None
+            if isinstance(exc, requests.ConnectionError) and "not loopback" in str(exc):
+                raise FetchError("refusing plain http to a host that is not loopback") from None
             if isinstance(exc, requests.RequestException):
                 raise FetchError(f"connection failed ({type(exc).__name__})") from None
             raise FetchError(f"fetch failed ({type(exc).__name__})") from None
@@ -273,7 +305,7 @@ class HTTPClient:
         headers = {"Cache-Control": "no-cache"} if fresh else {}
         current = url
         for _ in range(_MAX_REDIRECTS + 1):
-            if not _url_allowed(current):
+            if not url_allowed(current):
                 raise FetchError(f"refusing to fetch {current!r}: https required")
             left = watch.deadline - time.monotonic()
             if left <= 0 or watch.aborted:
@@ -288,7 +320,7 @@ class HTTPClient:
             if resp.is_redirect:
                 target = urljoin(current, resp.headers.get("Location", ""))
                 resp.close()
-                if _origin(target) != _origin(current):
+                if origin(target) != origin(current):
                     raise FetchError(f"{current!r} redirects to another origin; not followed")
                 current = target
                 continue

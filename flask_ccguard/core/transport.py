@@ -16,6 +16,7 @@ is reported as the issuer request it is.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import threading
 from collections.abc import Iterator
@@ -25,8 +26,9 @@ import requests
 from cachecontrol.adapter import CacheControlAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
-__all__ = ["Adapter", "Watch", "watching"]
+__all__ = ["Adapter", "NotLoopback", "Watch", "is_loopback_address", "watching"]
 
 _local = threading.local()
 
@@ -103,9 +105,34 @@ def _register(sock: Any) -> None:
         watch.attach(sock)
 
 
+def is_loopback_address(address: str) -> bool:
+    """True for an IP address in 127.0.0.0/8 or ``::1`` (an IPv4-mapped one included)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+class NotLoopback(NewConnectionError):
+    """A plain-``http`` connection reached a peer that is not loopback."""
+
+
 class _WatchedHTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
+        # Plain http is allowed to loopback hosts only; the name was checked
+        # before the request, but it may have resolved elsewhere since (DNS
+        # rebinding), so the address actually connected to decides.
+        try:
+            peer = str(sock.getpeername()[0])
+        except OSError:
+            peer = ""
+        if not is_loopback_address(peer):
+            sock.close()
+            raise NotLoopback(self, "plain http reached a host that is not loopback; refused")
         _register(sock)
         return sock
 

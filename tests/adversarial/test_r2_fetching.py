@@ -6,6 +6,7 @@ non-loopback address, where a test needs a peer that is not loopback).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -22,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from flask_ccguard import InvalidToken, TokenValidator
+from flask_ccguard import ConfigurationError, InvalidToken, TokenValidator
 from flask_ccguard.core.cache_backends import MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRIES, MemoryCache
-from flask_ccguard.core.http import FetchError, HTTPClient
+from flask_ccguard.core.http import FetchError, HTTPClient, check_url, is_loopback
 from flask_ccguard.testing import TestIssuer
 
 from .support import claims_for, forge
@@ -389,3 +391,87 @@ def test_r2_09_memory_cache_drops_expired_and_least_recently_used() -> None:
     assert cache.get("d") is None and cache.size <= 100
     cache.set("e", b"5", expires=-1)  # already stale
     assert cache.get("e") is None
+
+
+# -- r2-11: plain http only to what is really loopback ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        pytest.param("localhost", True, id="r2_11_localhost"),
+        pytest.param("LOCALHOST.", True, id="r2_11_localhost_fqdn"),
+        pytest.param("127.0.0.1", True, id="r2_11_ipv4_loopback"),
+        pytest.param("[::1]", True, id="r2_11_ipv6_loopback"),
+        pytest.param("::ffff:127.0.0.1", True, id="r2_11_ipv4_mapped_loopback"),
+        pytest.param("evil.localhost", False, id="r2_11_subdomain_of_localhost_unresolved"),
+        pytest.param("localhost.evil.example", False, id="r2_11_localhost_prefix"),
+        pytest.param("192.0.2.1", False, id="r2_11_other_address"),
+        pytest.param("", False, id="r2_11_empty"),
+    ],
+)
+def test_r2_11_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_r2_11_http_to_a_localhost_subdomain_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"^CCGUARD_JWKS_URI 'http://evil\.localhost/jwks' is not allowed"):
+        check_url("http://evil.localhost/jwks", "CCGUARD_JWKS_URI")
+    with pytest.raises(FetchError, match="https required"):
+        HTTPClient(timeout=1).get_json("http://evil.localhost:8080/jwks")
+
+
+def _own_address() -> str | None:
+    """An address of this host that is not loopback, if it has one."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # UDP: no packet leaves, the route picks the address
+        address = str(probe.getsockname()[0])
+        if not address.startswith("127."):
+            return address
+    with contextlib.suppress(OSError):
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            if not str(info[4][0]).startswith("127."):
+                return str(info[4][0])
+    return None
+
+
+def test_r2_11_plain_http_connection_to_a_peer_that_is_not_loopback_is_cut() -> None:
+    # The names were checked before connecting; what if one then resolves
+    # elsewhere? The transport checks the connected peer itself. Its session
+    # is driven directly here, as a rebinding resolver would leave it.
+    address = _own_address()
+    if address is None:
+        pytest.skip("this host has no address but loopback")
+    requests_seen: list[str] = []
+    with listener_on(address, requests_seen) as url:
+        http = HTTPClient(timeout=2)
+        with pytest.raises(requests.ConnectionError, match="not loopback"):
+            http.session.get(url + "/jwks", timeout=2)
+        time.sleep(0.1)
+        assert requests_seen == []
+
+
+@contextmanager
+def listener_on(address: str, seen: list[str]) -> Iterator[str]:
+    """An HTTP server on ``address`` recording the paths it is asked for; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "12")
+            self.end_headers()
+            self.wfile.write(b'{"keys": []}')
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((address, 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{address}:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
