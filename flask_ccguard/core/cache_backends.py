@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -104,11 +105,39 @@ def _file_cache(spec: str, name: str) -> BaseCache:
         # Files 0600 in 0700 directories: the cache holds the keys we trust.
         # (os.makedirs applies a mode to the leaf only, so the top is made here.)
         os.makedirs(parts.path, 0o700, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"{name}: cannot create the directory {parts.path!r} ({exc.strerror}).") from None
+    _check_private(parts.path, name)
+    try:
         return _Tolerant(FileCache(parts.path, filemode=0o600, dirmode=0o700), redact(spec))
     except ImportError:
         raise ConfigurationError(
             f"{name}: a file cache needs the 'filelock' package: pip install 'cachecontrol[filecache]'."
         ) from None
+
+
+def _check_private(path: str, name: str) -> None:
+    """Refuse a cache directory that another local user could write to.
+
+    Whoever can write there can plant a key set that every worker then trusts,
+    so a directory that already existed is checked, not used as it is: it must
+    belong to this process's user and be writable by nobody else.
+    """
+    info = os.stat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigurationError(f"{name}: {path!r} is not a directory; name a directory for the cache.")
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    if uid is not None and info.st_uid != uid:
+        raise ConfigurationError(
+            f"{name}: the cache directory {path!r} belongs to another user (uid {info.st_uid}), who could plant "
+            f"keys in it; use a directory owned by the user running the API (uid {uid}), "
+            f"e.g. a new one it creates itself."
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigurationError(
+            f"{name}: the cache directory {path!r} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}), "
+            f"who could plant keys in it; run 'chmod 700 {path}' or use a new directory."
+        )
 
 
 def _redis_cache(spec: str, name: str) -> BaseCache:

@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from flask_ccguard import ConfigurationError, InvalidToken, TokenValidator
-from flask_ccguard.core.cache_backends import MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRIES, MemoryCache
+from flask_ccguard.core.cache_backends import MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRIES, MemoryCache, make_cache
 from flask_ccguard.core.http import FetchError, HTTPClient, check_url, is_loopback
 from flask_ccguard.testing import TestIssuer
 
@@ -475,3 +475,50 @@ def listener_on(address: str, seen: list[str]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- r2-14: a file cache directory another user can write to is refused ----------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        pytest.param(0o777, "is writable by other users (mode 777)", id="r2_14_world_writable"),
+        pytest.param(0o1777, "is writable by other users (mode 1777)", id="r2_14_world_writable_sticky"),
+        pytest.param(0o770, "is writable by other users (mode 770)", id="r2_14_group_writable"),
+    ],
+)
+def test_r2_14_writable_cache_directory_is_refused(tmp_path: Path, mode: int, message: str) -> None:
+    shared = tmp_path / "ccguard"
+    shared.mkdir()
+    shared.chmod(mode)
+    with pytest.raises(ConfigurationError) as info:
+        make_cache(f"file://{shared}", "CCGUARD_CACHE")
+    text = str(info.value)
+    assert text.startswith(f"CCGUARD_CACHE: the cache directory '{shared}' {message}")
+    assert f"chmod 700 {shared}" in text
+
+
+def test_r2_14_cache_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o700)
+        os.chown(theirs, 65534, 65534)  # nobody
+    else:
+        theirs = Path("/")  # root's
+    with pytest.raises(ConfigurationError, match=r"^CCGUARD_CACHE: the cache directory .* belongs to another user"):
+        TokenValidator("https://idp.example", audience="api", cache=f"file://{theirs}", option_name=_config_key)
+
+
+def _config_key(option: str) -> str:
+    return "CCGUARD_" + option.upper()
+
+
+def test_r2_14_private_cache_directory_is_used_and_a_new_one_created_private(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)  # others may read (the keys are public), not write
+    mine.chmod(0o755)
+    assert make_cache(f"file://{mine}", "CCGUARD_CACHE") is not None
+    fresh = tmp_path / "new" / "ccguard"
+    make_cache(f"file://{fresh}", "CCGUARD_CACHE")
+    assert fresh.stat().st_mode & 0o077 == 0
