@@ -13,6 +13,11 @@ other than 503, a bad token accepted, too many issuer requests)::
 
     python -m benchmarks.load all --duration 60
     python -m benchmarks.load issuer_down --cache memory --workers 2
+    python -m benchmarks.load kid_flood_etag --duration 20 --cooldown 2
+
+``kid_flood_etag`` serves the JWKS as a static file is served (``ETag``,
+``Last-Modified``, ``304`` to conditional requests): the unknown-``kid``
+refetches must still cost at most one issuer request per cooldown per worker.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
+import email.utils
+import hashlib
 import http.client
 import itertools
 import json
@@ -58,6 +65,8 @@ class Scenario:
     mix: tuple[tuple[str, float], ...] = DEFAULT_MIX
     #: The issuer stayed healthy, so shared-cache bounds apply.
     healthy: bool = False
+    #: The JWKS is served like a static file: ETag, Last-Modified, 304 to conditional GETs.
+    etag: bool = False
 
 
 SCENARIOS = {
@@ -73,6 +82,14 @@ SCENARIOS = {
             ((0.25, "error500"), (0.5, "garbage"), (0.75, "heal")),
         ),
         Scenario("kid_flood", "80% of requests carry a random kid", mix=FLOOD_MIX, healthy=True),
+        # Conditional refetches answered 304 must still count against the cooldown.
+        Scenario(
+            "kid_flood_etag",
+            "80% random kids; the JWKS is a static file (ETag, Last-Modified, 304)",
+            mix=FLOOD_MIX,
+            healthy=True,
+            etag=True,
+        ),
         # Without unknown kids only max-age refreshes fetch: the shared-cache bound.
         Scenario("refresh", "issuer healthy, no unknown kids: max-age refreshes only", mix=REFRESH_MIX, healthy=True),
     )
@@ -142,6 +159,34 @@ class Tokens:
         return f"{_b64(json.dumps(header).encode())}.{self._payload}.{_b64(signature)}"
 
 
+class StaticFileIssuer(TestIssuer):
+    """A TestIssuer whose JWKS is served as nginx, S3 or a CDN serve a file.
+
+    Its JWKS carries an ``ETag`` (a hash of the body) and a ``Last-Modified``,
+    and a conditional GET that matches (RFC 9110 §13.1.1-13.1.3) is answered
+    ``304 Not Modified`` without a body; :attr:`not_modified` counts those.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.not_modified = 0
+        self._modified = email.utils.formatdate(time.time() - 3600, usegmt=True)
+
+    def _respond(self, endpoint: str, method: str, headers: Any, body: bytes) -> tuple[int, Any, bytes]:
+        status, extra, content = super()._respond(endpoint, method, headers, body)
+        if endpoint != "jwks" or status != 200:
+            return status, extra, content
+        tag = '"' + hashlib.sha256(content).hexdigest()[:16] + '"'
+        extra = [*extra, ("ETag", tag), ("Last-Modified", self._modified)]
+        match = headers.get("If-None-Match")
+        unchanged = tag in match if match is not None else headers.get("If-Modified-Since") == self._modified
+        if unchanged:
+            with self._lock:
+                self.not_modified += 1
+            return 304, extra, b""
+        return status, extra, content
+
+
 @dataclasses.dataclass
 class Result:
     scenario: Scenario
@@ -155,6 +200,8 @@ class Result:
     hits_end: dict[str, int]
     worker_stats: list[dict[str, Any]]
     event_times: dict[str, float]
+    #: JWKS requests the issuer answered 304 (static-file issuer only).
+    not_modified: int = 0
 
     # -- analysis -------------------------------------------------------------------
 
@@ -176,6 +223,11 @@ class Result:
         for label, hits in (("total", self.hits_end), ("during_run", _minus(self.hits_end, self.hits_warm))):
             out[label] = {"discovery": sum(hits.get(k, 0) for k in discovery), "jwks": hits.get("jwks", 0)}
         return out
+
+    def per_worker_per_cooldown(self) -> float:
+        """JWKS requests during the run, per worker and per cooldown window."""
+        windows = max(1.0, self.duration / self.settings.cooldown)
+        return round(self.issuer_requests()["during_run"]["jwks"] / self.settings.workers / windows, 2)
 
     def summed_stats(self) -> dict[str, int]:
         total: Counter[str] = Counter()
@@ -217,6 +269,12 @@ class Result:
         span = self.duration + 1
         refresh = max(s.max_age, s.issuer_max_age or 0)
         during = self.issuer_requests()["during_run"]
+        refetches = self.summed_stats().get("unknown_kid_refetches", 0)
+        per_cooldown = math.ceil(span / s.cooldown) + 1
+        if refetches > s.workers * per_cooldown:
+            # An unknown kid: one issuer request per cooldown per process, a
+            # 304 revalidation included.
+            lines.append(f"{refetches} unknown-kid refetches > {s.workers} workers x {per_cooldown} cooldowns")
         # KeySet: one fetch per cooldown (unknown kid, or retry after failure)
         # and one refresh per max-age, per process.
         per_process = math.ceil(span / s.cooldown) + math.ceil(span / refresh) + 2
@@ -231,7 +289,6 @@ class Result:
             # per max-age (unknown-kid refetches bypass the cache by design).
             # HTTP dates have one-second resolution, so a cached copy can look
             # up to a second older than it is.
-            refetches = self.summed_stats().get("unknown_kid_refetches", 0)
             regular = during["jwks"] - refetches
             allowed = math.ceil(span / max(1.0, refresh - 1)) + 1
             if regular > allowed:
@@ -255,6 +312,8 @@ class Result:
             "errors_by_status": {str(k): v for k, v in sorted(statuses.items()) if k != 200},
             "by_kind": {k: {str(s): n for s, n in v.items()} for k, v in self.by_kind().items()},
             "issuer_requests": self.issuer_requests(),
+            "jwks_not_modified": self.not_modified,
+            "jwks_per_worker_per_cooldown": self.per_worker_per_cooldown(),
             "worker_stats": self.summed_stats(),
             "violations": self.violations(),
         }
@@ -277,7 +336,8 @@ def format_report(rep: dict[str, Any]) -> str:
         "   statuses: " + "; ".join(f"{k} {v}" for k, v in rep["by_kind"].items()),
         f"   non-200: {rep['errors_by_status'] or 'none'}",
         f"   issuer: discovery {iss['total']['discovery']} (during run {iss['during_run']['discovery']}), "
-        f"JWKS {iss['total']['jwks']} (during run {iss['during_run']['jwks']})",
+        f"JWKS {iss['total']['jwks']} (during run {iss['during_run']['jwks']}; "
+        f"{rep['jwks_per_worker_per_cooldown']} per worker per cooldown; {rep['jwks_not_modified']} answered 304)",
         "   workers: "
         + ", ".join(
             f"{k} {ws.get(k, 0)}"
@@ -390,7 +450,8 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
     with contextlib.ExitStack() as stack:
         if not keep:
             stack.callback(shutil.rmtree, workdir, True)
-        issuer = stack.enter_context(TestIssuer(audience=AUDIENCE))
+        issuer_class = StaticFileIssuer if scenario.etag else TestIssuer
+        issuer = stack.enter_context(issuer_class(audience=AUDIENCE))
         foreign = stack.enter_context(TestIssuer(audience=AUDIENCE, start=False))
         if settings.issuer_max_age is not None:
             issuer.jwks_cache_control = f"max-age={settings.issuer_max_age}"
@@ -460,6 +521,7 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
         hits_end,
         stats,
         event_times,
+        getattr(issuer, "not_modified", 0),
     )
 
 

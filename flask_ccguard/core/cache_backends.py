@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
-from datetime import datetime
+from collections import OrderedDict
+from datetime import datetime, timezone
 from email.utils import formatdate
 from typing import Any, Union
 from urllib.parse import urlsplit, urlunsplit
@@ -26,7 +28,15 @@ from cachecontrol.heuristics import BaseHeuristic
 
 from .errors import ConfigurationError
 
-__all__ = ["CacheSpec", "DefaultFreshness", "make_cache", "redact"]
+__all__ = [
+    "MEMORY_CACHE_BYTES",
+    "MEMORY_CACHE_ENTRIES",
+    "CacheSpec",
+    "DefaultFreshness",
+    "MemoryCache",
+    "make_cache",
+    "redact",
+]
 
 log = logging.getLogger("flask_ccguard")
 
@@ -39,6 +49,9 @@ REDIS_PREFIX = "ccguard:"
 # issuer is asked directly rather than a request waiting on a sick Redis.
 _REDIS_TIMEOUT = 1.0
 _WARN_EVERY = 60.0
+#: Bounds of the in-process cache: responses kept, and their total size.
+MEMORY_CACHE_ENTRIES = 512
+MEMORY_CACHE_BYTES = 8 << 20  # 8 MiB
 
 
 def redact(url: str) -> str:
@@ -64,7 +77,7 @@ def make_cache(spec: CacheSpec, name: str = "cache") -> BaseCache:
     :raises ConfigurationError: for an unknown scheme or a missing extra.
     """
     if spec is None or spec == "" or spec == "memory://":
-        return DictCache()
+        return MemoryCache()
     if isinstance(spec, BaseCache):
         return spec
     if not isinstance(spec, str):
@@ -92,11 +105,39 @@ def _file_cache(spec: str, name: str) -> BaseCache:
         # Files 0600 in 0700 directories: the cache holds the keys we trust.
         # (os.makedirs applies a mode to the leaf only, so the top is made here.)
         os.makedirs(parts.path, 0o700, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"{name}: cannot create the directory {parts.path!r} ({exc.strerror}).") from None
+    _check_private(parts.path, name)
+    try:
         return _Tolerant(FileCache(parts.path, filemode=0o600, dirmode=0o700), redact(spec))
     except ImportError:
         raise ConfigurationError(
             f"{name}: a file cache needs the 'filelock' package: pip install 'cachecontrol[filecache]'."
         ) from None
+
+
+def _check_private(path: str, name: str) -> None:
+    """Refuse a cache directory that another local user could write to.
+
+    Whoever can write there can plant a key set that every worker then trusts,
+    so a directory that already existed is checked, not used as it is: it must
+    belong to this process's user and be writable by nobody else.
+    """
+    info = os.stat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigurationError(f"{name}: {path!r} is not a directory; name a directory for the cache.")
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    if uid is not None and info.st_uid != uid:
+        raise ConfigurationError(
+            f"{name}: the cache directory {path!r} belongs to another user (uid {info.st_uid}), who could plant "
+            f"keys in it; use a directory owned by the user running the API (uid {uid}), "
+            f"e.g. a new one it creates itself."
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigurationError(
+            f"{name}: the cache directory {path!r} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}), "
+            f"who could plant keys in it; run 'chmod 700 {path}' or use a new directory."
+        )
 
 
 def _redis_cache(spec: str, name: str) -> BaseCache:
@@ -192,6 +233,75 @@ class _Tolerant(BaseCache):
             self.inner.close()
         except Exception as exc:
             self._failed("close", exc)
+
+
+class MemoryCache(DictCache):
+    """The in-process cache: least recently used entries go first, within fixed bounds.
+
+    CacheControl's ``DictCache`` keeps every entry for ever, and every URL it
+    stores is an entry, so an issuer (or whoever answers in its name) that
+    redirects each fetch to a fresh URL on its own origin grew it without
+    limit. Here at most ``max_entries`` responses totalling ``max_bytes`` are
+    kept, and an entry is dropped once its ``expires`` (RFC 9111 §4.2, as
+    CacheControl computes it) has passed. A response larger than the whole
+    budget is not stored.
+    """
+
+    def __init__(self, max_entries: int = MEMORY_CACHE_ENTRIES, max_bytes: int = MEMORY_CACHE_BYTES) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.data: OrderedDict[str, bytes] = OrderedDict()
+        self._expiry: dict[str, float] = {}
+        #: Total size of the stored keys and values, in bytes.
+        self.size = 0
+
+    def get(self, key: str) -> bytes | None:
+        with self.lock:
+            value = self.data.get(key)
+            if value is None:
+                return None
+            expiry = self._expiry.get(key)
+            if expiry is not None and time.monotonic() >= expiry:
+                self._drop(key)
+                return None
+            self.data.move_to_end(key)
+            return value
+
+    def set(self, key: str, value: bytes, expires: int | datetime | None = None) -> None:
+        cost = len(key) + len(value)
+        with self.lock:
+            if key in self.data:
+                self._drop(key)
+            if cost > self.max_bytes:
+                return
+            self.data[key] = value
+            self.size += cost
+            seconds = _seconds(expires)
+            if seconds is not None:
+                self._expiry[key] = time.monotonic() + seconds
+            while len(self.data) > self.max_entries or self.size > self.max_bytes:
+                self._drop(next(iter(self.data)))
+
+    def delete(self, key: str) -> None:
+        with self.lock:
+            if key in self.data:
+                self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        value = self.data.pop(key)
+        self._expiry.pop(key, None)
+        self.size -= len(key) + len(value)
+
+
+def _seconds(expires: int | datetime | None) -> float | None:
+    """``expires`` as seconds from now (CacheControl passes either form)."""
+    if expires is None:
+        return None
+    if isinstance(expires, datetime):
+        now = datetime.now(expires.tzinfo) if expires.tzinfo else datetime.now(timezone.utc).replace(tzinfo=None)
+        return (expires - now).total_seconds()
+    return float(expires)
 
 
 class DefaultFreshness(BaseHeuristic):

@@ -9,7 +9,6 @@ redirect to another origin, and ``https`` for everything but loopback hosts.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import socket
@@ -20,14 +19,15 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from cachecontrol import CacheControl
-from cachecontrol.cache import BaseCache, DictCache
+from cachecontrol.cache import BaseCache
 from cachecontrol.heuristics import BaseHeuristic
 
 from .._version import __version__
+from .cache_backends import MemoryCache
 from .errors import ConfigurationError
+from .transport import Adapter, Watch, is_loopback_address, watching
 
-__all__ = ["FetchError", "HTTPClient", "JSONResponse", "check_url", "is_loopback"]
+__all__ = ["FetchError", "HTTPClient", "JSONResponse", "check_url", "is_loopback", "origin", "url_allowed"]
 
 USER_AGENT = f"flask-ccguard/{__version__}"
 DEFAULT_MAX_BYTES = 1 << 20  # 1 MiB: far above any real key set or metadata
@@ -44,14 +44,35 @@ class FetchError(Exception):
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    """True if ``host`` names this machine's loopback interface only.
+
+    ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``) are; any other
+    name (``evil.localhost`` included: RFC 6761 §6.3 asks resolvers to keep
+    such names on loopback, but nothing makes them) only if it resolves, and
+    every address it resolves to is loopback. Plain ``http`` is allowed to
+    these hosts alone, and the connection's peer is checked again once
+    connected (:mod:`~flask_ccguard.core.transport`), since a name may resolve
+    differently a moment later.
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    if not host:
+        return False
+    if is_loopback_address(host):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ipaddress.ip_address(host)
     except ValueError:
+        pass
+    else:
+        return False  # an address, and not a loopback one
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
         return False
+    addresses = {str(info[4][0]) for info in infos}
+    return bool(addresses) and all(is_loopback_address(a) for a in addresses)
 
 
 def check_url(url: str, what: str) -> str:
@@ -62,7 +83,7 @@ def check_url(url: str, what: str) -> str:
     """
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{what} must be a non-empty URL string.")
-    if not _url_allowed(url):
+    if not url_allowed(url):
         raise ConfigurationError(
             f"{what} {url!r} is not allowed: use an https:// URL "
             "(plain http is accepted only for loopback hosts such as 127.0.0.1)."
@@ -70,7 +91,9 @@ def check_url(url: str, what: str) -> str:
     return url
 
 
-def _url_allowed(url: str) -> bool:
+def url_allowed(url: str) -> bool:
+    """True if ``url`` may be fetched: ``https``, or ``http`` to a loopback host
+    (:func:`is_loopback`); never with credentials in it."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -83,10 +106,16 @@ def _url_allowed(url: str) -> bool:
     return parts.scheme == "http" and is_loopback(host)
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url`` (RFC 6454 §4), the default port filled in."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+# The names other modules imported before these became public.
+_url_allowed = url_allowed
+_origin = origin
 
 
 class JSONResponse:
@@ -98,7 +127,8 @@ class JSONResponse:
         self.data = data
         self.max_age = max_age
         self.status = status
-        #: True when the HTTP cache answered and the issuer was not contacted.
+        #: True when the HTTP cache answered and the issuer was not contacted
+        #: (a ``304`` revalidation contacted it: False).
         self.from_cache = from_cache
 
 
@@ -116,54 +146,14 @@ def _max_age(headers: Mapping[str, str]) -> int | None:
     return None
 
 
-class _Watch:
-    """The deadline of one fetch and the socket to shut when it passes."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self._sock: socket.socket | None = None
-        self._aborted = False
-        self._lock = threading.Lock()
-
-    def attach(self, resp: requests.Response) -> None:
-        sock = _socket_of(resp)
-        with self._lock:
-            self._sock = sock
-            if self._aborted:
-                self._shutdown()
-
-    def abort(self) -> None:
-        with self._lock:
-            self._aborted = True
-            self._shutdown()
-
-    def _shutdown(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
-
-
-def _socket_of(resp: requests.Response) -> socket.socket | None:
-    """The socket a streamed response reads from (urllib3 1.x and 2.x)."""
-    raw = resp.raw
-    conn = getattr(raw, "_connection", None)
-    sock = getattr(conn, "sock", None)
-    if isinstance(sock, socket.socket):
-        return sock
-    try:
-        found = raw._fp.fp.raw._sock  # type: ignore[union-attr]
-    except AttributeError:
-        return None
-    return found if isinstance(found, socket.socket) else None
-
-
 class HTTPClient:
     """Fetches JSON documents from issuers within fixed limits.
 
     :param timeout: seconds for connecting and for each read, and the overall
         deadline for one fetch (headers and body together).
     :param max_bytes: the largest body accepted.
-    :param cache: a CacheControl cache; an in-process ``DictCache`` by default.
+    :param cache: a CacheControl cache; a bounded in-process
+        :class:`~flask_ccguard.core.cache_backends.MemoryCache` by default.
     :param heuristic: a CacheControl heuristic for responses without caching
         headers (see :class:`~flask_ccguard.core.cache_backends.DefaultFreshness`).
     """
@@ -182,8 +172,11 @@ class HTTPClient:
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
         session.trust_env = False  # no proxies or netrc credentials picked up by surprise
-        self.cache = cache if cache is not None else DictCache()
-        self.session = CacheControl(session, cache=self.cache, heuristic=heuristic)
+        self.cache = cache if cache is not None else MemoryCache()
+        adapter = Adapter(self.cache, heuristic=heuristic)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self.session = session
         #: GETs answered by the HTTP cache / by the network, for stats.
         self.cache_hits = 0
         self.network_fetches = 0
@@ -222,8 +215,8 @@ class HTTPClient:
         Used for token and introspection endpoints; never cached.
         """
 
-        def run(watch: _Watch) -> JSONResponse:
-            if not _url_allowed(url):
+        def run(watch: Watch) -> JSONResponse:
+            if not url_allowed(url):
                 raise FetchError(f"refusing to contact {url!r}: https required")
             resp = self.session.post(
                 url,
@@ -253,8 +246,8 @@ class HTTPClient:
         redirected, within the same deadline and size cap as every fetch.
         """
 
-        def run(watch: _Watch) -> JSONResponse:
-            if not _url_allowed(url):
+        def run(watch: Watch) -> JSONResponse:
+            if not url_allowed(url):
                 raise FetchError(f"refusing to contact {url!r}: https required")
             resp = self.session.post(
                 url,
@@ -274,14 +267,17 @@ class HTTPClient:
         """Run ``fn`` in a worker so the caller gets an answer by the deadline.
 
         Per-read timeouts cannot stop a server that sends one byte just before
-        each timeout; the worker's socket is shut down when the deadline passes.
+        each timeout, whether of its headers or its body; when the deadline
+        passes every socket of the fetch is shut down (see
+        :mod:`~flask_ccguard.core.transport`), so the worker ends with it.
         """
-        watch = _Watch(time.monotonic() + self.timeout)
+        watch = Watch(time.monotonic() + self.timeout)
         box: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                box["result"] = fn(watch)
+                with watching(watch):
+                    box["result"] = fn(watch)
             except BaseException as exc:  # handed to the caller below
                 box["error"] = exc
 
@@ -297,38 +293,44 @@ class HTTPClient:
                 raise exc
             if isinstance(exc, requests.Timeout):
                 raise FetchError(f"timed out after {self.timeout:g} s") from None
+            if isinstance(exc, requests.ConnectionError) and "not loopback" in str(exc):
+                raise FetchError("refusing plain http to a host that is not loopback") from None
             if isinstance(exc, requests.RequestException):
                 raise FetchError(f"connection failed ({type(exc).__name__})") from None
             raise FetchError(f"fetch failed ({type(exc).__name__})") from None
         result: JSONResponse = box["result"]
         return result
 
-    def _get(self, url: str, fresh: bool, watch: _Watch) -> JSONResponse:
+    def _get(self, url: str, fresh: bool, watch: Watch) -> JSONResponse:
         headers = {"Cache-Control": "no-cache"} if fresh else {}
         current = url
         for _ in range(_MAX_REDIRECTS + 1):
-            if not _url_allowed(current):
+            if not url_allowed(current):
                 raise FetchError(f"refusing to fetch {current!r}: https required")
+            left = watch.deadline - time.monotonic()
+            if left <= 0 or watch.aborted:
+                raise FetchError(f"{url!r}: no complete answer within {self.timeout:g} s")
             resp = self.session.get(
                 current,
                 headers=headers,
-                timeout=(self.timeout, max(0.01, watch.deadline - time.monotonic())),
+                timeout=(left, left),
                 allow_redirects=False,
                 stream=True,
             )
             if resp.is_redirect:
                 target = urljoin(current, resp.headers.get("Location", ""))
                 resp.close()
-                if _origin(target) != _origin(current):
+                if origin(target) != origin(current):
                     raise FetchError(f"{current!r} redirects to another origin; not followed")
                 current = target
                 continue
             return self._read(resp, current, watch, accept_errors=False)
         raise FetchError(f"{url!r}: too many redirects")
 
-    def _read(self, resp: requests.Response, url: str, watch: _Watch, *, accept_errors: bool) -> JSONResponse:
-        watch.attach(resp)
-        from_cache = bool(getattr(resp, "from_cache", False))
+    def _read(self, resp: requests.Response, url: str, watch: Watch, *, accept_errors: bool) -> JSONResponse:
+        # Only a response that never left the cache spares the issuer; a 304
+        # revalidation is a request like any other (see _Adapter).
+        from_cache = bool(getattr(resp, "from_cache", False)) and not getattr(resp, "ccguard_contacted", True)
         with self._count_lock:
             if from_cache:
                 self.cache_hits += 1
