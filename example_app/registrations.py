@@ -19,7 +19,7 @@ from typing import Any
 
 from .client_secrets import DUMMY_HASH, check_secret, hash_secret, needs_rehash
 from .db import transaction
-from .validation import END, NAME, bad, rfc3339, string_map
+from .validation import END, NAME, bad, check_text, rfc3339, string_map
 
 ROOT_ROLE = "archivist_administrator"
 GUEST_ROLE = "guest"
@@ -89,7 +89,7 @@ def check_display_name(value: Any) -> str:
     # pattern, and the two disagree on control characters such as U+001E.
     if not isinstance(value, str) or not re.search(r"\S", value) or len(value) > 200:
         bad("'display_name' must be a non-blank string of at most 200 characters")
-    return value
+    return check_text(value, "'display_name'")
 
 
 # -- storage ---------------------------------------------------------------------------
