@@ -205,7 +205,7 @@ def _schemas() -> dict[str, Any]:
                 "custom_claims": {
                     **_string_map(32, 1024),
                     "propertyNames": {"pattern": CUSTOM_CLAIM_PATTERN},
-                    "description": "Names must not start with jit_ or arc_, nor be registered JWT claim names.",
+                    "description": "Names must not start with jit_ or arc_, nor be registered JWT or ID-token claim names.",
                 },
                 "roles": roles,
             },

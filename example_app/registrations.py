@@ -17,6 +17,8 @@ import time
 import uuid
 from typing import Any
 
+from flask_ccguard.core.claims import ID_TOKEN_CLAIMS
+
 from .client_secrets import DUMMY_HASH, check_secret, hash_secret, needs_rehash
 from .db import transaction
 from .validation import END, NAME, bad, check_text, rfc3339, string_map
@@ -27,13 +29,15 @@ SECRET_LIFETIME = 365 * 24 * 3600  # RKVST's example secrets are valid for a yea
 
 #: Claim names a custom claim may not take: RFC 7519 §4.1, the claims this
 #: issuer sets itself (RFC 9068 §2.2, §2.2.3.1), and OpenID Connect's
-#: ID-token and standard claims -- a custom claim must never be able to pose
-#: as one of these. Compared case-insensitively.
-RESERVED_CLAIMS = frozenset(
+#: standard claims -- a custom claim must never be able to pose as one of
+#: these -- and the ID-token claims (:data:`ID_TOKEN_CLAIMS`), taken from
+#: flask_ccguard, which refuses a token with one (RFC 8725 §3.11): the issuer
+#: must not mint tokens its own API refuses. Compared case-insensitively.
+RESERVED_CLAIMS = ID_TOKEN_CLAIMS | frozenset(
     {
         "iss", "sub", "aud", "exp", "nbf", "iat", "jti",
         "client_id", "scope", "scp", "roles", "groups", "entitlements", "act", "may_act", "cnf", "typ",
-        "azp", "nonce", "auth_time", "acr", "amr", "at_hash", "c_hash", "sid", "tid", "oid",
+        "azp", "auth_time", "acr", "amr", "sid", "tid", "oid",
         "name", "given_name", "family_name", "email", "email_verified", "preferred_username",
     }
 )  # fmt: skip
@@ -70,6 +74,8 @@ def check_custom_claims(value: Any) -> dict[str, str]:
         lowered = name.lower()
         if lowered.startswith(RESERVED_PREFIXES):
             bad(f"custom claim {name!r} is not allowed: names starting with 'jit_' or 'arc_' are reserved")
+        if lowered in ID_TOKEN_CLAIMS:
+            bad(f"custom claim {name!r} is not allowed: it marks an OpenID Connect ID token, which the API refuses")
         if lowered in RESERVED_CLAIMS:
             bad(f"custom claim {name!r} is not allowed: it is a registered JWT claim name")
     return claims

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import secrets
 import sqlite3
 import uuid
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from flask_ccguard.core.claims import ID_TOKEN_CLAIMS
 
 from ..example_server import LiveExample, bearer, live_example
 
@@ -298,3 +301,36 @@ def test_review_f7_query_parameters_with_lone_surrogates_are_refused(shared_live
             with pytest.raises(ApiError) as raised:
                 check_query(("page_size",))
             assert (raised.value.status, "not valid Unicode text" in raised.value.message) == (400, True)
+
+
+# -- review F8: the issuer never mints a token its own API refuses ---------------------
+
+
+@pytest.mark.parametrize("claim", [*sorted(ID_TOKEN_CLAIMS), "S_Hash"])
+def test_review_f8_id_token_claims_are_refused_at_registration(shared_live: LiveExample, claim: str) -> None:
+    # The API refuses any token with one of these as an ID token (RFC 8725
+    # §3.11): a registration that had one could never call it.
+    live = shared_live
+    before = _rows(live)
+    body = {"display_name": "TL", "custom_claims": {claim: "x"}}
+    response = requests.post(live.apps_url, json=body, headers=bearer(live.token(live.root)), timeout=10)
+    assert response.status_code == 400, response.text
+    assert f"custom claim {claim!r} is not allowed" in response.json()["message"]
+    result = live.app.test_cli_runner().invoke(args=["register", "TL", "--claim", f"{claim}=x"])
+    assert result.exit_code == 2, result.output
+    assert f"custom claim {claim!r} is not allowed" in result.output
+    assert _rows(live) == before
+    from example_app.registrations import CUSTOM_CLAIM_PATTERN
+
+    # The OpenAPI document states the same rule.
+    assert re.match(CUSTOM_CLAIM_PATTERN, claim) is None
+
+
+def test_review_f8_a_registration_with_claims_near_the_reserved_ones_can_call_the_api(
+    shared_live: LiveExample,
+) -> None:
+    live = shared_live
+    claims = [f"--claim={name}2=x" for name in sorted(ID_TOKEN_CLAIMS)]
+    token = live.token(live.register("TL", *claims))
+    response = requests.get(live.assets_url, headers=bearer(token), timeout=10)
+    assert response.status_code == 200, response.text
