@@ -44,6 +44,10 @@ RESERVED_CLAIMS = ID_TOKEN_CLAIMS | frozenset(
 #: Prefixes reserved for the platform: RKVST reserves ``jit_``, DataTrails also ``arc_``.
 RESERVED_PREFIXES = ("jit_", "arc_")
 ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}" + END)
+#: A character that is not blank: not ECMA-262's \s (WhiteSpace, LineTerminator),
+#: spelled out because the OpenAPI document states the rule as this pattern
+#: and Python's \s differs (it takes U+001C-U+001F and U+0085, not U+FEFF).
+NON_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 
 
 def _any_case(word: str) -> str:
@@ -91,9 +95,9 @@ def check_roles(value: Any) -> list[str]:
 
 
 def check_display_name(value: Any) -> str:
-    # re's \S, not str.strip(): the OpenAPI document states the rule as this
-    # pattern, and the two disagree on control characters such as U+001E.
-    if not isinstance(value, str) or not re.search(r"\S", value) or len(value) > 200:
+    # NON_BLANK, not str.strip() or re's \S: the OpenAPI document states the
+    # rule as that pattern, and those disagree with it on U+001C-U+001F.
+    if not isinstance(value, str) or not re.search(NON_BLANK, value) or len(value) > 200:
         bad("'display_name' must be a non-blank string of at most 200 characters")
     return check_text(value, "'display_name'")
 
@@ -232,6 +236,7 @@ def token_claims(row: sqlite3.Row) -> tuple[list[str], dict[str, str]]:
 __all__ = [
     "GUEST_ROLE",
     "NAME",
+    "NON_BLANK",
     "ROOT_ROLE",
     "authenticate",
     "check_custom_claims",

@@ -334,3 +334,34 @@ def test_review_f8_a_registration_with_claims_near_the_reserved_ones_can_call_th
     token = live.token(live.register("TL", *claims))
     response = requests.get(live.assets_url, headers=bearer(token), timeout=10)
     assert response.status_code == 200, response.text
+
+
+# -- found while fixing F7/F8: display_name's blank rule and its documented pattern ---------
+
+
+@pytest.mark.parametrize(
+    ("display_name", "status"),
+    [
+        # Python's \s takes U+001C-U+001F and U+0085, ECMA-262's (the OpenAPI
+        # pattern's dialect) does not: the document called these names valid
+        # and the server refused them (a schemathesis "positive" failure).
+        pytest.param("\x1f", 200, id="unit-separator"),
+        pytest.param("\x1c\x1d\x1e", 200, id="separators"),
+        pytest.param("\x85", 200, id="next-line"),
+        # ECMA's \s takes U+FEFF, Python's does not.
+        pytest.param("\ufeff", 400, id="bom"),
+        pytest.param(" \t\u3000\u2028", 400, id="blank"),
+    ],
+)
+def test_review_extra_display_name_blank_rule_is_its_openapi_pattern(
+    shared_live: LiveExample, display_name: str, status: int
+) -> None:
+    live = shared_live
+    body = {"display_name": display_name}
+    response = requests.post(live.apps_url, json=body, headers=bearer(live.token(live.root)), timeout=10)
+    assert response.status_code == status, response.text
+    document = requests.get(live.base + "/openapi.json", timeout=10).json()
+    schema = document["components"]["schemas"]["ApplicationCreate"]["properties"]["display_name"]
+    # The pattern means the same in both dialects (no \s, \S or \w in it).
+    assert "\\s" not in schema["pattern"].lower() and "\\w" not in schema["pattern"].lower()
+    assert (re.search(schema["pattern"], display_name) is not None) == (status == 200)
