@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from .assets import BEHAVIOUR, MAX_ATTRIBUTES, MAX_VALUE_LENGTH, PROOF_MECHANISMS
-from .registrations import CUSTOM_CLAIM_PATTERN, ROLE
+from .registrations import CUSTOM_CLAIM_PATTERN, NON_BLANK, ROLE
 from .settings import ISSUER_PATH
 from .validation import MAX_PAGE_SIZE, NAME
 
@@ -201,11 +201,11 @@ def _schemas() -> dict[str, Any]:
             "required": ["display_name"],
             "additionalProperties": False,
             "properties": {
-                "display_name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+                "display_name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NON_BLANK},
                 "custom_claims": {
                     **_string_map(32, 1024),
                     "propertyNames": {"pattern": CUSTOM_CLAIM_PATTERN},
-                    "description": "Names must not start with jit_ or arc_, nor be registered JWT claim names.",
+                    "description": "Names must not start with jit_ or arc_, nor be registered JWT or ID-token claim names.",
                 },
                 "roles": roles,
             },
@@ -309,7 +309,7 @@ def _paths(token_path: str) -> dict[str, Any]:
                     {
                         "name": "display_name",
                         "in": "query",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NON_BLANK},
                     },
                 ],
                 "responses": {

@@ -17,9 +17,11 @@ import time
 import uuid
 from typing import Any
 
+from flask_ccguard.core.claims import ID_TOKEN_CLAIMS
+
 from .client_secrets import DUMMY_HASH, check_secret, hash_secret, needs_rehash
 from .db import transaction
-from .validation import END, NAME, bad, rfc3339, string_map
+from .validation import END, NAME, bad, check_text, rfc3339, string_map
 
 ROOT_ROLE = "archivist_administrator"
 GUEST_ROLE = "guest"
@@ -27,19 +29,25 @@ SECRET_LIFETIME = 365 * 24 * 3600  # RKVST's example secrets are valid for a yea
 
 #: Claim names a custom claim may not take: RFC 7519 §4.1, the claims this
 #: issuer sets itself (RFC 9068 §2.2, §2.2.3.1), and OpenID Connect's
-#: ID-token and standard claims -- a custom claim must never be able to pose
-#: as one of these. Compared case-insensitively.
-RESERVED_CLAIMS = frozenset(
+#: standard claims -- a custom claim must never be able to pose as one of
+#: these -- and the ID-token claims (:data:`ID_TOKEN_CLAIMS`), taken from
+#: flask_ccguard, which refuses a token with one (RFC 8725 §3.11): the issuer
+#: must not mint tokens its own API refuses. Compared case-insensitively.
+RESERVED_CLAIMS = ID_TOKEN_CLAIMS | frozenset(
     {
         "iss", "sub", "aud", "exp", "nbf", "iat", "jti",
         "client_id", "scope", "scp", "roles", "groups", "entitlements", "act", "may_act", "cnf", "typ",
-        "azp", "nonce", "auth_time", "acr", "amr", "at_hash", "c_hash", "sid", "tid", "oid",
+        "azp", "auth_time", "acr", "amr", "sid", "tid", "oid",
         "name", "given_name", "family_name", "email", "email_verified", "preferred_username",
     }
 )  # fmt: skip
 #: Prefixes reserved for the platform: RKVST reserves ``jit_``, DataTrails also ``arc_``.
 RESERVED_PREFIXES = ("jit_", "arc_")
 ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}" + END)
+#: A character that is not blank: not ECMA-262's \s (WhiteSpace, LineTerminator),
+#: spelled out because the OpenAPI document states the rule as this pattern
+#: and Python's \s differs (it takes U+001C-U+001F and U+0085, not U+FEFF).
+NON_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 
 
 def _any_case(word: str) -> str:
@@ -70,6 +78,8 @@ def check_custom_claims(value: Any) -> dict[str, str]:
         lowered = name.lower()
         if lowered.startswith(RESERVED_PREFIXES):
             bad(f"custom claim {name!r} is not allowed: names starting with 'jit_' or 'arc_' are reserved")
+        if lowered in ID_TOKEN_CLAIMS:
+            bad(f"custom claim {name!r} is not allowed: it marks an OpenID Connect ID token, which the API refuses")
         if lowered in RESERVED_CLAIMS:
             bad(f"custom claim {name!r} is not allowed: it is a registered JWT claim name")
     return claims
@@ -85,11 +95,11 @@ def check_roles(value: Any) -> list[str]:
 
 
 def check_display_name(value: Any) -> str:
-    # re's \S, not str.strip(): the OpenAPI document states the rule as this
-    # pattern, and the two disagree on control characters such as U+001E.
-    if not isinstance(value, str) or not re.search(r"\S", value) or len(value) > 200:
+    # NON_BLANK, not str.strip() or re's \S: the OpenAPI document states the
+    # rule as that pattern, and those disagree with it on U+001C-U+001F.
+    if not isinstance(value, str) or not re.search(NON_BLANK, value) or len(value) > 200:
         bad("'display_name' must be a non-blank string of at most 200 characters")
-    return value
+    return check_text(value, "'display_name'")
 
 
 # -- storage ---------------------------------------------------------------------------
@@ -226,6 +236,7 @@ def token_claims(row: sqlite3.Row) -> tuple[list[str], dict[str, str]]:
 __all__ = [
     "GUEST_ROLE",
     "NAME",
+    "NON_BLANK",
     "ROOT_ROLE",
     "authenticate",
     "check_custom_claims",

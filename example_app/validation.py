@@ -2,6 +2,8 @@
 
 Every failure is an :class:`ApiError`, answered as a JSON body shaped like
 RKVST's grpc-gateway status (``{"code", "message", "details"}``), never a 500.
+Every string a client sends passes :func:`check_text` here, so no handler
+ever holds text that UTF-8 (and so sqlite) cannot encode.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ DEFAULT_PAGE_SIZE = 50
 # document's regex dialect); "$" would also accept a trailing newline.
 END = r"(?![\s\S])"
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}" + END)
+# A surrogate code point: JSON's "\ud800" escape (RFC 8259 §8.2, §7), bytes
+# json.loads decodes with surrogatepass, or an argv byte PEP 383 escaped put
+# one in a Python string, and UTF-8 cannot encode it (RFC 3629 §3).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+UNICODE_ERROR = "is not valid Unicode text: it holds a lone surrogate such as \\ud800"
 
 
 class ApiError(Exception):
@@ -40,6 +47,36 @@ class ApiError(Exception):
 
 def bad(message: str) -> NoReturn:
     raise ApiError(400, message)
+
+
+def check_text(value: str, field: str) -> str:
+    """``value`` if UTF-8 can encode it (no surrogates), else a 400 naming ``field``.
+
+    Never echoes the value: the message stays plain ASCII whatever was sent.
+    """
+    if _SURROGATE.search(value):
+        bad(f"{field} {UNICODE_ERROR}")
+    return value
+
+
+def _holds_surrogate(document: Any) -> bool:
+    """Whether a string in decoded JSON, member names included, holds a surrogate.
+
+    A loop, not recursion: a document json.loads just managed to nest
+    cannot overflow the stack here.
+    """
+    pending: list[Any] = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return True
+        elif isinstance(node, dict):
+            pending.extend(node)
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -67,6 +104,8 @@ def json_object(allowed: Iterable[str], required: Iterable[str] = ()) -> dict[st
         document = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError):
         bad("the body is not valid JSON")
+    if _holds_surrogate(document):
+        bad(f"a string in the body {UNICODE_ERROR}")
     if not isinstance(document, dict):
         bad("the body must be a JSON object")
     unknown = sorted(set(document) - set(allowed))
@@ -81,7 +120,10 @@ def json_object(allowed: Iterable[str], required: Iterable[str] = ()) -> dict[st
 def check_query(allowed: Iterable[str]) -> None:
     """Refuse unknown or repeated query parameters."""
     allowed = set(allowed)
-    for name in request.args:
+    for name, values in request.args.lists():
+        check_text(name, "a query parameter name")
+        for value in values:
+            check_text(value, f"query parameter {name!r}")
         if name not in allowed:
             bad(f"unknown query parameter {name!r}")
         if len(request.args.getlist(name)) > 1:
@@ -99,6 +141,7 @@ def string_map(value: Any, field: str, *, max_items: int = 50, max_length: int =
             bad(f"{field!r} key {key!r} must match {NAME.pattern}")
         if not isinstance(item, str) or len(item) > max_length:
             bad(f"{field!r}.{key} must be a string of at most {max_length} characters")
+        check_text(item, f"{field!r}.{key}")
     return dict(value)
 
 
@@ -128,6 +171,9 @@ def page_request() -> tuple[int, int, dict[str, str]]:
             or not _int_in(state["after"], 0, 2**62)
             or not isinstance(state["filters"], dict)
             or not all(isinstance(v, str) for v in state["filters"].values())
+            # The tokens this server issues hold only text a client sent,
+            # which check_text passed.
+            or _holds_surrogate(state)
         ):
             bad("page_token is not a token this server issued")
         size, after, filters = state["page_size"], state["after"], state["filters"]
