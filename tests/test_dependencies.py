@@ -1,5 +1,10 @@
 """What the suite and the package depend on, and how they cope when it is missing.
 
+Issue 14 item 12: python-jose installs ``ecdsa``, ``rsa`` and ``pyasn1``
+(scanners flag CVE-2024-23342 in ``ecdsa``); SECURITY.rst says none of them
+is imported at run time, and :func:`test_i14_12_python_jose_extras_are_never_imported`
+holds it by using every part of flask-ccguard in a fresh interpreter.
+
 Issue 14 item 1: the interop suite's npm packages are installed with retries,
 and a registry that keeps failing skips the interop tests with the reason
 outside CI (failing the run in CI) instead of stopping every test and the
@@ -10,6 +15,7 @@ would: what is tested is our own retry and skip logic, not npm.
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import shutil
@@ -209,3 +215,51 @@ def test_i14_01_ci_script_retries_registry_steps(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "n").read_text().strip() == "3"
     assert "attempt 2 failed" in done.stderr
+
+
+#: Uses every part of flask-ccguard: the extension and the validator with
+#: tokens of every algorithm (RS, PS, ES, EdDSA), the token client, the CLI.
+USE_EVERYTHING = """
+import json, sys
+from click.testing import CliRunner
+from flask import Flask
+from flask_ccguard import CCGuard, TokenValidator, require_token
+from flask_ccguard.cli import main
+from flask_ccguard.client import ClientCredentials
+from flask_ccguard.testing import TestIssuer
+
+algs = ("RS256", "PS256", "ES256", "EdDSA")
+with TestIssuer(algorithms=algs, clients={"c": "s"}) as issuer:
+    app = Flask("m")
+    app.config.update(issuer.app_config())
+    CCGuard(app)
+
+    @app.get("/")
+    @require_token
+    def view():
+        return "ok"
+
+    validator = TokenValidator(issuer=issuer.issuer, audience=issuer.audience, algorithms=list(algs))
+    runner = CliRunner()
+    for alg in algs:
+        token = issuer.mint(alg=alg)
+        assert app.test_client().get("/", headers={"Authorization": "Bearer " + token}).status_code == 200
+        validator.validate(token)
+        argv = ["check-token", "-T", token, "--issuer", issuer.issuer, "--audience", issuer.audience, "--algorithm", alg]
+        assert runner.invoke(main, argv).exit_code == 0
+    token = ClientCredentials(issuer.token_endpoint, "c", "s").token()
+    assert runner.invoke(main, ["decode", token]).exit_code == 0
+    assert runner.invoke(main, ["token", "--issuer", issuer.issuer, "-c", "c", "-s", "s"]).exit_code == 0
+print(json.dumps(sorted(name for name in ("ecdsa", "rsa", "pyasn1", "jose") if name in sys.modules)))
+"""
+
+
+def test_i14_12_python_jose_extras_are_never_imported() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", USE_EVERYTHING], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # python-jose itself is used (its cryptography backend loads RSA and EC
+    # keys); the pure-Python backends and their dependencies never are.
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["jose"]
