@@ -10,8 +10,19 @@ stays an independent check of it.
 pytest plugin
 -------------
 The fixture ``ccguard_issuer`` yields a started :class:`TestIssuer` publishing
-RS256, ES256, PS256 and EdDSA keys, with the client ``test-client`` /
-``test-secret``, and stops it afterwards.
+RS256, ES256, PS256 and EdDSA keys, and stops it afterwards. Its token
+endpoint accepts the client id ``test-client`` with the secret
+``test-secret`` (``client_secret_post`` or ``client_secret_basic``); the
+tokens it issues carry ``sub`` and ``client_id`` ``test-client``. Configure
+the app under test from :meth:`TestIssuer.app_config`, which also turns off
+the unknown-``kid`` refetch cooldown so that a token minted after
+:meth:`TestIssuer.rotate_keys` is accepted at once::
+
+    def test_list_assets(ccguard_issuer):
+        app = create_app(ccguard_issuer.app_config())
+        ccguard_issuer.rotate_keys()
+        token = ccguard_issuer.mint(roles=["guest"])
+        ...
 
 When flask-ccguard is installed, the ``pytest11`` entry point ``ccguard``
 registers this module and the fixture is there in every test session.
@@ -310,6 +321,28 @@ class TestIssuer:
             if keep_old:
                 self._published.extend(old)
 
+    def app_config(self, **overrides: Any) -> dict[str, Any]:
+        """The ``CCGUARD_*`` settings of an app under test that trusts this issuer.
+
+        ``CCGUARD_ISSUER`` and ``CCGUARD_AUDIENCE`` name this issuer,
+        ``CCGUARD_ALGORITHMS`` its current algorithms, and
+        ``CCGUARD_JWKS_REFRESH_COOLDOWN`` is ``0``: after :meth:`rotate_keys`
+        the app then fetches the new keys for the first token that names one,
+        where the production default (30 s between refetches for an unknown
+        ``kid``) would refuse every new token for 30 seconds.
+
+        :param overrides: more settings, by their full ``CCGUARD_*`` name;
+            they win over the ones above.
+        """
+        config: dict[str, Any] = {
+            "CCGUARD_ISSUER": self.issuer,
+            "CCGUARD_AUDIENCE": self.audience,
+            "CCGUARD_ALGORITHMS": list(self.algorithms),
+            "CCGUARD_JWKS_REFRESH_COOLDOWN": 0,
+        }
+        config.update(overrides)
+        return config
+
     # -- tokens --------------------------------------------------------------
 
     def sign(
@@ -583,8 +616,13 @@ else:
 
     @pytest.fixture
     def ccguard_issuer() -> Iterator[TestIssuer]:
-        """A started :class:`TestIssuer` (RS256, ES256, PS256, EdDSA keys) with
-        the client ``test-client`` / ``test-secret``; stopped afterwards."""
+        """A started :class:`TestIssuer` (RS256, ES256, PS256, EdDSA keys); stopped afterwards.
+
+        Client id ``test-client``, secret ``test-secret``. Configure the app
+        under test with ``ccguard_issuer.app_config()`` (issuer, audience,
+        algorithms, and no refetch cooldown, so that tokens minted after
+        ``rotate_keys()`` are accepted at once).
+        """
         with TestIssuer(
             algorithms=("RS256", "ES256", "PS256", "EdDSA"),
             clients={"test-client": "test-secret"},

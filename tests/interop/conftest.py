@@ -5,11 +5,13 @@ issues RFC 9068 JWT access tokens through the client-credentials grant
 (RFC 6749 §4.4) with RFC 8707 resource indicators. Install its dependencies
 once with ``npm ci --prefix tests/interop``.
 
-``tox`` installs them itself (``tests/interop/ensure_deps.py``) when npm is
-on the machine. In CI (``CI`` set) a missing Node or ``node_modules`` makes
-the fixtures *fail*, so CI cannot silently lose the interop suite; on a
-developer machine without Node they skip with the fix to apply, as they do
-anywhere when ``CCGUARD_SKIP_INTEROP=1`` is set.
+``tox`` installs them itself (``tests/interop/ensure_deps.py``, retrying
+registry failures). In CI (``CI`` set, and not ``false``) a missing Node or
+``node_modules`` makes the fixtures *fail*, so CI cannot silently lose the
+interop suite; elsewhere they skip with the reason (the installation's own
+failure when tox's ``npm ci`` failed) and the fix, and the run ends with one
+line ``interop: N tests skipped: <reason>``. ``CCGUARD_SKIP_INTEROP=1`` skips
+them anywhere.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
+
+from .ensure_deps import failure_reason, in_ci, installed
 
 HERE = Path(__file__).resolve().parent
 PROVIDER_SCRIPT = HERE / "provider.mjs"
@@ -83,24 +87,45 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _interop_problem() -> str | None:
+    """Why the interop tests cannot run here, with the fix; None when they can."""
+    if os.environ.get("CCGUARD_SKIP_INTEROP") == "1":
+        return "CCGUARD_SKIP_INTEROP=1 is set"
+    if shutil.which("node") is None:
+        return "Node.js (`node`) is not on PATH; install Node >= 20.19 and run `npm ci --prefix tests/interop`"
+    if not installed():
+        why = failure_reason() or "tests/interop/node_modules is missing"
+        return f"{why}: run `npm ci --prefix tests/interop` (or set CCGUARD_SKIP_INTEROP=1 to skip them)"
+    return None
+
+
+#: The reason the interop tests were skipped in this session, for the summary line.
+_skipped_because: list[str] = []
+
+
 def _require_node() -> str:
-    """Return the ``node`` executable, or fail/skip with the fix to apply."""
-    node = shutil.which("node")
-    skip = os.environ.get("CCGUARD_SKIP_INTEROP") == "1" or (node is None and not os.environ.get("CI"))
-    problem = None
-    if node is None:
-        problem = "Node.js (`node`) is not on PATH; install Node >= 20.19 and run `npm ci --prefix tests/interop`"
-    elif not (HERE / "node_modules" / "oidc-provider").is_dir():
-        problem = (
-            "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` "
-            "(or set CCGUARD_SKIP_INTEROP=1 to skip the interop tests)"
-        )
+    """Return the ``node`` executable, or skip (fail in CI) with the reason and the fix."""
+    problem = _interop_problem()
     if problem is not None:
-        if skip:
-            pytest.skip(problem)
-        pytest.fail(problem, pytrace=False)
+        if os.environ.get("CCGUARD_SKIP_INTEROP") == "1" or not in_ci():
+            if problem not in _skipped_because:
+                _skipped_because.append(problem)
+            pytest.skip(f"interop: {problem}")
+        pytest.fail(f"interop: {problem} (CI is set: the interop tests must run)", pytrace=False)
+    node = shutil.which("node")
     assert node is not None
     return node
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """End the run with one line saying how many interop tests were skipped and why."""
+    for reason in _skipped_because:
+        count = sum(
+            1
+            for report in terminalreporter.stats.get("skipped", [])
+            if isinstance(report.longrepr, tuple) and reason in str(report.longrepr[2])
+        )
+        terminalreporter.write_line(f"interop: {count} tests skipped: {reason}", yellow=True, bold=True)
 
 
 class OidcProvider:
