@@ -8,6 +8,8 @@ import math
 import re
 from typing import Any, Callable
 
+from .bearer import is_b64token
+
 __all__ = ["TokenRequestError", "parse_token_response"]
 
 # RFC 6749 §5.2: error and error_description are %x20-21 / %x23-5B / %x5D-7E.
@@ -102,6 +104,18 @@ def parse_token_response(
     access = data.get("access_token")
     if not isinstance(access, str) or not access:
         raise TokenRequestError(None, "the token endpoint's answer has no access_token", status)
+    # RFC 6749 §A.12 allows any VSCHAR, but a Bearer token is sent as RFC 6750
+    # §2.1 b64token, and that is where this one goes (the requests auth, the
+    # header file): anything else would inject header lines or terminal
+    # escapes, or be refused by the resource (our own validator refuses it).
+    # Never echoed: it is a credential, and the text is the problem.
+    if not is_b64token(access):
+        raise TokenRequestError(
+            None,
+            "the token endpoint's access_token is not a bearer token: it holds characters other than "
+            "RFC 6750 §2.1 allows in an Authorization header",
+            status,
+        )
     token_type = data.get("token_type")
     # RFC 6749 §7.1: only Bearer tokens are sent as they are (DPoP etc. need proofs).
     if token_type is not None and (not isinstance(token_type, str) or token_type.lower() != "bearer"):

@@ -9,12 +9,20 @@ TestIssuer and deeply nested JSON. Every server here is real and listens on
 from __future__ import annotations
 
 import base64
+import json
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from flask_ccguard import TokenValidator
 from flask_ccguard.cli import main
+from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.testing import TestIssuer
 
 from .support import rejection, resign_raw
@@ -34,6 +42,48 @@ def _with_member(issuer: TestIssuer, part: str, member: bytes) -> str:
     segments = {"header": header, "payload": payload}
     segments[part] = _b64(_unb64(segments[part])[:-1] + b"," + member + b"}")
     return resign_raw(issuer, segments["header"], segments["payload"])
+
+
+class Endpoint:
+    """A loopback HTTP server answering every request with :attr:`body` (JSON, HTTP 200)."""
+
+    def __init__(self) -> None:
+        self.body = b"{}"
+        self.requests = 0
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                endpoint.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(endpoint.body)))
+                self.end_headers()
+                self.wfile.write(endpoint.body)
+
+            do_GET = do_POST
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def answer(self, **response: Any) -> None:
+        self.body = json.dumps({"token_type": "Bearer", **response}).encode()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    server = Endpoint()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
 
 
 # -- F4: non-finite numbers ------------------------------------------------------------
@@ -76,3 +126,57 @@ def test_review_f4_decode_refuses_non_finite_numbers(issuer: TestIssuer, member:
     assert result.exit_code == 1
     assert "malformed" in result.output
     assert "Infinity" not in result.output and "NaN" not in result.output
+
+
+# -- F5: access tokens that cannot go in an Authorization header ------------------------
+
+NOT_B64TOKEN = [
+    pytest.param("abc\nX-Injected: yes\nCookie: session=attacker", id="header-lines"),
+    pytest.param("abc\r\nX-Injected: yes", id="crlf"),
+    pytest.param("abc\x1b]0;pwned\x07\x1b[2J", id="terminal-escapes"),
+    pytest.param("abc def", id="space"),
+    pytest.param("abc\tdef", id="tab"),
+    pytest.param("abc:def", id="colon"),
+    pytest.param("a=b", id="inner-padding"),
+    pytest.param("t\u00f6ken", id="non-ascii"),
+    pytest.param("===", id="padding-only"),
+]
+
+
+@pytest.mark.parametrize("access_token", NOT_B64TOKEN)
+def test_review_f5_client_refuses_a_token_that_is_no_b64token(endpoint: Endpoint, access_token: str) -> None:
+    endpoint.answer(access_token=access_token, expires_in=60)
+    cc = ClientCredentials(endpoint.url + "/token", "id", "sekret-123")
+    with pytest.raises(TokenRequestError, match="RFC 6750") as info:
+        cc.token()
+    # Never echoed (a credential, and the very text that is the problem).
+    assert access_token not in str(info.value) and access_token not in repr(info.value)
+    assert "abc" not in str(info.value)
+
+
+@pytest.mark.parametrize("access_token", NOT_B64TOKEN[:3])
+def test_review_f5_requests_auth_raises_token_request_error(endpoint: Endpoint, access_token: str) -> None:
+    endpoint.answer(access_token=access_token, expires_in=60)
+    cc = ClientCredentials(endpoint.url + "/token", "id", "sekret-123")
+    with pytest.raises(TokenRequestError):
+        requests.get(endpoint.url + "/resource", auth=cc, timeout=5)
+    assert endpoint.requests == 1  # the token request; the resource was never asked
+
+
+@pytest.mark.parametrize("access_token", NOT_B64TOKEN[:3])
+def test_review_f5_header_file_is_not_written(endpoint: Endpoint, tmp_path: Any, access_token: str) -> None:
+    endpoint.answer(access_token=access_token, expires_in=60)
+    target = tmp_path / "bearer_token"
+    args = ["token", "--token-url", endpoint.url + "/token", "-c", "id", "-s", "sekret-123"]
+    result = CliRunner().invoke(main, [*args, "--header-file", str(target)])
+    assert result.exit_code == 1
+    assert not target.exists() and os.listdir(tmp_path) == []
+    printed = CliRunner().invoke(main, args)
+    assert printed.exit_code == 1
+    assert "\x1b" not in printed.output and "X-Injected" not in printed.output
+
+
+@pytest.mark.parametrize("access_token", ["abc", "a-b.c_d~e+f/g==", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"])
+def test_review_f5_b64tokens_are_still_accepted(endpoint: Endpoint, access_token: str) -> None:
+    endpoint.answer(access_token=access_token, expires_in=60)
+    assert ClientCredentials(endpoint.url + "/token", "id", "sekret-123").token() == access_token
