@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 from typing import Any, Callable
 
 from .bearer import is_b64token
+from .numbers import bounded_number
 
 __all__ = ["TokenRequestError", "parse_token_response"]
 
@@ -56,12 +56,13 @@ class TokenRequestError(Exception):
 
 
 def _number(value: Any) -> float | None:
-    """``expires_in`` as seconds: a JSON number, or a numeric string (Azure AD v1)."""
+    """``expires_in`` or ``exp`` as seconds: a JSON number, or a numeric string
+    (Azure AD v1); None for anything else, an integer too long for a float or
+    beyond year 9999 included (such a lifetime says nothing usable)."""
     if isinstance(value, str) and _NUMERIC.fullmatch(value):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return max(0.0, float(value))
+        value = float(value)  # a string never overflows: inf, refused below
+    number = bounded_number(value)
+    return None if number is None else max(0.0, number)
 
 
 def _jwt_exp(token: str) -> float | None:

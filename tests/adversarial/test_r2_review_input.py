@@ -20,9 +20,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from flask_ccguard import TokenValidator
+from flask_ccguard import ConfigurationError, TokenValidator
 from flask_ccguard.cli import main
 from flask_ccguard.client import ClientCredentials, TokenRequestError
+from flask_ccguard.core.numbers import MAX_SECONDS, bounded_number
 from flask_ccguard.testing import TestIssuer
 
 from .support import rejection, resign_raw
@@ -180,3 +181,135 @@ def test_review_f5_header_file_is_not_written(endpoint: Endpoint, tmp_path: Any,
 def test_review_f5_b64tokens_are_still_accepted(endpoint: Endpoint, access_token: str) -> None:
     endpoint.answer(access_token=access_token, expires_in=60)
     assert ClientCredentials(endpoint.url + "/token", "id", "sekret-123").token() == access_token
+
+
+# -- F6: integers too large for a float ------------------------------------------------
+
+HUGE = "9" * 400  # JSON allows it; float() and math.isfinite() of it raise OverflowError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _jwt_with_exp(exp: str) -> str:
+    return _b64(b'{"alg":"RS256"}') + "." + _b64(b'{"exp":' + exp.encode() + b"}") + ".c2ln"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            b'{"access_token":"abc","token_type":"Bearer","expires_in":' + HUGE.encode() + b"}", id="expires_in"
+        ),
+        pytest.param(
+            b'{"access_token":"abc","token_type":"Bearer","expires_in":-' + HUGE.encode() + b"}", id="negative"
+        ),
+        pytest.param(
+            b'{"access_token":"abc","token_type":"Bearer","expires_in":"' + HUGE.encode() + b'"}', id="string"
+        ),
+        pytest.param(b'{"access_token":"abc","token_type":"Bearer","expires_in":1e300}', id="beyond-year-9999"),
+        pytest.param(b'{"access_token":"' + _jwt_with_exp(HUGE).encode() + b'","token_type":"Bearer"}', id="jwt-exp"),
+        pytest.param(b'{"access_token":"abc","token_type":"Bearer","expires_in":NaN}', id="nan"),
+    ],
+)
+def test_review_f6_unusable_lifetime_falls_back_to_the_default(endpoint: Endpoint, body: bytes) -> None:
+    # No usable lifetime (RFC 6749 §5.1 expires_in is only RECOMMENDED): the
+    # token is kept for default_lifetime, as when none is given.
+    endpoint.body = body
+    clock = Clock()
+    start = clock.now
+    cc = ClientCredentials(endpoint.url + "/token", "id", "sekret-123", clock=clock, default_lifetime=120)
+    token = cc.token()
+    clock.now = start + 89  # 120 - margin 30, less a second
+    assert cc.token() == token and endpoint.requests == 1
+    clock.now = start + 91
+    cc.token()
+    assert endpoint.requests == 2
+
+
+def test_review_f6_ccguard_token_prints_the_token_not_a_traceback(endpoint: Endpoint) -> None:
+    endpoint.body = b'{"access_token":"abc","token_type":"Bearer","expires_in":' + HUGE.encode() + b"}"
+    result = CliRunner().invoke(main, ["token", "--token-url", endpoint.url + "/token", "-c", "id", "-s", "pw"])
+    assert (result.exit_code, result.exception, result.output) == (0, None, "abc\n")
+
+
+@pytest.mark.parametrize(
+    "exp",
+    [
+        pytest.param(HUGE, id="huge"),
+        pytest.param("-" + HUGE, id="huge-negative"),
+        pytest.param("1e300", id="year-9999"),
+    ],
+)
+def test_review_f6_introspected_exp_beyond_a_float_is_a_claim_error(
+    issuer: TestIssuer, endpoint: Endpoint, caplog: pytest.LogCaptureFixture, exp: str
+) -> None:
+    endpoint.body = b'{"active": true, "exp": ' + exp.encode() + b"}"
+    introspection = {"endpoint": endpoint.url + "/introspect", "client_id": "rs", "client_secret": "pw"}
+    validator = TokenValidator([{"issuer": issuer.issuer, "introspection": introspection}], issuer.audience)
+    error = rejection(validator, "opaque-token-1")  # fails on reason "internal" (an OverflowError caught)
+    assert (error.status, error.reason, error.claim) == (401, "claim_type", "exp")
+    assert "unexpected" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: TokenValidator("https://idp.example", "api", leeway=10**400), id="leeway"),
+        pytest.param(lambda: TokenValidator("https://idp.example", "api", http_timeout=10**400), id="http_timeout"),
+        pytest.param(lambda: ClientCredentials("https://idp.example/t", "c", "s", margin=10**400), id="margin"),
+        pytest.param(lambda: ClientCredentials("https://idp.example/t", "c", "s", timeout=-(10**400)), id="timeout"),
+        pytest.param(
+            lambda: TokenValidator(
+                [
+                    {
+                        "issuer": "https://idp.example",
+                        "introspection": {"client_id": "c", "client_secret": "s", "ttl": 10**400},
+                    }
+                ],
+                "api",
+            ),
+            id="introspection-ttl",
+        ),
+        pytest.param(
+            lambda: TokenValidator(
+                [
+                    {
+                        "issuer": "https://idp.example",
+                        "introspection": {"client_id": "c", "client_secret": "s", "max_calls_per_second": 10**400},
+                    }
+                ],
+                "api",
+            ),
+            id="introspection-rate",
+        ),
+    ],
+)
+def test_review_f6_huge_integer_settings_are_configuration_errors(make: Any) -> None:
+    with pytest.raises(ConfigurationError, match="number"):
+        make()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (10**400, None),
+        (-(10**400), None),
+        (float("nan"), None),
+        (float("inf"), None),
+        (True, None),
+        ("5", None),
+        (None, None),
+        (MAX_SECONDS, float(MAX_SECONDS)),
+        (MAX_SECONDS + 1, None),
+        (-5, -5.0),
+        (1.5, 1.5),
+    ],
+)
+def test_review_f6_bounded_number_never_raises(value: Any, expected: float | None) -> None:
+    assert bounded_number(value) == expected
