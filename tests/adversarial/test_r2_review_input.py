@@ -24,6 +24,7 @@ from flask_ccguard import ConfigurationError, TokenValidator
 from flask_ccguard.cli import main
 from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.core.numbers import MAX_SECONDS, bounded_number
+from flask_ccguard.environment import parse_list, parse_variable
 from flask_ccguard.testing import TestIssuer
 
 from .support import rejection, resign_raw
@@ -51,6 +52,7 @@ class Endpoint:
     def __init__(self) -> None:
         self.body = b"{}"
         self.requests = 0
+        self.bodies: list[bytes] = []
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,7 +62,7 @@ class Endpoint:
                 pass
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                endpoint.bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 endpoint.requests += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -313,3 +315,85 @@ def test_review_f6_huge_integer_settings_are_configuration_errors(make: Any) -> 
 )
 def test_review_f6_bounded_number_never_raises(value: Any, expected: float | None) -> None:
     assert bounded_number(value) == expected
+
+
+# -- F9: list-valued CCGUARD_* variables, one reading -----------------------------------
+
+LISTS = [
+    pytest.param('["api://a", "api://b"]', ["api://a", "api://b"], id="json-array"),
+    pytest.param('  ["api://a"]\n', ["api://a"], id="json-array-padded"),
+    pytest.param('"api://a"', ["api://a"], id="json-string"),
+    pytest.param("api://a api://b", ["api://a", "api://b"], id="spaces"),
+    pytest.param("api://a\n\tapi://b ", ["api://a", "api://b"], id="whitespace"),
+    pytest.param("api://a", ["api://a"], id="one"),
+    # A comma may be part of a URI (RFC 3986 §2.2): splitting would invent an audience.
+    pytest.param("urn:a,b", ["urn:a,b"], id="comma-is-not-a-separator"),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), LISTS)
+def test_review_f9_list_variables_parse(raw: str, expected: list[str]) -> None:
+    assert parse_list("CCGUARD_AUDIENCE", raw) == expected
+    assert parse_variable("CCGUARD_AUDIENCE", raw) == expected
+    assert parse_variable("CCGUARD_LEEWAY", "5") == 5 and parse_variable("CCGUARD_JWKS_URI", "https://x") == "https://x"
+
+
+@pytest.mark.parametrize("raw", ['["api://a", 1]', '["api://a",', '[""]', "[" * 100_000, '{"a": 1}', '"'])
+def test_review_f9_a_malformed_list_names_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="CCGUARD_ALGORITHMS must be a JSON array"):
+        parse_list("CCGUARD_ALGORITHMS", raw)
+
+
+def _check_token_with_env(issuer: TestIssuer, token: str, **env: str) -> Any:
+    return CliRunner(env={"CCGUARD_ISSUER": issuer.issuer, **env}).invoke(main, ["check-token", "-T", token])
+
+
+@pytest.mark.parametrize(("raw", "expected"), LISTS[:5])
+def test_review_f9_check_token_reads_the_audience_variable_as_apps_do(
+    issuer: TestIssuer, raw: str, expected: list[str]
+) -> None:
+    result = _check_token_with_env(issuer, issuer.mint(aud=expected[-1]), CCGUARD_AUDIENCE=raw)
+    assert result.exit_code == 0, result.output
+    assert "result: VALID" in result.output
+
+
+def test_review_f9_check_token_reads_the_algorithms_variable_as_apps_do(issuer: TestIssuer) -> None:
+    token = issuer.mint(alg="ES256")
+    for raw in ('["RS256", "ES256"]', "RS256 ES256"):
+        result = _check_token_with_env(issuer, token, CCGUARD_AUDIENCE=issuer.audience, CCGUARD_ALGORITHMS=raw)
+        assert result.exit_code == 0, result.output
+
+
+def test_review_f9_check_token_names_a_malformed_variable(issuer: TestIssuer) -> None:
+    result = _check_token_with_env(issuer, issuer.mint(), CCGUARD_AUDIENCE='["api://a", 1]')
+    assert result.exit_code == 2
+    assert "CCGUARD_AUDIENCE must be a JSON array" in result.output
+
+
+def test_review_f9_token_requests_the_one_audience_of_the_variable(endpoint: Endpoint) -> None:
+    endpoint.answer(access_token="abc", expires_in=60)
+    args = ["token", "--token-url", endpoint.url + "/token", "-c", "id", "-s", "pw"]
+    result = CliRunner(env={"CCGUARD_AUDIENCE": '["aud-1"]'}).invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert endpoint.bodies[-1].endswith(b"&audience=aud-1")
+    two = CliRunner(env={"CCGUARD_AUDIENCE": '["aud-1", "aud-2"]'}).invoke(main, args)
+    assert two.exit_code == 2 and "one audience" in two.output
+    assert endpoint.requests == 1
+
+
+def test_review_f9_example_app_reads_the_variables_as_the_command_does(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from example_app import create_app
+
+    for name in list(os.environ):
+        if name.startswith(("EXAMPLE_", "CCGUARD_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CCGUARD_AUDIENCE", "api://a api://b")
+    monkeypatch.setenv("CCGUARD_ALGORITHMS", '["RS256", "ES256"]')
+    app = create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
+    assert app.config["CCGUARD_AUDIENCE"] == ["api://a", "api://b"]
+    assert app.config["CCGUARD_ALGORITHMS"] == ["RS256", "ES256"]
+    monkeypatch.setenv("CCGUARD_AUDIENCE", '["api://a", 1]')
+    with pytest.raises(ConfigurationError, match="CCGUARD_AUDIENCE must be a JSON array"):
+        create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
