@@ -21,6 +21,7 @@ import requests
 from click.testing import CliRunner
 
 from flask_ccguard import ConfigurationError, TokenValidator
+from flask_ccguard._testing.token_request import OAuthError, parameters
 from flask_ccguard.cli import main
 from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.core.numbers import MAX_SECONDS, bounded_number
@@ -397,3 +398,29 @@ def test_review_f9_example_app_reads_the_variables_as_the_command_does(
     monkeypatch.setenv("CCGUARD_AUDIENCE", '["api://a", 1]')
     with pytest.raises(ConfigurationError, match="CCGUARD_AUDIENCE must be a JSON array"):
         create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
+
+
+# -- F10: TestIssuer's token endpoint and deeply nested JSON -----------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(DEEP, id="deep-array"),
+        pytest.param('{"grant_type": "client_credentials", "client_id": ' + DEEP + "}", id="deep-member"),
+        pytest.param('{"a": ' * 50_000 + "1" + "}" * 50_000, id="deep-objects"),
+    ],
+)
+def test_review_f10_deeply_nested_json_is_a_400_not_a_500(issuer: TestIssuer, body: str) -> None:
+    answer = requests.post(issuer.token_endpoint, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
+    assert "Traceback" not in answer.text
+
+
+def test_review_f10_parameters_refuse_deep_json_as_oauth_error() -> None:
+    with pytest.raises(OAuthError) as info:
+        parameters("application/json", DEEP.encode())
+    assert (info.value.status, info.value.error) == (400, "invalid_request")
