@@ -18,7 +18,6 @@ point it at any other OpenID issuer instead.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
 import shutil
@@ -33,6 +32,7 @@ from flask_ccguard import CCGuard, ConfigurationError
 from flask_ccguard.config import CLIENT_KEYS as CCGUARD_CLIENT_KEYS
 from flask_ccguard.config import DEFAULTS as CCGUARD_SETTINGS
 from flask_ccguard.config import PREFIX as CCGUARD_PREFIX
+from flask_ccguard.environment import parse_variable
 
 from . import applications, assets, cli, db, errors, issuer, openapi, registrations, settings
 from .failure_limiter import TokenEndpointLimits
@@ -63,7 +63,9 @@ def _closest_setting(key: str) -> str | None:
 
 
 def _env_ccguard() -> dict[str, Any]:
-    """flask-ccguard settings from the environment; JSON values (lists, numbers) are decoded.
+    """flask-ccguard settings from the environment; JSON values (lists, numbers) are decoded,
+    and list-valued ones (``CCGUARD_AUDIENCE``…) may also be separated by spaces
+    (:func:`flask_ccguard.environment.parse_variable`, as ``ccguard`` reads them).
 
     Checked like ``app.config`` (the extension refuses an unknown
     ``CCGUARD_*`` key there): a variable that is close to a setting's name,
@@ -88,10 +90,7 @@ def _env_ccguard() -> dict[str, Any]:
                 )
             log.warning("ignoring the environment variable %s: it is not a flask-ccguard setting", key)
             continue
-        try:
-            found[key] = json.loads(raw)
-        except ValueError:
-            found[key] = raw
+        found[key] = parse_variable(key, raw)  # as the ccguard command reads it
     return found
 
 

@@ -25,6 +25,7 @@ from .core.client import AUTH_METHODS, BASIC_ENCODING_OPTIONS, ClientCredentials
 from .core.errors import CCGuardError, ConfigurationError
 from .core.jws import parse_compact
 from .core.validator import TokenValidator
+from .environment import parse_list
 
 __all__ = ["flask_group", "main", "write_header_file"]
 
@@ -42,6 +43,25 @@ _CHECK_OPTIONS = {
     "discovery_url": "--discovery-url",
     "http_timeout": "--timeout",
 }
+
+
+class _ListVariable(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A repeatable option's value; from its environment variable, the list
+    :func:`~flask_ccguard.environment.parse_list` reads (as apps read it)."""
+
+    name = "text"
+
+    def __init__(self, variable: str) -> None:
+        self.variable = variable
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
+
+    def split_envvar_value(self, rv: str) -> Sequence[str]:
+        try:
+            return parse_list(self.variable, rv)
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc)) from None
 
 
 def _usage(message: str) -> NoReturn:
@@ -109,7 +129,13 @@ def _request_options(fn: F) -> F:
             show_default=True,
             help="client_secret_basic: RFC 6749 form-encoding, raw, or auto (RFC 6749, then raw if refused).",
         ),
-        click.option("--resource", multiple=True, envvar="CCGUARD_RESOURCE", help="Resource indicator (repeatable)."),
+        click.option(
+            "--resource",
+            multiple=True,
+            type=_ListVariable("CCGUARD_RESOURCE"),
+            envvar="CCGUARD_RESOURCE",
+            help="Resource indicator (repeatable).",
+        ),
         click.option(
             "--authority", default=AZURE_AUTHORITY, envvar="CCGUARD_AUTHORITY", show_default=True, hidden=True
         ),
@@ -199,12 +225,20 @@ def main() -> None:
 @main.command()
 @_request_options
 @click.option("--scope", envvar="CCGUARD_SCOPE", help="Scope(s) to request, space-separated.")
-@click.option("--audience", envvar="CCGUARD_AUDIENCE", help="Audience to request (Aidbox, Auth0).")
+@click.option(
+    "--audience",
+    multiple=True,
+    type=_ListVariable("CCGUARD_AUDIENCE"),
+    envvar="CCGUARD_AUDIENCE",
+    help="Audience to request (Aidbox, Auth0).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole token response.")
 @click.option("--header-file", type=click.Path(dir_okay=False), help="Write 'Authorization: Bearer …' here (0600).")
-def token(scope: str | None, audience: str | None, as_json: bool, header_file: str | None, **opts: Any) -> None:
+def token(scope: str | None, audience: Sequence[str], as_json: bool, header_file: str | None, **opts: Any) -> None:
     """Request an access token with the client-credentials grant."""
-    response = _fetch(_client(opts, scope, audience))
+    if len(audience) > 1:
+        _usage(f"a token is requested for one audience; --audience (or CCGUARD_AUDIENCE) names {len(audience)}.")
+    response = _fetch(_client(opts, scope, audience[0] if audience else None))
     access_token = response["access_token"]
     if header_file:
         try:
@@ -221,11 +255,23 @@ def token(scope: str | None, audience: str | None, as_json: bool, header_file: s
 @main.command("check-token")
 @click.option("-T", "--token", "raw_token", envvar="CCGUARD_TOKEN", help="The token to check ('-': stdin).")
 @_request_options
-@click.option("--audience", multiple=True, envvar="CCGUARD_AUDIENCE", help="Expected audience (repeatable).")
+@click.option(
+    "--audience",
+    multiple=True,
+    type=_ListVariable("CCGUARD_AUDIENCE"),
+    envvar="CCGUARD_AUDIENCE",
+    help="Expected audience (repeatable).",
+)
 @click.option("--role", multiple=True, help="Required role; any one of them suffices (repeatable).")
 @click.option("--scope", multiple=True, help="Required scope; all are needed (repeatable).")
 @click.option("--request-scope", envvar="CCGUARD_SCOPE", help="Scope to request when fetching the token.")
-@click.option("--algorithm", multiple=True, envvar="CCGUARD_ALGORITHMS", help="Allowed algorithm [RS256].")
+@click.option(
+    "--algorithm",
+    multiple=True,
+    type=_ListVariable("CCGUARD_ALGORITHMS"),
+    envvar="CCGUARD_ALGORITHMS",
+    help="Allowed algorithm [RS256] (repeatable).",
+)
 @click.option("--leeway", type=float, default=60, envvar="CCGUARD_LEEWAY", show_default=True)
 @click.option("--jwks-uri", envvar="CCGUARD_JWKS_URI", help="The issuer's JWKS, instead of discovery.")
 @click.option(

@@ -39,7 +39,9 @@ def parameters(content_type: str, body: bytes) -> dict[str, list[str]]:
         return parse_qs(text, keep_blank_values=True)
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deeper than the interpreter's stack (a body
+        # of "[" * 100000): bad input, a 400 like any other, never a 500.
         raise OAuthError(400, "invalid_request", "body is not JSON") from None
     if not isinstance(document, dict):
         raise OAuthError(400, "invalid_request", "body is not a JSON object")

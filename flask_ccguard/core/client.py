@@ -35,6 +35,7 @@ from .basic_auth import (
 from .discovery import DiscoveryError, discover
 from .errors import ConfigurationError
 from .http import FetchError, HTTPClient, check_url
+from .numbers import bounded_number
 from .token_response import TokenRequestError, parse_token_response
 
 __all__ = ["AUTH_METHODS", "BASIC_ENCODING_OPTIONS", "ClientCredentials", "TokenRequestError"]
@@ -159,7 +160,8 @@ class ClientCredentials(RenewingBearerAuth):
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
             raise ConfigurationError("extra_params must map parameter names to strings.")
         for value, name in ((timeout, "timeout"), (margin, "margin"), (default_lifetime, "default_lifetime")):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            seconds = bounded_number(value)
+            if seconds is None or seconds < 0:
                 raise ConfigurationError(f"{name} must be a number of seconds, 0 or more (got {value!r}).")
         if http is None and not timeout > 0:
             raise ConfigurationError("timeout must be more than 0 seconds.")

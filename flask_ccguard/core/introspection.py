@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -27,6 +26,7 @@ from .claims import ClaimRules, check_claims
 from .discovery import DiscoveryError
 from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
 from .http import FetchError, HTTPClient, check_url
+from .numbers import bounded_number
 
 __all__ = ["INTROSPECTION_OPTIONS", "Introspector", "check_introspected", "looks_like_jws"]
 
@@ -131,15 +131,16 @@ class Introspector:
                 "or 'all' (this issuer's JWTs are introspected too)."
             )
         for key in ("ttl", "inactive_ttl"):
-            v = opts[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            v = bounded_number(opts[key])
+            if v is None or v < 0:
                 raise ConfigurationError(f"{name}['{key}'] must be a number of seconds, 0 or more.")
-            opts[key] = float(v)
+            opts[key] = v
         m = opts["max_entries"]
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise ConfigurationError(f"{name}['max_entries'] must be a whole number above 0.")
         r = opts["max_calls_per_second"]
-        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0):
+        rate = None if r is None else bounded_number(r)
+        if r is not None and (rate is None or rate <= 0):
             raise ConfigurationError(
                 f"{name}['max_calls_per_second'] must be a number above 0 (calls to the endpoint "
                 "per second, beyond which new tokens get 503), or None for no bound."
@@ -177,9 +178,11 @@ class Introspector:
                 self._remember_inactive(digest, now + self.inactive_ttl, now)
             return dict(_INACTIVE)
         until = now + self.ttl
-        exp = answer.get("exp")
-        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-            until = min(until, float(exp))
+        # An 'exp' that is no usable number is ignored here and refused by
+        # check_introspected (RFC 7662 §2.2; claim_type): never an exception.
+        exp = bounded_number(answer.get("exp"))
+        if exp is not None:
+            until = min(until, exp)
         if until > now:
             self._store(digest, until, answer, now)
         return dict(answer)

@@ -7,7 +7,6 @@ per request; :mod:`.validator` holds the hot path.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -18,6 +17,7 @@ from .http import HTTPClient, check_url
 from .introspection import Introspector
 from .jwks import KeySet
 from .keys import ASYMMETRIC_ALGORITHMS
+from .numbers import bounded_number
 from .tenants import IssuerTemplate
 
 __all__ = [
@@ -303,9 +303,10 @@ def _id_token_claims(value: Any, name: str) -> frozenset[str]:
 
 
 def non_negative(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    seconds = bounded_number(value)  # never OverflowError, whatever the number
+    if seconds is None or seconds < 0:
         raise ConfigurationError(f"{name} must be a number of seconds, 0 or more (got {value!r}).")
-    return float(value)
+    return seconds
 
 
 def positive_int(value: Any, name: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 from binascii import a2b_base64
 from typing import Any, Callable
 
@@ -83,7 +84,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError("non-finite number")
 
 
-_decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+def _finite_float(text: str) -> float:
+    # RFC 8259 §6: numbers outside the range of a double have no agreed value;
+    # Python reads 1e999 as inf, which json.dumps writes as ``Infinity`` (not
+    # JSON) when the claims are echoed back. Only called for numbers with a
+    # fraction or exponent, so integer claims keep the C fast path.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("non-finite number")
+    return value
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_float=_finite_float, parse_constant=_no_constant)
 
 
 # The decoder's C scanner; typeshed does not list the attribute.

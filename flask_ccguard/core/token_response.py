@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 from typing import Any, Callable
+
+from .bearer import is_b64token
+from .numbers import bounded_number
 
 __all__ = ["TokenRequestError", "parse_token_response"]
 
@@ -54,12 +56,13 @@ class TokenRequestError(Exception):
 
 
 def _number(value: Any) -> float | None:
-    """``expires_in`` as seconds: a JSON number, or a numeric string (Azure AD v1)."""
+    """``expires_in`` or ``exp`` as seconds: a JSON number, or a numeric string
+    (Azure AD v1); None for anything else, an integer too long for a float or
+    beyond year 9999 included (such a lifetime says nothing usable)."""
     if isinstance(value, str) and _NUMERIC.fullmatch(value):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return max(0.0, float(value))
+        value = float(value)  # a string never overflows: inf, refused below
+    number = bounded_number(value)
+    return None if number is None else max(0.0, number)
 
 
 def _jwt_exp(token: str) -> float | None:
@@ -102,6 +105,18 @@ def parse_token_response(
     access = data.get("access_token")
     if not isinstance(access, str) or not access:
         raise TokenRequestError(None, "the token endpoint's answer has no access_token", status)
+    # RFC 6749 §A.12 allows any VSCHAR, but a Bearer token is sent as RFC 6750
+    # §2.1 b64token, and that is where this one goes (the requests auth, the
+    # header file): anything else would inject header lines or terminal
+    # escapes, or be refused by the resource (our own validator refuses it).
+    # Never echoed: it is a credential, and the text is the problem.
+    if not is_b64token(access):
+        raise TokenRequestError(
+            None,
+            "the token endpoint's access_token is not a bearer token: it holds characters other than "
+            "RFC 6750 §2.1 allows in an Authorization header",
+            status,
+        )
     token_type = data.get("token_type")
     # RFC 6749 §7.1: only Bearer tokens are sent as they are (DPoP etc. need proofs).
     if token_type is not None and (not isinstance(token_type, str) or token_type.lower() != "bearer"):

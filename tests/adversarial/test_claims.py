@@ -36,7 +36,7 @@ WRONG_TYPES: list[tuple[str, dict[str, Any], str, str]] = [
     ("RFC7519-2-exp-object", {"exp": {"$numberLong": str(NOW + 300)}}, "exp", "claim_type"),
     ("RFC7519-4.1.4-exp-null", {"exp": "__null__"}, "exp", "missing_claim"),
     ("RFC7519-4.1.4-exp-missing", {"exp": None}, "exp", "missing_claim"),
-    ("RFC8259-6-exp-overflows-to-infinity", {"exp": "__1e400__"}, "exp", "claim_type"),
+    # "exp": 1e400 (a double overflowing to infinity) is malformed JSON now: test_r2_review_input.py, F4.
     ("CWE-190-exp-huge-integer", {"exp": 10**400}, "exp", "claim_type"),
     ("CWE-190-exp-beyond-year-9999", {"exp": 10**300 * 1.0}, "exp", "claim_type"),
     ("CWE-190-iat-huge-negative", {"iat": -(10**300) * 1.0}, "iat", "claim_type"),
