@@ -43,6 +43,8 @@ log = logging.getLogger("flask_ccguard")
 #: Fetch reasons that bypass the refresh schedule and the HTTP cache, bounded
 #: by the cooldown: a kid we do not know, a known kid whose signature failed.
 _FORCED = frozenset({"unknown_kid", "bad_signature"})
+#: RFC 9111 §1.2.2: the largest delta-seconds a cache need represent.
+_MAX_DELTA_SECONDS = 2**31
 
 
 class KeySet:
@@ -238,19 +240,43 @@ class KeySet:
                 self.refetches += 1
             self._fetching = True
             self._last_attempt = now
-        if not wait:
-            threading.Thread(target=self._fetch_quietly, args=(now, reason), name="ccguard-jwks", daemon=True).start()
-            return False
-        return self._run_fetch(now, reason)
+        # The flight is open: every path from here closes it (_land), so no
+        # exception, wherever it is raised, can leave later callers waiting on
+        # a fetch that no longer runs.
+        if wait:
+            return self._fly(now, reason)
+        try:
+            threading.Thread(target=self._fly_quietly, args=(now, reason), name="ccguard-jwks", daemon=True).start()
+        except Exception as exc:  # e.g. "can't start new thread": keep serving the cached keys
+            self._land()
+            log.warning("flask_ccguard: cannot refresh the keys of %r in the background: %s", self.issuer, exc)
+        return False
 
-    def _fetch_quietly(self, now: float, reason: str) -> None:
+    def _fly(self, now: float, reason: str) -> bool:
+        """Run the fetch of the open flight, and close the flight whatever happens."""
+        try:
+            return self._run_fetch(now, reason)
+        finally:
+            self._land()
+
+    def _fly_quietly(self, now: float, reason: str) -> None:
         with contextlib.suppress(KeysUnavailable):  # logged; the next request reports it
-            self._run_fetch(now, reason)
+            self._fly(now, reason)
+
+    def _land(self) -> None:
+        """Close the flight and wake the threads waiting for it (the one place that does)."""
+        with self._lock:
+            self._fetching = False
+            self._done.notify_all()
 
     def _run_fetch(self, now: float, reason: str) -> bool:
         try:
             # After a failure the cached copy may be what failed: ask the issuer.
             keys, max_age, from_cache = self._fetch(fresh=reason in _FORCED or self._last_failed)
+            # Everything that can fail is computed here, before the lock, so a
+            # failure is a failed fetch like any other.
+            index = KeyIndex(keys, self.issuer)
+            refresh_at = now + self._refresh_interval(max_age)
         except Exception as exc:
             # Any failure, expected (FetchError, DiscoveryError) or not, is a
             # failed fetch: it keeps the cached keys and starts the cooldown,
@@ -259,29 +285,20 @@ class KeySet:
             log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, why)
             with self._lock:
                 self.last_failure = str(exc)
-                self._fetching = False
                 self._last_failed = True
                 self.fetches += 1
                 self.fetch_failures += 1
-                self._done.notify_all()
                 self._raise_if_unusable(self._clock())
             return False
-        except BaseException:
-            with self._lock:
-                self._fetching = False
-                self._done.notify_all()
-            raise
         with self._lock:
-            self._install(keys, now, max_age)
+            self._install(index, now, refresh_at)
             if from_cache:
                 # The shared cache answered and the issuer was not asked: a key
                 # rotated in since it was stored may still be fetched at once.
                 self._last_attempt = None
-            self._fetching = False
             self._last_failed = False
             self.last_failure = None
             self.fetches += 1
-            self._done.notify_all()
         return True
 
     def _raise_if_unusable(self, now: float) -> None:
@@ -295,14 +312,24 @@ class KeySet:
                 self.generation += 1
             raise KeysUnavailable(reason="keys_stale", retry_after=max(1, int(self._cooldown)))
 
-    def _install(self, keys: list[VerifyingKey], now: float, max_age: int | None) -> None:
+    def _install(self, index: KeyIndex, now: float, refresh_at: float) -> None:
         self._installs += 1
-        old, self._index = self._index, KeyIndex(keys, self.issuer)
+        old, self._index = self._index, index
         if old.material - self._index.material:
             self.generation += 1  # material withdrawn; after the index: see __init__
         self._loaded = True
         self._last_success = now
-        self._refresh_at = now + max(self._max_age, max_age or 0)
+        self._refresh_at = refresh_at
+
+    def _refresh_interval(self, max_age: int | None) -> float:
+        """Seconds until the next refresh: ``max_age``, or the issuer's longer ``max-age``.
+
+        RFC 9111 §1.2.2: a delta-seconds value too large to compute with is
+        taken as 2**31; the issuer sends digits, not a number we must trust
+        (``max-age=`` and 400 nines once overflowed ``now + max_age``).
+        """
+        issuer = float(min(max_age or 0, _MAX_DELTA_SECONDS))
+        return max(self._max_age, issuer)
 
     def _resolve_jwks_uri(self) -> str:
         if self._jwks_uri is None:

@@ -1,0 +1,134 @@
+"""Outside review of round 2, key sets: F1 (a huge issuer max-age, the single flight), F2, F3.
+
+Every issuer here is a real HTTP server on loopback (TestIssuer, or a small
+``http.server`` where the issuer must move its key set); nothing patches ``requests``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from flask_ccguard import InvalidToken, KeysUnavailable
+from flask_ccguard.core import jwks as jwks_module
+from flask_ccguard.core.http import HTTPClient
+from flask_ccguard.core.jwk_set import KeyIndex
+from flask_ccguard.core.jwks import KeySet
+from flask_ccguard.testing import TestIssuer
+
+from .support import claims_for, make_validator, rejection
+
+# -- F1: a huge Cache-Control max-age; no exception may leave the fetch flight open -----------
+
+HUGE_MAX_AGE = "max-age=" + "9" * 400
+
+
+def test_review_f1_a_huge_issuer_max_age_keeps_the_key_set_working(ccguard_issuer: TestIssuer) -> None:
+    # max-age with 400 digits made now + max_age overflow inside the lock:
+    # 401 "internal", then the flight stayed open for good.
+    ccguard_issuer.jwks_cache_control = HUGE_MAX_AGE
+    v = make_validator(ccguard_issuer, http_timeout=1)
+    assert v.validate(ccguard_issuer.mint()).subject
+    assert v.validate(ccguard_issuer.mint()).subject
+    keys = v.key_set(ccguard_issuer.issuer)
+    assert not keys._fetching
+
+    started = time.monotonic()
+    error = rejection(v, ccguard_issuer.sign({"alg": "RS256", "kid": "unknown-1"}, claims_for(ccguard_issuer)))
+    assert isinstance(error, InvalidToken) and error.reason == "unknown_kid"
+    assert time.monotonic() - started < 0.9  # never waits on a flight nobody flies
+    assert ccguard_issuer.hits["jwks"] == 1  # the unknown kid found the cooldown closed
+
+
+class _Bug(Exception):
+    """What a bug below the fetch raises (never a FetchError)."""
+
+
+def _index_failing_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the next key index built by the key set raise, as a bug after the fetch would."""
+    calls: list[int] = []
+    real = KeyIndex
+
+    def fragile(*args: Any, **kwargs: Any) -> Any:
+        if args:  # an index of fetched keys, not the empty one of a new key set
+            calls.append(1)
+            if len(calls) == 1:
+                raise _Bug("a bug after the fetch")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jwks_module, "KeyIndex", fragile)  # the name the key set builds with
+    return calls
+
+
+def test_review_f1_an_exception_after_the_fetch_is_a_failed_fetch_and_closes_the_flight(
+    ccguard_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _index_failing_once(monkeypatch)
+    v = make_validator(ccguard_issuer, http_timeout=1, jwks_refresh_cooldown=0)
+    token = ccguard_issuer.mint()
+
+    error = rejection(v, token)
+    assert isinstance(error, KeysUnavailable)
+    keys = v.key_set(ccguard_issuer.issuer)
+    assert not keys._fetching
+    assert keys.fetch_failures == 1
+
+    started = time.monotonic()
+    assert v.validate(token).subject  # the next request fetches again, at once
+    assert time.monotonic() - started < 0.9
+
+
+def _clocked_key_set(issuer: TestIssuer, now: list[float]) -> KeySet:
+    return KeySet(HTTPClient(timeout=1), issuer.issuer, frozenset({"RS256"}), max_age=600, clock=lambda: now[0])
+
+
+def _wait_landed(keys: KeySet) -> None:
+    deadline = time.monotonic() + 5
+    while keys._fetching and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_review_f1_an_exception_in_a_background_refresh_closes_the_flight(
+    ccguard_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    keys = _clocked_key_set(ccguard_issuer, now)
+    kid = ccguard_issuer.public_jwk("RS256")["kid"]
+    assert keys.candidates(kid, "RS256")
+    calls = _index_failing_once(monkeypatch)
+
+    now[0] += 601  # due: refreshed in the background while the cached keys serve
+    assert keys.candidates(kid, "RS256")
+    _wait_landed(keys)
+    assert calls == [1] and not keys._fetching
+    assert keys.fetch_failures == 1
+
+    now[0] += 31  # after the failure cooldown the next refresh runs and succeeds
+    keys.refresh_if_due()
+    _wait_landed(keys)
+    assert keys.fetch_failures == 1 and keys.fetches == 3
+
+
+def test_review_f1_a_background_refresh_that_cannot_start_closes_the_flight(
+    ccguard_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    keys = _clocked_key_set(ccguard_issuer, now)
+    kid = ccguard_issuer.public_jwk("RS256")["kid"]
+    assert keys.candidates(kid, "RS256")
+
+    class NoThread(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    now[0] += 601
+    with monkeypatch.context() as patch:
+        patch.setattr(threading, "Thread", NoThread)  # the module the key set starts threads with
+        assert keys.candidates(kid, "RS256")  # the cached keys keep serving
+    assert not keys._fetching
+    keys.refresh_if_due()  # and the refresh is tried again
+    _wait_landed(keys)
+    assert keys.fetches == 2 and keys.fetch_failures == 0
