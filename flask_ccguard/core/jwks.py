@@ -6,8 +6,9 @@
   (single flight). The refetch bypasses the HTTP cache, so a key the issuer
   just rotated in is seen at once.
 * The whole set is refreshed after ``max_age`` (or the issuer's longer
-  ``Cache-Control: max-age``); a failed refresh keeps the previous keys in
-  service for up to ``stale_limit`` seconds after the last success.
+  ``Cache-Control: max-age``, counted up to :data:`MAX_ISSUER_MAX_AGE` or the
+  stale limit if lower); a failed refresh keeps the previous keys in service
+  for up to ``stale_limit`` seconds after the last success.
 * A key that a successful fetch no longer lists stops validating. Keys are
   told apart by material, not by name (:attr:`VerifyingKey.fingerprint`):
   :attr:`KeySet.generation` moves whenever material is withdrawn, even under
@@ -36,15 +37,19 @@ from .http import FetchError, HTTPClient
 from .jwk_set import MAX_KIDLESS_CANDIDATES, KeyIndex, NoKeysArray, read_key_set
 from .keys import VerifyingKey
 
-__all__ = ["MAX_KIDLESS_CANDIDATES", "KeySet"]
+__all__ = ["MAX_ISSUER_MAX_AGE", "MAX_KIDLESS_CANDIDATES", "KeySet"]
 
 log = logging.getLogger("flask_ccguard")
 
 #: Fetch reasons that bypass the refresh schedule and the HTTP cache, bounded
 #: by the cooldown: a kid we do not know, a known kid whose signature failed.
 _FORCED = frozenset({"unknown_kid", "bad_signature"})
-#: RFC 9111 §1.2.2: the largest delta-seconds a cache need represent.
-_MAX_DELTA_SECONDS = 2**31
+#: The longest issuer ``Cache-Control: max-age`` honoured (one day; lower if
+#: the stale limit is). Real issuers send minutes to hours; beyond this a key
+#: the issuer withdrew would keep validating as long as the issuer's header
+#: said (``max-age=999999999``: 31 years). The stale limit is how long we
+#: accept keys no fetch has confirmed, so no max-age may outlast it either.
+MAX_ISSUER_MAX_AGE = 86400
 
 
 class KeySet:
@@ -324,12 +329,16 @@ class KeySet:
     def _refresh_interval(self, max_age: int | None) -> float:
         """Seconds until the next refresh: ``max_age``, or the issuer's longer ``max-age``.
 
-        RFC 9111 §1.2.2: a delta-seconds value too large to compute with is
-        taken as 2**31; the issuer sends digits, not a number we must trust
-        (``max-age=`` and 400 nines once overflowed ``now + max_age``).
+        The issuer's value counts up to :attr:`issuer_max_age_cap`, which also
+        keeps a header of any size finite (RFC 9111 §1.2.2: ``max-age=`` and
+        400 nines once overflowed ``now + max_age``).
         """
-        issuer = float(min(max_age or 0, _MAX_DELTA_SECONDS))
-        return max(self._max_age, issuer)
+        return max(self._max_age, float(min(max_age or 0, self.issuer_max_age_cap)))
+
+    @property
+    def issuer_max_age_cap(self) -> float:
+        """The longest issuer ``max-age`` honoured: :data:`MAX_ISSUER_MAX_AGE`, or the stale limit if lower."""
+        return min(MAX_ISSUER_MAX_AGE, self._stale_limit)
 
     def _resolve_jwks_uri(self) -> str:
         if self._jwks_uri is None:
@@ -342,6 +351,10 @@ class KeySet:
         resp = self._http.get_json(uri, fresh=fresh)
         if resp.from_cache:
             self.cache_hits += 1
+            if not fresh and resp.max_age is not None and resp.max_age > self.issuer_max_age_cap:
+                # The HTTP cache keeps this copy as long as the issuer said,
+                # longer than we accept, and its age is unknown: ask the issuer.
+                resp = self._http.get_json(uri, fresh=True)
         try:
             keys = read_key_set(resp.data, self._allowed, self.issuer)
         except NoKeysArray as exc:

@@ -132,3 +132,50 @@ def test_review_f1_a_background_refresh_that_cannot_start_closes_the_flight(
     keys.refresh_if_due()  # and the refresh is tried again
     _wait_landed(keys)
     assert keys.fetches == 2 and keys.fetch_failures == 0
+
+
+# -- F3: the issuer's max-age counts up to a cap ------------------------------------------------
+
+
+def test_review_f3_a_key_the_issuer_removed_stops_validating_despite_a_huge_max_age(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    # max-age=999999999 kept a removed key validating for ~31 years: our
+    # refresh waited that long, and the HTTP cache kept serving the old set.
+    ccguard_issuer.jwks_cache_control = "max-age=999999999"
+    v = make_validator(ccguard_issuer, jwks_max_age=0.2, jwks_stale_limit=1, jwks_refresh_cooldown=0.2)
+    old = ccguard_issuer.mint()
+    assert v.validate(old).subject
+    ccguard_issuer.rotate_keys()  # the old key is withdrawn
+
+    time.sleep(1.3)  # past the cap: here the stale limit (1 s), below one day
+    error = rejection(v, old)
+    assert isinstance(error, InvalidToken)
+    assert v.validate(ccguard_issuer.mint()).subject  # the new key is in
+
+
+def test_review_f3_the_issuer_max_age_counts_up_to_one_day(ccguard_issuer: TestIssuer) -> None:
+    ccguard_issuer.jwks_cache_control = "max-age=999999999"
+    now = [1000.0]
+    keys = KeySet(
+        HTTPClient(timeout=1),
+        ccguard_issuer.issuer,
+        frozenset({"RS256"}),
+        max_age=600,
+        stale_limit=7 * 86400,
+        clock=lambda: now[0],
+    )
+    old_kid = ccguard_issuer.public_jwk("RS256")["kid"]
+    assert keys.candidates(old_kid, "RS256")
+    assert jwks_module.MAX_ISSUER_MAX_AGE == 86400 == keys.issuer_max_age_cap
+    ccguard_issuer.rotate_keys()
+
+    now[0] += 86400 - 1  # within the day: the issuer's max-age holds, no fetch
+    keys.refresh_if_due()
+    assert old_kid in keys and ccguard_issuer.hits["jwks"] == 1
+
+    now[0] += 1  # a day on: refreshed, past the HTTP cache that would keep the old set for years
+    keys.refresh_if_due()
+    _wait_landed(keys)
+    assert old_kid not in keys
+    assert ccguard_issuer.public_jwk("RS256")["kid"] in keys
