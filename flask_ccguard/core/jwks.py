@@ -18,6 +18,10 @@
 * A signature that fails under a known ``kid`` may mean the issuer replaced
   the material under that ``kid``: it refetches as an unknown ``kid`` does,
   sharing the same cooldown and single flight.
+* A discovered ``jwks_uri`` is discovered again after a failed fetch (past
+  the HTTP cache, within the failure cooldown) and at each scheduled refresh
+  (through the HTTP cache, so only once the metadata's freshness lapses): an
+  issuer may move its key set. A configured ``jwks_uri`` stays fixed.
 * A token without ``kid`` is tried against at most
   :data:`MAX_KIDLESS_CANDIDATES` keys of its algorithm, so a forged one costs
   a bounded number of signature checks however many keys the set holds.
@@ -87,7 +91,8 @@ class KeySet:
         self._http = http
         self.issuer = issuer
         self._allowed = allowed
-        self._jwks_uri = jwks_uri
+        self._jwks_uri = jwks_uri  # configured, or the last one discovered
+        self._jwks_uri_fixed = jwks_uri is not None
         self._discovery_url = discovery_url
         self._cross_origin = cross_origin
         self._cooldown = cooldown
@@ -277,7 +282,9 @@ class KeySet:
     def _run_fetch(self, now: float, reason: str) -> bool:
         try:
             # After a failure the cached copy may be what failed: ask the issuer.
-            keys, max_age, from_cache = self._fetch(fresh=reason in _FORCED or self._last_failed)
+            keys, max_age, from_cache = self._fetch(
+                fresh=reason in _FORCED or self._last_failed, scheduled=reason == "expired"
+            )
             # Everything that can fail is computed here, before the lock, so a
             # failure is a failed fetch like any other.
             index = KeyIndex(keys, self.issuer)
@@ -340,14 +347,41 @@ class KeySet:
         """The longest issuer ``max-age`` honoured: :data:`MAX_ISSUER_MAX_AGE`, or the stale limit if lower."""
         return min(MAX_ISSUER_MAX_AGE, self._stale_limit)
 
-    def _resolve_jwks_uri(self) -> str:
-        if self._jwks_uri is None:
-            doc = discover(self._http, self.issuer, self._discovery_url, cross_origin=self._cross_origin)
-            self._jwks_uri = doc["jwks_uri"]
-        return self._jwks_uri
+    def _resolve_jwks_uri(self, *, after_failure: bool, scheduled: bool) -> str:
+        """Where to fetch the set: the configured ``jwks_uri``, or the discovered one.
 
-    def _fetch(self, *, fresh: bool) -> tuple[list[VerifyingKey], int | None, bool]:
-        uri = self._resolve_jwks_uri()
+        A discovered ``jwks_uri`` is not kept for good: the issuer may move its
+        key set (OIDC Discovery §4, RFC 8414 §3 make it metadata, not a
+        constant). Discovery runs again, in the flight and so within its bounds:
+
+        * after a failed fetch (``after_failure``), past the HTTP cache, whose
+          copy may name the URI that failed; the failure cooldown spaces these
+          out like the fetches themselves;
+        * at a scheduled refresh, through the HTTP cache, so the issuer is
+          asked only once its metadata's own freshness has lapsed.
+
+        If discovery fails then, the known ``jwks_uri`` is used.
+        """
+        known = self._jwks_uri
+        if known is not None and (self._jwks_uri_fixed or not (after_failure or scheduled)):
+            return known
+        try:
+            doc = discover(
+                self._http, self.issuer, self._discovery_url, cross_origin=self._cross_origin, fresh=after_failure
+            )
+        except DiscoveryError as exc:
+            if known is None:
+                raise
+            log.warning("flask_ccguard: cannot rediscover the keys of %r (%s); fetching %r", self.issuer, exc, known)
+            return known
+        uri = str(doc["jwks_uri"])
+        if known is not None and uri != known:
+            log.warning("flask_ccguard: the jwks_uri of %r moved from %r to %r", self.issuer, known, uri)
+        self._jwks_uri = uri
+        return uri
+
+    def _fetch(self, *, fresh: bool, scheduled: bool) -> tuple[list[VerifyingKey], int | None, bool]:
+        uri = self._resolve_jwks_uri(after_failure=self._last_failed, scheduled=scheduled)
         resp = self._http.get_json(uri, fresh=fresh)
         if resp.from_cache:
             self.cache_hits += 1

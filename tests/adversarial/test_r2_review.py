@@ -6,8 +6,12 @@ Every issuer here is a real HTTP server on loopback (TestIssuer, or a small
 
 from __future__ import annotations
 
+import collections
+import json
 import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -179,3 +183,130 @@ def test_review_f3_the_issuer_max_age_counts_up_to_one_day(ccguard_issuer: TestI
     _wait_landed(keys)
     assert old_kid not in keys
     assert ccguard_issuer.public_jwk("RS256")["kid"] in keys
+
+
+# -- F2: a discovered jwks_uri is discovered again -----------------------------------------------
+
+
+class MovingIssuer:
+    """An issuer on loopback whose metadata names a key set at a path the test chooses.
+
+    Its tokens are signed by ``keys`` (a TestIssuer, which only serves ``/jwks``):
+    :attr:`routes` maps a path to (Cache-Control, JSON body); others are 404.
+    """
+
+    def __init__(self, keys: TestIssuer) -> None:
+        self.keys = keys
+        self.routes: dict[str, tuple[str, Any]] = {}
+        self.hits: collections.Counter[str] = collections.Counter()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.hits[self.path] += 1
+                route = outer.routes.get(self.path)
+                status, cache, body = (200, *route) if route else (404, "", {"error": "not_found"})
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if cache:
+                    self.send_header("Cache-Control", cache)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.issuer = f"http://127.0.0.1:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def publish(self, jwks_path: str, *, metadata_cache: str = "max-age=1") -> None:
+        """Name ``jwks_path`` in the metadata and serve the key set there (as well)."""
+        self.routes[METADATA] = (metadata_cache, {"issuer": self.issuer, "jwks_uri": self.issuer + jwks_path})
+        self.routes[jwks_path] = ("", {"keys": [self.keys.public_jwk("RS256")]})
+
+    def token(self, kid: str | None = None) -> str:
+        header = {"alg": "RS256", "kid": kid or self.keys.public_jwk("RS256")["kid"]}
+        return self.keys.sign(header, claims_for(self.keys, iss=self.issuer))
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+METADATA = "/.well-known/openid-configuration"
+
+
+@pytest.fixture
+def moving(ccguard_issuer: TestIssuer) -> Iterator[MovingIssuer]:
+    server = MovingIssuer(ccguard_issuer)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _validator(moving: MovingIssuer, **options: Any) -> Any:
+    from flask_ccguard import TokenValidator
+
+    return TokenValidator(moving.issuer, audience=moving.keys.audience, http_timeout=1, **options)
+
+
+def test_review_f2_a_moved_jwks_uri_is_found_once_the_metadata_lapses(moving: MovingIssuer) -> None:
+    moving.publish("/jwks1")
+    v = _validator(moving, jwks_max_age=0.3, jwks_refresh_cooldown=0.3, jwks_stale_limit=60)
+    assert v.validate(moving.token()).subject
+
+    moving.publish("/jwks2")  # the old URI still answers: only the metadata says where keys are now
+    deadline = time.monotonic() + 5
+    while moving.hits["/jwks2"] == 0 and time.monotonic() < deadline:
+        assert v.validate(moving.token()).subject
+        time.sleep(0.1)
+    assert moving.hits["/jwks2"] >= 1
+    assert v.key_set(moving.issuer).fetch_failures == 0
+    fetched_old = moving.hits["/jwks1"]
+    time.sleep(0.4)
+    assert v.validate(moving.token()).subject
+    time.sleep(0.2)
+    assert moving.hits["/jwks1"] == fetched_old  # the old URI is no longer asked
+
+
+def test_review_f2_a_failed_fetch_discovers_again_past_the_http_cache(moving: MovingIssuer) -> None:
+    # The metadata is cached for an hour, naming a URI that now 404s: the
+    # retry after the failure must ask the issuer, not the cache.
+    moving.publish("/jwks1", metadata_cache="max-age=3600")
+    v = _validator(moving, jwks_max_age=0.3, jwks_refresh_cooldown=0.5, jwks_stale_limit=3)
+    assert v.validate(moving.token()).subject
+    moving.publish("/jwks2", metadata_cache="max-age=3600")
+    del moving.routes["/jwks1"]
+
+    started = time.monotonic()
+    while time.monotonic() - started < 4:  # beyond the stale limit: the keys must come from /jwks2
+        assert v.validate(moving.token()).subject
+        rejection(v, moving.token(kid="made-up"))  # a flood of unknown kids on top
+        time.sleep(0.02)
+    elapsed = time.monotonic() - started
+    keys = v.key_set(moving.issuer)
+    assert moving.hits["/jwks2"] >= 1
+    assert keys.fetch_failures <= 1
+    # Discovery runs inside the fetch flight: at most one per cooldown, flood or not.
+    assert moving.hits[METADATA] <= 1 + elapsed / 0.5 + 1
+
+
+def test_review_f2_a_configured_jwks_uri_is_never_rediscovered(moving: MovingIssuer) -> None:
+    moving.publish("/jwks1")
+    v = _validator(
+        moving, jwks_uri=moving.issuer + "/jwks1", jwks_max_age=0.2, jwks_refresh_cooldown=0.2, jwks_stale_limit=60
+    )
+    assert v.validate(moving.token()).subject
+    moving.publish("/jwks2")
+    del moving.routes["/jwks1"]
+    for _ in range(4):
+        time.sleep(0.25)
+        assert v.validate(moving.token()).subject  # the cached keys serve while /jwks1 fails
+    time.sleep(0.3)
+    assert moving.hits[METADATA] == 0 and moving.hits["/jwks2"] == 0
+    assert moving.hits["/jwks1"] >= 2
