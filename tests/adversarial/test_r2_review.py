@@ -82,7 +82,7 @@ def test_review_f1_an_exception_after_the_fetch_is_a_failed_fetch_and_closes_the
 
     started = time.monotonic()
     assert v.validate(token).subject  # the next request fetches again, at once
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 2.5  # an open flight held it 3 x timeout + 1 = 4 s
 
 
 def _clocked_key_set(issuer: TestIssuer, now: list[float]) -> KeySet:
@@ -291,7 +291,7 @@ def test_review_f2_a_failed_fetch_discovers_again_past_the_http_cache(moving: Mo
     elapsed = time.monotonic() - started
     keys = v.key_set(moving.issuer)
     assert moving.hits["/jwks2"] >= 1
-    assert keys.fetch_failures <= 1
+    assert keys.fetch_failures <= 2  # one, or two on a loaded machine; one per cooldown (~8) before
     # Discovery runs inside the fetch flight: at most one per cooldown, flood or not.
     assert moving.hits[METADATA] <= 1 + elapsed / 0.5 + 1
 
