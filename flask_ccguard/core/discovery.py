@@ -174,6 +174,7 @@ def discover(
     need: str = "jwks_uri",
     deadline: float | None = None,
     cross_origin: CrossOrigin = False,
+    fresh: bool = False,
 ) -> dict[str, Any]:
     """Fetch and check the issuer's metadata.
 
@@ -186,6 +187,8 @@ def discover(
     :param cross_origin: the origins, besides the issuer's and the
         ``discovery_url``'s, that the ``need`` endpoint may be on
         (see :func:`check_cross_origin`).
+    :param fresh: bypass the HTTP cache, as after a failure that the cached
+        document may have caused (a ``jwks_uri`` the issuer has moved).
     :raises DiscoveryError: when no candidate yields a document for ``issuer``
         with a usable ``need``.
     """
@@ -195,7 +198,7 @@ def discover(
     transient = False  # a failure that may pass: then this is an outage, not a dead end
     for url in [discovery_url] if discovery_url else metadata_urls(issuer):
         try:
-            doc = _get_json_by(http, url, deadline).data
+            doc = _get_json_by(http, url, deadline, fresh=fresh).data
         except FetchError as exc:
             failures.append(str(exc))
             transient = transient or exc.status is None or not 400 <= exc.status < 500 or exc.status == 429
@@ -232,7 +235,7 @@ def discover(
     raise DiscoveryError(f"no metadata for issuer {issuer!r}: " + "; ".join(failures), dead_end=not transient)
 
 
-def _get_json_by(http: HTTPClient, url: str, deadline: float) -> JSONResponse:
+def _get_json_by(http: HTTPClient, url: str, deadline: float, *, fresh: bool = False) -> JSONResponse:
     """``http.get_json(url)``, given up at ``deadline``.
 
     The client's own deadline is one full timeout per fetch; a later candidate
@@ -244,12 +247,12 @@ def _get_json_by(http: HTTPClient, url: str, deadline: float) -> JSONResponse:
     if remaining <= 0:
         raise FetchError(f"{url!r} not tried: the discovery deadline ({http.timeout:g} s in all) has passed")
     if remaining >= http.timeout:
-        return http.get_json(url)
+        return http.get_json(url, fresh=fresh)
     box: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            box["result"] = http.get_json(url)
+            box["result"] = http.get_json(url, fresh=fresh)
         except Exception as exc:  # handed to the caller below
             box["error"] = exc
 

@@ -6,8 +6,9 @@
   (single flight). The refetch bypasses the HTTP cache, so a key the issuer
   just rotated in is seen at once.
 * The whole set is refreshed after ``max_age`` (or the issuer's longer
-  ``Cache-Control: max-age``); a failed refresh keeps the previous keys in
-  service for up to ``stale_limit`` seconds after the last success.
+  ``Cache-Control: max-age``, counted up to :data:`MAX_ISSUER_MAX_AGE` or the
+  stale limit if lower); a failed refresh keeps the previous keys in service
+  for up to ``stale_limit`` seconds after the last success.
 * A key that a successful fetch no longer lists stops validating. Keys are
   told apart by material, not by name (:attr:`VerifyingKey.fingerprint`):
   :attr:`KeySet.generation` moves whenever material is withdrawn, even under
@@ -17,6 +18,10 @@
 * A signature that fails under a known ``kid`` may mean the issuer replaced
   the material under that ``kid``: it refetches as an unknown ``kid`` does,
   sharing the same cooldown and single flight.
+* A discovered ``jwks_uri`` is discovered again after a failed fetch (past
+  the HTTP cache, within the failure cooldown) and at each scheduled refresh
+  (through the HTTP cache, so only once the metadata's freshness lapses): an
+  issuer may move its key set. A configured ``jwks_uri`` stays fixed.
 * A token without ``kid`` is tried against at most
   :data:`MAX_KIDLESS_CANDIDATES` keys of its algorithm, so a forged one costs
   a bounded number of signature checks however many keys the set holds.
@@ -36,13 +41,19 @@ from .http import FetchError, HTTPClient
 from .jwk_set import MAX_KIDLESS_CANDIDATES, KeyIndex, NoKeysArray, read_key_set
 from .keys import VerifyingKey
 
-__all__ = ["MAX_KIDLESS_CANDIDATES", "KeySet"]
+__all__ = ["MAX_ISSUER_MAX_AGE", "MAX_KIDLESS_CANDIDATES", "KeySet"]
 
 log = logging.getLogger("flask_ccguard")
 
 #: Fetch reasons that bypass the refresh schedule and the HTTP cache, bounded
 #: by the cooldown: a kid we do not know, a known kid whose signature failed.
 _FORCED = frozenset({"unknown_kid", "bad_signature"})
+#: The longest issuer ``Cache-Control: max-age`` honoured (one day; lower if
+#: the stale limit is). Real issuers send minutes to hours; beyond this a key
+#: the issuer withdrew would keep validating as long as the issuer's header
+#: said (``max-age=999999999``: 31 years). The stale limit is how long we
+#: accept keys no fetch has confirmed, so no max-age may outlast it either.
+MAX_ISSUER_MAX_AGE = 86400
 
 
 class KeySet:
@@ -80,7 +91,8 @@ class KeySet:
         self._http = http
         self.issuer = issuer
         self._allowed = allowed
-        self._jwks_uri = jwks_uri
+        self._jwks_uri = jwks_uri  # configured, or the last one discovered
+        self._jwks_uri_fixed = jwks_uri is not None
         self._discovery_url = discovery_url
         self._cross_origin = cross_origin
         self._cooldown = cooldown
@@ -238,19 +250,45 @@ class KeySet:
                 self.refetches += 1
             self._fetching = True
             self._last_attempt = now
-        if not wait:
-            threading.Thread(target=self._fetch_quietly, args=(now, reason), name="ccguard-jwks", daemon=True).start()
-            return False
-        return self._run_fetch(now, reason)
+        # The flight is open: every path from here closes it (_land), so no
+        # exception, wherever it is raised, can leave later callers waiting on
+        # a fetch that no longer runs.
+        if wait:
+            return self._fly(now, reason)
+        try:
+            threading.Thread(target=self._fly_quietly, args=(now, reason), name="ccguard-jwks", daemon=True).start()
+        except Exception as exc:  # e.g. "can't start new thread": keep serving the cached keys
+            self._land()
+            log.warning("flask_ccguard: cannot refresh the keys of %r in the background: %s", self.issuer, exc)
+        return False
 
-    def _fetch_quietly(self, now: float, reason: str) -> None:
+    def _fly(self, now: float, reason: str) -> bool:
+        """Run the fetch of the open flight, and close the flight whatever happens."""
+        try:
+            return self._run_fetch(now, reason)
+        finally:
+            self._land()
+
+    def _fly_quietly(self, now: float, reason: str) -> None:
         with contextlib.suppress(KeysUnavailable):  # logged; the next request reports it
-            self._run_fetch(now, reason)
+            self._fly(now, reason)
+
+    def _land(self) -> None:
+        """Close the flight and wake the threads waiting for it (the one place that does)."""
+        with self._lock:
+            self._fetching = False
+            self._done.notify_all()
 
     def _run_fetch(self, now: float, reason: str) -> bool:
         try:
             # After a failure the cached copy may be what failed: ask the issuer.
-            keys, max_age, from_cache = self._fetch(fresh=reason in _FORCED or self._last_failed)
+            keys, max_age, from_cache = self._fetch(
+                fresh=reason in _FORCED or self._last_failed, scheduled=reason == "expired"
+            )
+            # Everything that can fail is computed here, before the lock, so a
+            # failure is a failed fetch like any other.
+            index = KeyIndex(keys, self.issuer)
+            refresh_at = now + self._refresh_interval(max_age)
         except Exception as exc:
             # Any failure, expected (FetchError, DiscoveryError) or not, is a
             # failed fetch: it keeps the cached keys and starts the cooldown,
@@ -259,29 +297,20 @@ class KeySet:
             log.warning("flask_ccguard: cannot fetch keys of %r (%s): %s", self.issuer, reason, why)
             with self._lock:
                 self.last_failure = str(exc)
-                self._fetching = False
                 self._last_failed = True
                 self.fetches += 1
                 self.fetch_failures += 1
-                self._done.notify_all()
                 self._raise_if_unusable(self._clock())
             return False
-        except BaseException:
-            with self._lock:
-                self._fetching = False
-                self._done.notify_all()
-            raise
         with self._lock:
-            self._install(keys, now, max_age)
+            self._install(index, now, refresh_at)
             if from_cache:
                 # The shared cache answered and the issuer was not asked: a key
                 # rotated in since it was stored may still be fetched at once.
                 self._last_attempt = None
-            self._fetching = False
             self._last_failed = False
             self.last_failure = None
             self.fetches += 1
-            self._done.notify_all()
         return True
 
     def _raise_if_unusable(self, now: float) -> None:
@@ -295,26 +324,71 @@ class KeySet:
                 self.generation += 1
             raise KeysUnavailable(reason="keys_stale", retry_after=max(1, int(self._cooldown)))
 
-    def _install(self, keys: list[VerifyingKey], now: float, max_age: int | None) -> None:
+    def _install(self, index: KeyIndex, now: float, refresh_at: float) -> None:
         self._installs += 1
-        old, self._index = self._index, KeyIndex(keys, self.issuer)
+        old, self._index = self._index, index
         if old.material - self._index.material:
             self.generation += 1  # material withdrawn; after the index: see __init__
         self._loaded = True
         self._last_success = now
-        self._refresh_at = now + max(self._max_age, max_age or 0)
+        self._refresh_at = refresh_at
 
-    def _resolve_jwks_uri(self) -> str:
-        if self._jwks_uri is None:
-            doc = discover(self._http, self.issuer, self._discovery_url, cross_origin=self._cross_origin)
-            self._jwks_uri = doc["jwks_uri"]
-        return self._jwks_uri
+    def _refresh_interval(self, max_age: int | None) -> float:
+        """Seconds until the next refresh: ``max_age``, or the issuer's longer ``max-age``.
 
-    def _fetch(self, *, fresh: bool) -> tuple[list[VerifyingKey], int | None, bool]:
-        uri = self._resolve_jwks_uri()
+        The issuer's value counts up to :attr:`issuer_max_age_cap`, which also
+        keeps a header of any size finite (RFC 9111 §1.2.2: ``max-age=`` and
+        400 nines once overflowed ``now + max_age``).
+        """
+        return max(self._max_age, float(min(max_age or 0, self.issuer_max_age_cap)))
+
+    @property
+    def issuer_max_age_cap(self) -> float:
+        """The longest issuer ``max-age`` honoured: :data:`MAX_ISSUER_MAX_AGE`, or the stale limit if lower."""
+        return min(MAX_ISSUER_MAX_AGE, self._stale_limit)
+
+    def _resolve_jwks_uri(self, *, after_failure: bool, scheduled: bool) -> str:
+        """Where to fetch the set: the configured ``jwks_uri``, or the discovered one.
+
+        A discovered ``jwks_uri`` is not kept for good: the issuer may move its
+        key set (OIDC Discovery §4, RFC 8414 §3 make it metadata, not a
+        constant). Discovery runs again, in the flight and so within its bounds:
+
+        * after a failed fetch (``after_failure``), past the HTTP cache, whose
+          copy may name the URI that failed; the failure cooldown spaces these
+          out like the fetches themselves;
+        * at a scheduled refresh, through the HTTP cache, so the issuer is
+          asked only once its metadata's own freshness has lapsed.
+
+        If discovery fails then, the known ``jwks_uri`` is used.
+        """
+        known = self._jwks_uri
+        if known is not None and (self._jwks_uri_fixed or not (after_failure or scheduled)):
+            return known
+        try:
+            doc = discover(
+                self._http, self.issuer, self._discovery_url, cross_origin=self._cross_origin, fresh=after_failure
+            )
+        except DiscoveryError as exc:
+            if known is None:
+                raise
+            log.warning("flask_ccguard: cannot rediscover the keys of %r (%s); fetching %r", self.issuer, exc, known)
+            return known
+        uri = str(doc["jwks_uri"])
+        if known is not None and uri != known:
+            log.warning("flask_ccguard: the jwks_uri of %r moved from %r to %r", self.issuer, known, uri)
+        self._jwks_uri = uri
+        return uri
+
+    def _fetch(self, *, fresh: bool, scheduled: bool) -> tuple[list[VerifyingKey], int | None, bool]:
+        uri = self._resolve_jwks_uri(after_failure=self._last_failed, scheduled=scheduled)
         resp = self._http.get_json(uri, fresh=fresh)
         if resp.from_cache:
             self.cache_hits += 1
+            if not fresh and resp.max_age is not None and resp.max_age > self.issuer_max_age_cap:
+                # The HTTP cache keeps this copy as long as the issuer said,
+                # longer than we accept, and its age is unknown: ask the issuer.
+                resp = self._http.get_json(uri, fresh=True)
         try:
             keys = read_key_set(resp.data, self._allowed, self.issuer)
         except NoKeysArray as exc:
