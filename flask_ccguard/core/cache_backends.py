@@ -50,6 +50,9 @@ REDIS_PREFIX = "ccguard:"
 _REDIS_TIMEOUT = 1.0
 _WARN_EVERY = 60.0
 #: Bounds of the in-process cache: responses kept, and their total size.
+#: The longest any backend keeps an HTTP response (one day, the key set's cap
+#: on an issuer's max-age): a stored key set is checked again at least daily.
+MAX_STORE_SECONDS = 86400
 MEMORY_CACHE_ENTRIES = 512
 MEMORY_CACHE_BYTES = 8 << 20  # 8 MiB
 
@@ -171,13 +174,8 @@ class _PrefixedRedisCache(BaseCache):
         return value
 
     def set(self, key: str, value: bytes, expires: int | datetime | None = None) -> None:
-        if isinstance(expires, datetime):
-            now = datetime.now(expires.tzinfo) if expires.tzinfo else datetime.utcnow()
-            expires = int((expires - now).total_seconds())
-        if expires is None:
-            self._client.set(REDIS_PREFIX + key, value)
-        else:
-            self._client.set(REDIS_PREFIX + key, value, ex=max(1, int(expires)))
+        # Every key expires: an issuer's lifetime is bounded (MAX_STORE_SECONDS).
+        self._client.set(REDIS_PREFIX + key, value, ex=max(1, int(_seconds(expires))))
 
     def delete(self, key: str) -> None:
         self._client.delete(REDIS_PREFIX + key)
@@ -277,9 +275,7 @@ class MemoryCache(DictCache):
                 return
             self.data[key] = value
             self.size += cost
-            seconds = _seconds(expires)
-            if seconds is not None:
-                self._expiry[key] = time.monotonic() + seconds
+            self._expiry[key] = time.monotonic() + _seconds(expires)
             while len(self.data) > self.max_entries or self.size > self.max_bytes:
                 self._drop(next(iter(self.data)))
 
@@ -294,14 +290,16 @@ class MemoryCache(DictCache):
         self.size -= len(key) + len(value)
 
 
-def _seconds(expires: int | datetime | None) -> float | None:
-    """``expires`` as seconds from now (CacheControl passes either form)."""
+def _seconds(expires: int | datetime | None) -> float:
+    """``expires`` as seconds from now (CacheControl passes either form), at
+    most :data:`MAX_STORE_SECONDS`: an issuer's ``max-age`` is its own number,
+    so a huge one must neither overflow a float nor pin a response for years."""
     if expires is None:
-        return None
+        return MAX_STORE_SECONDS
     if isinstance(expires, datetime):
         now = datetime.now(expires.tzinfo) if expires.tzinfo else datetime.now(timezone.utc).replace(tzinfo=None)
-        return (expires - now).total_seconds()
-    return float(expires)
+        expires = int((expires - now).total_seconds())
+    return float(min(max(expires, 0), MAX_STORE_SECONDS))
 
 
 class DefaultFreshness(BaseHeuristic):

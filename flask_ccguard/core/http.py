@@ -140,7 +140,8 @@ def _max_age(headers: Mapping[str, str]) -> int | None:
         name, _, value = part.strip().partition("=")
         if name.lower() == "max-age":
             try:
-                return max(0, int(value.strip('"')))
+                # RFC 9111 §1.2.2: a delta-seconds past 2**31 is read as 2**31.
+                return min(max(0, int(value.strip('"'))), 1 << 31)
             except ValueError:
                 return None
     return None

@@ -7,10 +7,15 @@ Every issuer here is a real HTTP server on loopback (TestIssuer, or a small
 from __future__ import annotations
 
 import collections
+import datetime
+import importlib.util
+import os
+import shutil
 import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,6 +23,7 @@ import pytest
 
 from flask_ccguard import InvalidToken, KeysUnavailable
 from flask_ccguard.core import jwks as jwks_module
+from flask_ccguard.core.cache_backends import MAX_STORE_SECONDS, REDIS_PREFIX, make_cache
 from flask_ccguard.core.http import HTTPClient
 from flask_ccguard.core.jwk_set import KeyIndex
 from flask_ccguard.core.jwks import KeySet
@@ -310,3 +316,43 @@ def test_review_f2_a_configured_jwks_uri_is_never_rediscovered(moving: MovingIss
     time.sleep(0.3)
     assert moving.hits[METADATA] == 0 and moving.hits["/jwks2"] == 0
     assert moving.hits["/jwks1"] >= 2
+
+
+# -- review round 2: an issuer's lifetime reaches every HTTP cache backend bounded ----------------
+
+HUGE_LIFETIMES = [
+    pytest.param(int("9" * 400), id="RFC9111-1.2.2-max-age-400-digits"),
+    pytest.param(datetime.datetime(9999, 12, 31), id="expires-year-9999"),
+    pytest.param(None, id="no-lifetime"),
+]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def http_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Each HTTP cache backend, Redis as a real throw-away redis-server."""
+    if request.param == "memory":
+        yield make_cache(None)
+        return
+    if not (shutil.which("redis-server") and importlib.util.find_spec("redis")):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server and the redis client are required in CI (.ci/run and tox.ini install them)")
+        pytest.skip("redis-server is not installed")
+    from benchmarks.servers import redis_server
+
+    with redis_server(tmp_path) as url:
+        yield make_cache(url)
+
+
+@pytest.mark.parametrize("expires", HUGE_LIFETIMES)
+def test_review_f1_every_cache_backend_bounds_the_issuers_lifetime(http_cache: Any, expires: Any) -> None:
+    """A 400-digit max-age once overflowed the in-process cache (and a Redis
+    ``EX``): the store of a key set must take any lifetime and keep it at
+    most MAX_STORE_SECONDS, and every shared key expires."""
+    url = "https://issuer.example/jwks"
+    http_cache.set(url, b"{}", expires)
+    assert http_cache.get(url) == b"{}"
+    if hasattr(http_cache, "_expiry"):
+        left = http_cache._expiry[url] - time.monotonic()
+    else:
+        left = http_cache.inner._client.ttl(REDIS_PREFIX + url)  # under the fail-open wrapper
+    assert 0 < left <= MAX_STORE_SECONDS, left
