@@ -9,14 +9,14 @@ from __future__ import annotations
 import collections
 import datetime
 import importlib.util
+import json
 import os
 import shutil
-import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
