@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from flask_ccguard.core.basic_auth import parse_basic_authorization
+from flask_ccguard.core.fetch.basic_auth import parse_basic_authorization
 
 from . import registrations
 from .client_secrets import SecretCheckBusy

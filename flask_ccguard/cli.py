@@ -20,8 +20,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ._version import __version__
+from .client.credentials import AUTH_METHODS, BASIC_ENCODING_OPTIONS, ClientCredentials, TokenRequestError
 from .core.checks import Report, run_checks
-from .core.client import AUTH_METHODS, BASIC_ENCODING_OPTIONS, ClientCredentials, TokenRequestError
 from .core.errors import CCGuardError, ConfigurationError
 from .core.jws import parse_compact
 from .core.validator import TokenValidator

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-from ..core.basic_auth import parse_basic_authorization
+from ..core.fetch.basic_auth import parse_basic_authorization
 from ..testing import TestIssuer, _Default
 
 __all__ = ["ProfileIssuer"]

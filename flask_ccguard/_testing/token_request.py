@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
-from ..core.basic_auth import parse_basic_authorization
+from ..core.fetch.basic_auth import parse_basic_authorization
 
 
 class OAuthError(Exception):

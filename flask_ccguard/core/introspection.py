@@ -21,11 +21,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from .basic_auth import basic_authorization
 from .claims import ClaimRules, check_claims
-from .discovery import DiscoveryError
 from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
-from .http import FetchError, HTTPClient, check_url
+from .fetch.basic_auth import basic_authorization
+from .fetch.discovery import DiscoveryError
+from .fetch.http import FetchError, HTTPClient, check_url
 from .numbers import bounded_number
 
 __all__ = ["INTROSPECTION_OPTIONS", "Introspector", "check_introspected", "looks_like_jws"]
@@ -63,7 +63,7 @@ class Introspector:
         :data:`INTROSPECTION_OPTIONS`), already checked by :meth:`from_options`.
     :param resolve_endpoint: returns the endpoint when none is configured
         (from the issuer's metadata, e.g. an
-        :class:`~flask_ccguard.core.discovery.EndpointFinder`); may raise
+        :class:`~flask_ccguard.core.fetch.discovery.EndpointFinder`); may raise
         :class:`DiscoveryError`, which it logs itself.
     :param clock: seconds since the epoch (the validator's clock).
     """

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from .claims import ID_TOKEN_CLAIMS, ClaimRules
-from .discovery import EndpointFinder, check_cross_origin
 from .errors import ConfigurationError
-from .http import HTTPClient, check_url
+from .fetch.discovery import EndpointFinder, check_cross_origin
+from .fetch.http import HTTPClient, check_url
 from .introspection import Introspector
 from .jwks import KeySet
 from .keys import ASYMMETRIC_ALGORITHMS

@@ -35,9 +35,9 @@ import threading
 import time
 from typing import Callable
 
-from .discovery import CrossOrigin, DiscoveryError, discover
 from .errors import InvalidToken, KeysUnavailable
-from .http import FetchError, HTTPClient
+from .fetch.discovery import CrossOrigin, DiscoveryError, discover
+from .fetch.http import FetchError, HTTPClient
 from .jwk_set import MAX_KIDLESS_CANDIDATES, KeyIndex, NoKeysArray, read_key_set
 from .keys import VerifyingKey
 
@@ -65,7 +65,7 @@ class KeySet:
     :param jwks_uri: fetch keys here and skip discovery.
     :param discovery_url: an explicit metadata URL instead of the well-knowns.
     :param cross_origin: other origins a discovered ``jwks_uri`` may be on
-        (see :func:`~flask_ccguard.core.discovery.discover`).
+        (see :func:`~flask_ccguard.core.fetch.discovery.discover`).
     :param cooldown: seconds between fetches triggered by unknown ``kid`` values
         (and between retries after a failed fetch).
     :param max_age: seconds after which the set is refreshed.

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .http import HTTPClient
+    from .fetch.http import HTTPClient
     from .jwks import KeySet
 
 __all__ = ["KEY_SET_COUNTERS", "OUTCOMES", "ValidationCounter", "snapshot"]

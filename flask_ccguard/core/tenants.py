@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
-from .http import check_url
+from .fetch.http import check_url
 
 __all__ = ["PLACEHOLDER", "IssuerTemplate", "is_guid"]
 

@@ -19,12 +19,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Union
 
-from .cache import TokenCache
-from .cache_backends import CacheSpec, DefaultFreshness, make_cache
 from .claims import VerifiedToken, check_claims, validity_window
-from .discovery import issuer_near_miss
 from .errors import CCGuardError, ConfigurationError, IntrospectionUnavailable, InvalidToken
-from .http import HTTPClient
+from .fetch.discovery import issuer_near_miss
+from .fetch.http import HTTPClient
+from .fetch.http_cache import CacheSpec, DefaultFreshness, make_cache
 from .introspection import Introspector, check_introspected, looks_like_jws
 from .issuers import (
     IssuerEntry,
@@ -38,6 +37,7 @@ from .jwks import KeySet
 from .jws import parse_compact
 from .keys import VerifyingKey
 from .stats import ValidationCounter, snapshot
+from .token_cache import TokenCache
 
 __all__ = ["TokenValidator"]
 
@@ -88,7 +88,7 @@ class TokenValidator:
     :param cache: where fetched metadata and key sets are cached: None for
         this process, ``"file:///dir"`` or ``"redis://host:port/db"`` to share
         them between workers, or a CacheControl cache object
-        (see :func:`~flask_ccguard.core.cache_backends.make_cache`).
+        (see :func:`~flask_ccguard.core.fetch.http_cache.make_cache`).
     :param clock: returns the time in seconds since the epoch (for tests).
     :raises ConfigurationError: for any missing or wrong option.
     """

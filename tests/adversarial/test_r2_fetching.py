@@ -26,8 +26,8 @@ import pytest
 import requests
 
 from flask_ccguard import ConfigurationError, InvalidToken, TokenValidator
-from flask_ccguard.core.cache_backends import MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRIES, MemoryCache, make_cache
-from flask_ccguard.core.http import FetchError, HTTPClient, check_url, is_loopback
+from flask_ccguard.core.fetch.http import FetchError, HTTPClient, check_url, is_loopback
+from flask_ccguard.core.fetch.http_cache import MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRIES, MemoryCache, make_cache
 from flask_ccguard.testing import TestIssuer
 
 from .support import claims_for, forge

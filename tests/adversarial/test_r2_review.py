@@ -23,8 +23,8 @@ import pytest
 
 from flask_ccguard import InvalidToken, KeysUnavailable
 from flask_ccguard.core import jwks as jwks_module
-from flask_ccguard.core.cache_backends import MAX_STORE_SECONDS, REDIS_PREFIX, make_cache
-from flask_ccguard.core.http import HTTPClient
+from flask_ccguard.core.fetch.http import HTTPClient
+from flask_ccguard.core.fetch.http_cache import MAX_STORE_SECONDS, REDIS_PREFIX, make_cache
 from flask_ccguard.core.jwk_set import KeyIndex
 from flask_ccguard.core.jwks import KeySet
 from flask_ccguard.testing import TestIssuer

@@ -9,7 +9,7 @@ from cachecontrol.cache import DictCache
 from urllib3 import HTTPResponse
 
 from flask_ccguard import ConfigurationError, KeysUnavailable, TokenValidator
-from flask_ccguard.core.cache_backends import DefaultFreshness, make_cache
+from flask_ccguard.core.fetch.http_cache import DefaultFreshness, make_cache
 from flask_ccguard.testing import TestIssuer
 
 

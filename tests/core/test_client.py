@@ -17,7 +17,7 @@ import requests
 
 from flask_ccguard import ConfigurationError, TokenValidator
 from flask_ccguard.client import ClientCredentials, TokenRequestError
-from flask_ccguard.core.basic_auth import parse_basic_authorization
+from flask_ccguard.core.fetch.basic_auth import parse_basic_authorization
 from flask_ccguard.testing import TestIssuer
 
 SECRET = "s3cr:t &=+~*"  # every character form encoding treats specially

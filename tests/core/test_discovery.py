@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from flask_ccguard import KeysUnavailable, TokenValidator
-from flask_ccguard.core.discovery import metadata_urls
+from flask_ccguard.core.fetch.discovery import metadata_urls
 from flask_ccguard.testing import TestIssuer
 
 

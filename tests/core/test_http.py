@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from flask_ccguard import ConfigurationError, __version__
-from flask_ccguard.core.http import FetchError, HTTPClient, check_url
+from flask_ccguard.core.fetch.http import FetchError, HTTPClient, check_url
 from flask_ccguard.testing import TestIssuer
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flask_ccguard import ConfigurationError, ExpiredToken, InvalidToken, TokenValidator
-from flask_ccguard.core.cache import TokenCache
+from flask_ccguard.core.token_cache import TokenCache
 from flask_ccguard.testing import TestIssuer
 
 

@@ -24,18 +24,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-from .auth import RenewingBearerAuth
-from .basic_auth import (
+from ..core.errors import ConfigurationError
+from ..core.fetch.basic_auth import (
     BASIC_ENCODING_OPTIONS,
     basic_authorization,
     encodings_differ,
     remember_encoding,
     remembered_encoding,
 )
-from .discovery import DiscoveryError, discover
-from .errors import ConfigurationError
-from .http import FetchError, HTTPClient, check_url
-from .numbers import bounded_number
+from ..core.fetch.discovery import DiscoveryError, discover
+from ..core.fetch.http import FetchError, HTTPClient, check_url
+from ..core.numbers import bounded_number
+from .auth import RenewingBearerAuth
 from .token_response import TokenRequestError, parse_token_response
 
 __all__ = ["AUTH_METHODS", "BASIC_ENCODING_OPTIONS", "ClientCredentials", "TokenRequestError"]

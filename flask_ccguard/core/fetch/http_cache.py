@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from cachecontrol.cache import BaseCache, DictCache
 from cachecontrol.heuristics import BaseHeuristic
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = [
     "MEMORY_CACHE_BYTES",

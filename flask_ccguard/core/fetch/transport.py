@@ -1,4 +1,4 @@
-"""The connections under :class:`~flask_ccguard.core.http.HTTPClient`: every socket of a fetch is its deadline's.
+"""The connections under :class:`~flask_ccguard.core.fetch.http.HTTPClient`: every socket of a fetch is its deadline's.
 
 A fetch runs in a worker thread so that the caller has its answer by the
 deadline; this module makes sure the worker, and its connection, end then too.

@@ -22,9 +22,9 @@ import requests
 from cachecontrol.cache import BaseCache
 from cachecontrol.heuristics import BaseHeuristic
 
-from .._version import __version__
-from .cache_backends import MemoryCache
-from .errors import ConfigurationError
+from ..._version import __version__
+from ..errors import ConfigurationError
+from .http_cache import MemoryCache
 from .transport import Adapter, Watch, is_loopback_address, watching
 
 __all__ = ["FetchError", "HTTPClient", "JSONResponse", "check_url", "is_loopback", "origin", "url_allowed"]
@@ -51,7 +51,7 @@ def is_loopback(host: str) -> bool:
     such names on loopback, but nothing makes them) only if it resolves, and
     every address it resolves to is loopback. Plain ``http`` is allowed to
     these hosts alone, and the connection's peer is checked again once
-    connected (:mod:`~flask_ccguard.core.transport`), since a name may resolve
+    connected (:mod:`~flask_ccguard.core.fetch.transport`), since a name may resolve
     differently a moment later.
     """
     host = host.strip("[]").lower().rstrip(".")
@@ -154,9 +154,9 @@ class HTTPClient:
         deadline for one fetch (headers and body together).
     :param max_bytes: the largest body accepted.
     :param cache: a CacheControl cache; a bounded in-process
-        :class:`~flask_ccguard.core.cache_backends.MemoryCache` by default.
+        :class:`~flask_ccguard.core.fetch.http_cache.MemoryCache` by default.
     :param heuristic: a CacheControl heuristic for responses without caching
-        headers (see :class:`~flask_ccguard.core.cache_backends.DefaultFreshness`).
+        headers (see :class:`~flask_ccguard.core.fetch.http_cache.DefaultFreshness`).
     """
 
     def __init__(
@@ -270,7 +270,7 @@ class HTTPClient:
         Per-read timeouts cannot stop a server that sends one byte just before
         each timeout, whether of its headers or its body; when the deadline
         passes every socket of the fetch is shut down (see
-        :mod:`~flask_ccguard.core.transport`), so the worker ends with it.
+        :mod:`~flask_ccguard.core.fetch.transport`), so the worker ends with it.
         """
         watch = Watch(time.monotonic() + self.timeout)
         box: dict[str, Any] = {}

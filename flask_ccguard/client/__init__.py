@@ -1,10 +1,10 @@
 """The client-credentials token client (RFC 6749 §4.4), as ``flask_ccguard.client``.
 
-The implementation lives in :mod:`flask_ccguard.core.client` (no Flask import).
+The implementation lives in :mod:`flask_ccguard.client.credentials` (no Flask import).
 """
 
 from __future__ import annotations
 
-from .core.client import AUTH_METHODS, ClientCredentials, TokenRequestError
+from .credentials import AUTH_METHODS, ClientCredentials, TokenRequestError
 
 __all__ = ["AUTH_METHODS", "ClientCredentials", "TokenRequestError"]

@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable, Union
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 from .http import FetchError, HTTPClient, JSONResponse, _origin, _url_allowed
 
 __all__ = [

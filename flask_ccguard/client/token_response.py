@@ -7,8 +7,8 @@ import json
 import re
 from typing import Any, Callable
 
-from .bearer import is_b64token
-from .numbers import bounded_number
+from ..core.bearer import is_b64token
+from ..core.numbers import bounded_number
 
 __all__ = ["TokenRequestError", "parse_token_response"]
 
