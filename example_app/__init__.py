@@ -176,13 +176,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if guard_config["CCGUARD_ISSUER"] == app.config["EXAMPLE_ISSUER"]:
         # Our issuer always writes typ at+jwt (RFC 9068 §2.1), so demand it.
         guard_config.setdefault("CCGUARD_TOKEN_TYPES", ["at+jwt"])
+    else:
+        # An external issuer: fetch its metadata and keys at start-up, so a
+        # misconfigured or unreachable one shows in the log at once rather
+        # than as a stall and a 503 on the first request. (Our own issuer is
+        # this very server, which does not listen yet while create_app runs.)
+        guard_config.setdefault("CCGUARD_WARM_UP", True)
     app.config.update(guard_config)
-    # Warm-up (CCGUARD_WARM_UP, being added to the extension): it arrives here
-    # like every CCGUARD_* setting, from the environment or `config`. The
-    # lead wires the example's choice here; note that with the example's own
-    # issuer (the default) a warm-up inside create_app would fetch from this
-    # very server before it listens, so it can only apply to an external
-    # issuer, or run after the server has started.
     CCGuard(app)
 
     db.init_app(app)

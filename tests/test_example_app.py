@@ -481,6 +481,27 @@ def test_ccguard_environment_points_the_api_at_an_external_issuer(
     assert client.get("/archivist/v2/assets", headers=bearer(wrong_aud)).status_code == 401
 
 
+def test_i14_09_an_external_issuer_is_warmed_up_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An external issuer that is down shows in the start-up log, not first as a 503."""
+    with TestIssuer() as down:
+        issuer = down.issuer
+    monkeypatch.setenv("CCGUARD_ISSUER", issuer)
+    monkeypatch.setenv("CCGUARD_AUDIENCE", "api://assets")
+    monkeypatch.setenv("CCGUARD_HTTP_TIMEOUT", "1")
+    with caplog.at_level("INFO", logger="flask_ccguard"):
+        app = create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
+    assert app.config["CCGUARD_WARM_UP"] is True
+    assert any("is not ready" in r.getMessage() and issuer in r.getMessage() for r in caplog.records)
+
+
+def test_i14_09_the_examples_own_issuer_is_not_warmed_up(tmp_path: Path) -> None:
+    """Its issuer is the server being started, which does not listen yet."""
+    app = create_app({"EXAMPLE_INSTANCE_PATH": str(tmp_path)})
+    assert "CCGUARD_WARM_UP" not in app.config or app.config["CCGUARD_WARM_UP"] is False
+
+
 def test_other_tools_ccguard_variables_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CCGUARD_CLIENT_ID", "someone")
     monkeypatch.setenv("CCGUARD_SKIP_INTEROP", "1")
