@@ -5,6 +5,7 @@ Redis is a real throw-away ``redis-server`` (skipped outside CI when absent).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -190,3 +191,36 @@ def test_i15_06_fail_open_turns_errors_into_misses(caplog: pytest.LogCaptureFixt
     assert "hunter2" not in caplog.text
     with pytest.raises(redis.ConnectionError):  # unwrapped, the caller fails closed
         inner.add_if_absent("k", b"v", 60)
+
+
+# -- the introspection answers over a store ------------------------------------------------
+
+
+def test_i15_06_introspection_answers_are_shared_under_the_tokens_digest(make: Factory) -> None:
+    """Two workers' introspectors on one store: the second is answered from it,
+    and the store holds the token's SHA-256, never the token (RFC 7662 §4)."""
+    from flask_ccguard.core.fetch.http import HTTPClient
+    from flask_ccguard.core.introspection import Introspector
+    from flask_ccguard.testing import TestIssuer
+
+    ibm: Any
+    with TestIssuer(profile="ibm_verify") as ibm:
+        name, secret = next(iter(ibm.introspection_clients.items()))
+        raw = {"endpoint": ibm.introspection_endpoint, "client_id": name, "client_secret": secret}
+        options = Introspector.check_options(raw, "introspection")
+        answers, inactive = make("introspection"), make("introspection-inactive")
+        workers = [
+            Introspector(HTTPClient(timeout=2), options, clock=time.time, answers=answers, inactive=inactive)
+            for _ in range(2)
+        ]
+        token, bad = ibm.mint(), "NoSuchOpaqueToken0123456789abcdef"
+        first = workers[0].introspect(token)
+        assert first["active"] is True and workers[1].introspect(token) == first
+        assert workers[0].introspect(bad) == workers[1].introspect(bad) == {"active": False}
+        assert ibm.hits["introspect"] == 2  # one call per token, for both workers
+    digest = hashlib.sha256(token.encode()).digest()
+    assert answers.get(digest) is not None and inactive.get(hashlib.sha256(bad.encode()).digest()) is not None
+    if isinstance(answers, MemoryStore):
+        assert all(token.encode() not in k + v for k, v in answers.data.items())
+    if isinstance(answers, RedisStore):
+        assert not any(token.encode() in k for k in answers.client.keys("*"))
