@@ -107,6 +107,10 @@ class Introspector:
         max_entries = options["max_entries"]
         self._answers: ByteStore = answers or MemoryStore(max_entries, ANSWER_CACHE_BYTES)
         self._inactive: ByteStore = inactive or MemoryStore(max_entries, ANSWER_CACHE_BYTES)
+        # Stored entry -> its parsed answer: a hit costs a dict lookup, not a
+        # JSON parse (bytes cache their hash). Emptied at max_entries.
+        self._parsed: dict[bytes, dict[str, Any]] = {}
+        self._max_parsed = max_entries
         rate = options["max_calls_per_second"]
         self._rate: float | None = None if rate is None else float(rate)
         # A bucket of one second's calls, full at start (RFC 7662 §4 asks the
@@ -176,8 +180,12 @@ class Introspector:
         hit = self._answers.get(digest)
         if hit is not None:
             if now < _UNTIL.unpack_from(hit)[0]:
-                answer: dict[str, Any] = json.loads(hit[_UNTIL.size :])
-                return answer
+                parsed = self._parsed.get(hit)
+                if parsed is None:
+                    if len(self._parsed) >= self._max_parsed:
+                        self._parsed.clear()
+                    parsed = self._parsed[hit] = json.loads(hit[_UNTIL.size :])
+                return dict(parsed)
             self._answers.delete(digest)
         seen = self._inactive.get(digest)
         if seen is not None and now < _UNTIL.unpack_from(seen)[0]:
@@ -234,6 +242,7 @@ class Introspector:
         Only the in-process stores can be cleared; a shared one keeps its
         entries until they expire (at most ``ttl`` seconds).
         """
+        self._parsed.clear()
         for store in (self._answers, self._inactive):
             if isinstance(store, MemoryStore):
                 store.clear()
