@@ -6,7 +6,9 @@ Basic or form post, RFC 6749 §2.3.1), and caches each answer under the
 SHA-256 of the token -- never the token itself -- until the earlier of the
 token's ``exp`` and a configured TTL. Inactive answers go to a separate,
 bounded negative cache for ``inactive_ttl`` seconds, so a flood of random
-tokens cannot push the good answers out. Calls to the endpoint are bounded by
+tokens cannot push the good answers out. Both caches are
+:class:`~flask_ccguard.core.store.ByteStore` s (in-process by default, each
+bounded to ``max_entries`` answers and :data:`ANSWER_CACHE_BYTES`). Calls to the endpoint are bounded by
 a token bucket (``max_calls_per_second``): a flood of new opaque tokens cannot
 be amplified through this API into the issuer. An endpoint that cannot answer
 (or whose bound is spent) raises :class:`IntrospectionUnavailable` (503); an
@@ -16,7 +18,9 @@ opaque token is never accepted without an answer.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import struct
 import threading
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -27,8 +31,9 @@ from .fetch.basic_auth import basic_authorization
 from .fetch.discovery import DiscoveryError
 from .fetch.http import FetchError, HTTPClient, check_url
 from .numbers import bounded_number
+from .store import ByteStore, MemoryStore
 
-__all__ = ["INTROSPECTION_OPTIONS", "Introspector", "check_introspected", "looks_like_jws"]
+__all__ = ["ANSWER_CACHE_BYTES", "INTROSPECTION_OPTIONS", "Introspector", "check_introspected", "looks_like_jws"]
 
 log = logging.getLogger("flask_ccguard")
 
@@ -47,6 +52,11 @@ INTROSPECTION_OPTIONS: dict[str, Any] = {
 _AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 _TOKENS = ("opaque", "all")
 _INACTIVE: dict[str, Any] = {"active": False}
+#: Bound on the bytes of each in-process answer cache (active, inactive), keys included.
+ANSWER_CACHE_BYTES = 16 << 20  # 16 MiB
+# A stored entry starts with its end of validity by the validator's clock
+# (which a test may drive): the store's own TTL is a bound, this is the rule.
+_UNTIL = struct.Struct(">d")
 
 
 def looks_like_jws(token: str) -> bool:
@@ -66,6 +76,11 @@ class Introspector:
         :class:`~flask_ccguard.core.fetch.discovery.EndpointFinder`); may raise
         :class:`DiscoveryError`, which it logs itself.
     :param clock: seconds since the epoch (the validator's clock).
+    :param answers: the store of active answers (namespace ``introspection``);
+        by default this process's, bounded to ``max_entries`` answers.
+    :param inactive: the store of inactive answers (the negative cache), apart
+        from ``answers`` so a flood of bad tokens cannot evict good answers.
+        A shared store must be this issuer's alone (keys are token digests).
     """
 
     def __init__(
@@ -75,6 +90,8 @@ class Introspector:
         *,
         resolve_endpoint: Callable[[], str] | None = None,
         clock: Callable[[], float],
+        answers: ByteStore | None = None,
+        inactive: ByteStore | None = None,
     ) -> None:
         self._http = http
         self._endpoint: str | None = options["endpoint"]
@@ -85,12 +102,15 @@ class Introspector:
         self.ttl: float = options["ttl"]
         self.inactive_ttl: float = options["inactive_ttl"]
         self.all_tokens = options["tokens"] == "all"
-        self._max_entries: int = options["max_entries"]
         self._clock = clock
         self._lock = threading.Lock()
-        self._cache: dict[bytes, tuple[float, dict[str, Any]]] = {}
-        # digest -> until; all share one TTL, so insertion order is expiry order.
-        self._inactive: dict[bytes, float] = {}
+        max_entries = options["max_entries"]
+        self._answers: ByteStore = answers or MemoryStore(max_entries, ANSWER_CACHE_BYTES)
+        self._inactive: ByteStore = inactive or MemoryStore(max_entries, ANSWER_CACHE_BYTES)
+        # Stored entry -> its parsed answer: a hit costs a dict lookup, not a
+        # JSON parse (bytes cache their hash). Emptied at max_entries.
+        self._parsed: dict[bytes, dict[str, Any]] = {}
+        self._max_parsed = max_entries
         rate = options["max_calls_per_second"]
         self._rate: float | None = None if rate is None else float(rate)
         # A bucket of one second's calls, full at start (RFC 7662 §4 asks the
@@ -157,14 +177,20 @@ class Introspector:
         """
         digest = hashlib.sha256(token.encode("utf-8")).digest()
         now = self._clock()
+        hit = self._answers.get(digest)
+        if hit is not None:
+            if now < _UNTIL.unpack_from(hit)[0]:
+                parsed = self._parsed.get(hit)
+                if parsed is None:
+                    if len(self._parsed) >= self._max_parsed:
+                        self._parsed.clear()
+                    parsed = self._parsed[hit] = json.loads(hit[_UNTIL.size :])
+                return dict(parsed)
+            self._answers.delete(digest)
+        seen = self._inactive.get(digest)
+        if seen is not None and now < _UNTIL.unpack_from(seen)[0]:
+            return dict(_INACTIVE)
         with self._lock:
-            hit = self._cache.get(digest)
-            if hit is not None:
-                if now < hit[0]:
-                    return dict(hit[1])
-                del self._cache[digest]
-            if self._inactive.get(digest, now) > now:
-                return dict(_INACTIVE)
             allowed = self._take_call(now)
         if not allowed:
             # 503, not 401: the token may be good, and a client told its token
@@ -175,7 +201,7 @@ class Introspector:
             # Remembered briefly: a replayed bad token costs no call, and a
             # token activated a moment later is seen soon.
             if self.inactive_ttl > 0:
-                self._remember_inactive(digest, now + self.inactive_ttl, now)
+                self._inactive.set(digest, _UNTIL.pack(now + self.inactive_ttl), self.inactive_ttl)
             return dict(_INACTIVE)
         until = now + self.ttl
         # An 'exp' that is no usable number is ignored here and refused by
@@ -184,7 +210,8 @@ class Introspector:
         if exp is not None:
             until = min(until, exp)
         if until > now:
-            self._store(digest, until, answer, now)
+            body = json.dumps(answer, separators=(",", ":")).encode("utf-8")
+            self._answers.set(digest, _UNTIL.pack(until) + body, until - now)
         return dict(answer)
 
     def _take_call(self, now: float) -> bool:
@@ -209,30 +236,16 @@ class Introspector:
         self._tokens -= 1
         return True
 
-    def _remember_inactive(self, digest: bytes, until: float, now: float) -> None:
-        with self._lock:
-            inactive = self._inactive
-            inactive.pop(digest, None)
-            # Oldest first is soonest to expire: drop from the front, O(1) each.
-            while inactive and (len(inactive) >= self._max_entries or next(iter(inactive.values())) <= now):
-                del inactive[next(iter(inactive))]
-            inactive[digest] = until
-
-    def _store(self, digest: bytes, until: float, answer: dict[str, Any], now: float) -> None:
-        with self._lock:
-            if len(self._cache) >= self._max_entries:
-                for key in [k for k, (t, _) in self._cache.items() if t <= now]:
-                    del self._cache[key]
-                while len(self._cache) >= self._max_entries:
-                    # dicts keep insertion order: drop the oldest entry.
-                    del self._cache[next(iter(self._cache))]
-            self._cache[digest] = (until, answer)
-
     def forget(self) -> None:
-        """Drop every cached answer (e.g. after a revocation event)."""
-        with self._lock:
-            self._cache.clear()
-            self._inactive.clear()
+        """Drop every cached answer (e.g. after a revocation event).
+
+        Only the in-process stores can be cleared; a shared one keeps its
+        entries until they expire (at most ``ttl`` seconds).
+        """
+        self._parsed.clear()
+        for store in (self._answers, self._inactive):
+            if isinstance(store, MemoryStore):
+                store.clear()
 
     def _endpoint_url(self) -> str:
         if self._endpoint is not None:

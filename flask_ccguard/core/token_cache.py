@@ -1,5 +1,11 @@
 """A bounded LRU of verified tokens, so a repeated token skips the signature check (RFC 7519 §7.2).
 
+This cache stays in-process, unlike the HTTP response and introspection
+caches (which sit on a :class:`~flask_ccguard.core.store.ByteStore` and can
+be shared): it holds Python objects (a :class:`VerifiedToken` and a live
+reference to the key set that vouched for it), and a hit must cost a dict
+lookup, not a round trip and a deserialisation.
+
 An entry is the :class:`~flask_ccguard.core.claims.VerifiedToken` of a token
 string that passed every check, with the time window in which its time
 claims (``exp``, ``nbf``, ``iat``, and the maximum token age) still hold. A
