@@ -1,0 +1,127 @@
+"""Second outside review of round 2: F1 (route order), F4 (client redaction), discovery.
+
+Issuers here are real HTTP servers on loopback (TestIssuer); nothing patches ``requests``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import pytest
+from flask import Blueprint, Flask
+
+from flask_ccguard import CCGuard, ConfigurationError, require_token
+from flask_ccguard.testing import TestIssuer
+from tests.challenges import assert_challenge
+
+# -- F1: misorderings the route-order check missed -------------------------------------------
+
+
+def passthrough(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Any third-party decorator written with functools.wraps."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def new_app(issuer: TestIssuer) -> Flask:
+    app = Flask("assets")
+    app.config.update(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience)
+    return app
+
+
+#: Misordered, then the module name reused for a public view: the name no longer holds the wrapper.
+reused_bp = Blueprint("reused_bp", __name__)
+
+
+@require_token
+@reused_bp.get("/a", endpoint="a")
+def view() -> Any:
+    return "OPEN a"
+
+
+@reused_bp.get("/b", endpoint="b")  # type: ignore[no-redef]
+def view() -> Any:  # noqa: F811
+    return "public b"
+
+
+#: Misordered with another decorator between ccguard's and the route's, at module level.
+between_bp = Blueprint("between_bp", __name__)
+
+
+@require_token
+@passthrough
+@between_bp.get("/between")
+def between() -> Any:
+    return "OPEN between"
+
+
+#: Right order with a decorator in between; ``twin`` is served bare on purpose by another app.
+right_bp = Blueprint("right_bp", __name__)
+
+
+@right_bp.get("/right")
+@require_token
+@passthrough
+def right() -> Any:
+    return "right"
+
+
+def twin() -> Any:
+    return "twin"
+
+
+def test_review2_f1_a_decorator_between_ccguard_and_the_route_is_refused(ccguard_issuer: TestIssuer) -> None:
+    app = new_app(ccguard_issuer)
+
+    @require_token
+    @passthrough
+    @app.get("/open")
+    def opened() -> Any:
+        return "OPEN"
+
+    with pytest.raises(ConfigurationError, match=r"The view 'opened' \(endpoint 'opened'\) is served without"):
+        CCGuard(app)
+
+
+def test_review2_f1_a_decorator_between_at_module_level_fails_the_first_request(ccguard_issuer: TestIssuer) -> None:
+    app = new_app(ccguard_issuer)
+    CCGuard(app)
+    app.register_blueprint(between_bp)
+    app.testing = True
+    with pytest.raises(ConfigurationError, match=r"'between' \(endpoint 'between_bp.between'\)"):
+        app.test_client().get("/between")
+
+
+def test_review2_f1_a_reused_module_name_does_not_hide_a_misordered_view(ccguard_issuer: TestIssuer) -> None:
+    app = new_app(ccguard_issuer)
+    app.register_blueprint(reused_bp)
+    with pytest.raises(ConfigurationError, match=r"'view' \(endpoint 'reused_bp.a'\) is served without"):
+        CCGuard(app)
+
+
+def test_review2_f1_right_order_and_open_twins_still_serve(ccguard_issuer: TestIssuer) -> None:
+    first = new_app(ccguard_issuer)
+    first.register_blueprint(right_bp)
+    first.add_url_rule("/twin", "twin", require_token(passthrough(twin)))
+    CCGuard(first)
+    second = new_app(ccguard_issuer)
+    second.add_url_rule("/twin", "twin", twin)  # bare on purpose; wrapped only for the first app
+
+    def nested() -> Any:
+        return "nested"
+
+    second.add_url_rule("/nested", "nested", nested)
+    second.add_url_rule("/nested-protected", "nested_protected", require_token(passthrough(nested)))
+    CCGuard(second)
+    token = {"Authorization": f"Bearer {ccguard_issuer.mint()}"}
+    assert_challenge(first.test_client().get("/right"), 401)
+    assert first.test_client().get("/right", headers=token).text == "right"
+    assert_challenge(first.test_client().get("/twin"), 401)
+    assert second.test_client().get("/twin").text == "twin"
+    assert second.test_client().get("/nested").text == "nested"
+    assert_challenge(second.test_client().get("/nested-protected"), 401)
