@@ -1,9 +1,19 @@
 """A bounded-memory limiter of failed client authentications at the token endpoint.
 
 RFC 6749 §10.10: the authorization server MUST prevent attackers from
-guessing client credentials. Failures are counted per client id and per remote address in fixed windows;
-a key that reached its limit is answered ``429`` with ``Retry-After``
-(RFC 6585 §4) until its window ends, without its credentials being checked.
+guessing client credentials. Failures are counted per remote address and per
+(client id, remote address) pair in fixed windows; a key that reached its
+limit is answered ``429`` with ``Retry-After`` (RFC 6585 §4) until its window
+ends, without its credentials being checked.
+
+Not per client id alone: client ids are public (``sub`` in every token), so a
+per-client count would let anyone lock a client out from any address, for
+ever, at a few requests a minute - a denial of service, which §10.10 does not
+ask for. Nor does it buy anything: a client's secret is 256 random bits, out
+of reach of any guessing rate, and the per-address count already bounds how
+fast one address may try. The pair count keeps one address's guesses at one
+client to the smaller per-client number; the legitimate client, from an
+address that is not failing, is never affected.
 
 Each table keeps at most ``max_keys`` entries, dropping the least recently
 failed one when full, so the memory is bounded whatever ids and addresses an
@@ -74,13 +84,19 @@ class FailureLimiter:
             self._table.pop(key, None)
 
 
-def _client_key(client_id: str) -> bytes:
-    # A digest: a client id may be up to a whole request body long.
-    return hashlib.blake2b(client_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+def _pair_key(client_id: str, address: str) -> bytes:
+    # A digest: a client id may be up to a whole request body long. The
+    # address (which never holds a NUL) goes first and ends at the first NUL,
+    # so no two pairs share an input.
+    data = address.encode("utf-8", "surrogatepass") + b"\0" + client_id.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 class TokenEndpointLimits:
-    """The token endpoint's two limiters: per client id and per remote address."""
+    """The token endpoint's two limiters: per (client id, remote address) and per remote address.
+
+    :param per_client: failures allowed for one client id from one address.
+    """
 
     def __init__(
         self,
@@ -95,13 +111,13 @@ class TokenEndpointLimits:
 
     def retry_after(self, client_id: str, address: str) -> int:
         """Seconds to wait before this client, from this address, may try again; 0 if now."""
-        return max(self.clients.retry_after(_client_key(client_id)), self.addresses.retry_after(address))
+        return max(self.clients.retry_after(_pair_key(client_id, address)), self.addresses.retry_after(address))
 
     def failed(self, client_id: str, address: str) -> None:
-        self.clients.failed(_client_key(client_id))
+        self.clients.failed(_pair_key(client_id, address))
         self.addresses.failed(address)
 
-    def succeeded(self, client_id: str) -> None:
+    def succeeded(self, client_id: str, address: str) -> None:
         # The address keeps its count: one good client must not launder
         # another's guessing from the same address.
-        self.clients.forget(_client_key(client_id))
+        self.clients.forget(_pair_key(client_id, address))

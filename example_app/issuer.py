@@ -109,7 +109,7 @@ def token() -> tuple[Response, int, dict[str, str]]:
     if row is None:
         limits.failed(client_id, address)
         raise OAuthError("invalid_client", "client authentication failed", 401)
-    limits.succeeded(client_id)
+    limits.succeeded(client_id, address)
 
     roles, custom = registrations.token_claims(row)
     now = int(time.time())

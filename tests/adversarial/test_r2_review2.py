@@ -1,4 +1,4 @@
-"""Second outside review of round 2: F1 (route order), F4 (client redaction), discovery.
+"""Second outside review of round 2: F1 (route order), F2 (token endpoint lockout), F4, discovery.
 
 Issuers here are real HTTP servers on loopback (TestIssuer); nothing patches ``requests``.
 """
@@ -6,6 +6,10 @@ Issuers here are real HTTP servers on loopback (TestIssuer); nothing patches ``r
 from __future__ import annotations
 
 import functools
+import http.client
+import os
+import urllib.parse
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -14,6 +18,8 @@ from flask import Blueprint, Flask
 from flask_ccguard import CCGuard, ConfigurationError, require_token
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
+
+from ..example_server import LiveExample, live_example
 
 # -- F1: misorderings the route-order check missed -------------------------------------------
 
@@ -125,3 +131,39 @@ def test_review2_f1_right_order_and_open_twins_still_serve(ccguard_issuer: TestI
     assert second.test_client().get("/twin").text == "twin"
     assert second.test_client().get("/nested").text == "nested"
     assert_challenge(second.test_client().get("/nested-protected"), 401)
+
+
+# -- F2: the example's token endpoint cannot be used to lock a client out -------------------
+
+
+def _post_from(live: LiveExample, source: str, client_id: str, secret: str) -> int:
+    """POST to the token endpoint from the loopback address ``source``; the status."""
+    url = urllib.parse.urlsplit(live.token_url)
+    body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10, source_address=(source, 0))
+    try:
+        connection.request("POST", url.path, body, {"Content-Type": "application/x-www-form-urlencoded"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_review2_f2_failures_from_one_address_do_not_lock_the_client_out_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith(("EXAMPLE_", "CCGUARD_")):
+            monkeypatch.delenv(name)
+    with live_example(tmp_path, EXAMPLE_AUTH_FAILURES_PER_CLIENT=3, EXAMPLE_AUTH_FAILURES_PER_ADDRESS=8) as live:
+        victim = live.register("victim")
+        client_id, secret = victim["client_id"], victim["credentials"][0]["secret"]
+        # The attacker knows the client id (it is "sub" in every token) and keeps failing.
+        attacker = [_post_from(live, "127.0.0.2", client_id, "0" * 64) for _ in range(5)]
+        assert attacker == [401] * 3 + [429] * 2
+        # The client, from its own address, still gets its token.
+        assert _post_from(live, "127.0.0.1", client_id, secret) == 200
+        assert _post_from(live, "127.0.0.1", client_id, secret) == 200
+        # The attacker's address stays blocked, even with the right secret.
+        assert _post_from(live, "127.0.0.2", client_id, secret) == 429
