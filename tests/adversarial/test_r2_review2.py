@@ -5,10 +5,15 @@ Issuers here are real HTTP servers on loopback (TestIssuer); nothing patches ``r
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.client
+import json
 import os
+import threading
 import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +21,7 @@ import pytest
 from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, ConfigurationError, require_token
+from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
 
@@ -167,3 +173,73 @@ def test_review2_f2_failures_from_one_address_do_not_lock_the_client_out_elsewhe
         assert _post_from(live, "127.0.0.1", client_id, secret) == 200
         # The attacker's address stays blocked, even with the right secret.
         assert _post_from(live, "127.0.0.2", client_id, secret) == 429
+
+
+# -- F4: the token client redacts the secret in every form it sends -------------------------
+
+SECRET = 's3cr+t/with:chars~ é"\\*%'
+
+
+def _rfc6749_form(value: str) -> str:
+    return urllib.parse.quote_plus(value, safe="*").replace("~", "%7E")
+
+
+ENCODED_SECRETS = {
+    "raw": SECRET,
+    "form_encoded": urllib.parse.quote_plus(SECRET),
+    "rfc6749_form": _rfc6749_form(SECRET),
+    "percent_encoded": urllib.parse.quote(SECRET, safe=""),
+    "basic_rfc6749": base64.b64encode(f"client:{_rfc6749_form(SECRET)}".encode()).decode(),
+    "basic_raw": base64.b64encode(f"client:{SECRET}".encode()).decode(),
+    "basic_rfc6749_pair": f"client:{_rfc6749_form(SECRET)}",
+    "json_escaped": json.dumps(SECRET)[1:-1],
+    "json_escaped_unicode": json.dumps(SECRET, ensure_ascii=False)[1:-1],
+    "json_escaped_slash": json.dumps(SECRET)[1:-1].replace("/", "\\/"),
+}
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """A token endpoint whose error description echoes ``echo`` (set per test)."""
+
+    echo = ""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = json.dumps({"error": "invalid_client", "error_description": f"bad [{self.echo}]"}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("auth_method", ["client_secret_post", "client_secret_basic", "json"])
+@pytest.mark.parametrize(
+    "form", sorted(ENCODED_SECRETS), ids=[f"review2_f4_{name}" for name in sorted(ENCODED_SECRETS)]
+)
+def test_review2_f4_an_echoed_secret_is_redacted_in_every_encoding(
+    echo_server: ThreadingHTTPServer, form: str, auth_method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_Echo, "echo", ENCODED_SECRETS[form])
+    client = ClientCredentials(
+        f"http://127.0.0.1:{echo_server.server_port}/token", "client", SECRET, auth_method=auth_method
+    )
+    with pytest.raises(TokenRequestError) as info:
+        client.token()
+    assert ("bad [client:***]" if form == "basic_rfc6749_pair" else "bad [***]") in str(info.value)
+    for leaked in ENCODED_SECRETS.values():
+        assert leaked not in str(info.value)
+        assert leaked not in repr(info.value)
