@@ -1,4 +1,4 @@
-"""Second outside review of round 2: F1 (route order), F2 (token endpoint lockout), F4, discovery.
+"""Second outside review of round 2: F1 (route order), F2 (token lockout), F4 (redaction), discovery.
 
 Issuers here are real HTTP servers on loopback (TestIssuer); nothing patches ``requests``.
 """
@@ -10,6 +10,7 @@ import functools
 import http.client
 import json
 import os
+import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, ConfigurationError, require_token
 from flask_ccguard.client import ClientCredentials, TokenRequestError
+from flask_ccguard.core.fetch import discovery
+from flask_ccguard.core.fetch.http import HTTPClient
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
 
@@ -243,3 +246,67 @@ def test_review2_f4_an_echoed_secret_is_redacted_in_every_encoding(
     for leaked in ENCODED_SECRETS.values():
         assert leaked not in str(info.value)
         assert leaked not in repr(info.value)
+
+
+# -- observation: refusing a discovered endpoint resolves no host name -------------------------
+
+NAME = "ccguard-review2-observation.invalid"
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The host names socket.getaddrinfo is asked for (it still answers, as the real one)."""
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(str(host))
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    return asked
+
+
+class _Metadata(BaseHTTPRequestHandler):
+    """Serves one metadata document naming a plain-http jwks_uri on a host name."""
+
+    def do_GET(self) -> None:
+        issuer = f"http://127.0.0.1:{self.server.server_address[1]!s}"  # type: ignore[index]
+        body = json.dumps({"issuer": issuer, "jwks_uri": f"http://{NAME}/jwks"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_review2_observation_an_https_document_naming_http_is_refused_without_a_lookup(lookups: list[str]) -> None:
+    refusal = discovery._refusal(
+        "https://idp.example/.well-known/openid-configuration",
+        f"http://{NAME}/jwks",
+        "jwks_uri",
+        "https://idp.example",
+        None,
+        True,
+    )
+    assert refusal is not None and "metadata read over https must name https" in refusal
+    assert lookups == []
+
+
+def test_review2_observation_a_plain_http_document_naming_a_host_name_is_refused_without_a_lookup(
+    lookups: list[str],
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        issuer = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(discovery.DiscoveryError, match="has no usable https jwks_uri"):
+            discovery.discover(HTTPClient(timeout=2), issuer, cross_origin=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert NAME not in lookups
