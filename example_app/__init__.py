@@ -46,8 +46,9 @@ DEFAULTS: dict[str, Any] = {
     # Bodies are small JSON documents; anything larger is refused with a 413.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "EXAMPLE_TOKEN_LIFETIME": 3600,
-    # Failed client authentications at the token endpoint, per client id and
-    # per remote address, before it answers 429 until the window (seconds) ends.
+    # Failed client authentications at the token endpoint, per client id from
+    # one address and per remote address, before it answers 429 until the
+    # window (seconds) ends (never per client id alone: see failure_limiter).
     "EXAMPLE_AUTH_FAILURES_PER_CLIENT": 10,
     "EXAMPLE_AUTH_FAILURES_PER_ADDRESS": 50,
     "EXAMPLE_AUTH_FAILURE_WINDOW": 60,

@@ -94,22 +94,26 @@ def token() -> tuple[Response, int, dict[str, str]]:
         raise OAuthError("invalid_client", "client authentication is required", 401)
     limits: TokenEndpointLimits = current_app.extensions["example_token_limits"]
     address = request.remote_addr or ""
-    wait = limits.retry_after(client_id, address)
+    wait = limits.begin(client_id, address)
     if wait:
         # RFC 6749 §10.10: no credential check at all until the window ends.
         raise OAuthError(
             "invalid_client", "too many failed client authentications; try again later", 429, {"Retry-After": str(wait)}
         )
+    # The failure slot is taken before the check (begin) and given back here,
+    # so concurrent guesses cannot all be checked before one is counted.
+    outcome: bool | None = None
     try:
         row = registrations.authenticate(get_db(), client_id, secret)
+        outcome = row is not None
     except SecretCheckBusy:
         raise OAuthError(
             "temporarily_unavailable", "the server is busy; try again later", 503, {"Retry-After": "1"}
         ) from None
+    finally:
+        limits.end(client_id, address, outcome)
     if row is None:
-        limits.failed(client_id, address)
         raise OAuthError("invalid_client", "client authentication failed", 401)
-    limits.succeeded(client_id)
 
     roles, custom = registrations.token_claims(row)
     now = int(time.time())

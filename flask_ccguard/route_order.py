@@ -4,7 +4,8 @@
 the route registered it: the app serves the bare function and the check never
 runs. Python gives a decorator no way to see that, so the decorators record
 every function they wrap (:func:`remember`) and :func:`check_route_order`
-looks for those originals among an app's views, at ``init_app`` and before
+looks for those originals - and every function they wrap in turn, through
+``__wrapped__`` - among an app's views, at ``init_app`` and before
 the app's first request (when every blueprint is registered).
 """
 
@@ -45,20 +46,37 @@ def _reaches(func: Any, original: Any) -> bool:
     return False
 
 
-def _left_open(func: Any, views: list[Any]) -> bool:
-    if any(_reaches(view, func) for view in views):
+def _beneath(original: Any) -> list[Any]:
+    # original and every function it wraps: a decorator between the route
+    # decorator and ccguard's (@require_token / @other / @app.route) hands
+    # ccguard a wrapper while the route registered the bare function below it.
+    chain = [original]
+    for _ in range(_MAX_DEPTH):
+        original = getattr(original, "__wrapped__", None)
+        if original is None:
+            break
+        chain.append(original)
+    return chain
+
+
+def _left_open(original: Any, served: Any, views: list[Any]) -> bool:
+    # served is a view of this app that ccguard's wrapper around original is
+    # built on (served is original, or original wraps it).
+    if any(_reaches(view, original) for view in views):
         # The wrapper is served too: the bare function is a deliberate open twin.
         return False
-    qualname = getattr(func, "__qualname__", "")
+    qualname = getattr(served, "__qualname__", "")
     if "<locals>" in qualname:
         # Defined in a function (an app factory): the wrapper is served nowhere.
         return True
-    # Defined in a module: the decorator order is wrong when the module's name
-    # for the function holds the wrapper instead (the function may be served
-    # bare on purpose elsewhere and wrapped inline for another app).
-    module = sys.modules.get(getattr(func, "__module__", None) or "")
-    held = getattr(module, qualname, None) if module is not None and "." not in qualname else None
-    return held is not None and _reaches(held, func)
+    # Defined in a module: a function served bare on purpose (and wrapped
+    # inline for another app) is what the module's name for it holds. A
+    # misordered view's name holds the ccguard wrapper, or - when the name was
+    # reused for a later function - something else entirely.
+    module = sys.modules.get(getattr(served, "__module__", None) or "")
+    if module is None or "." in qualname:
+        return False  # a method or a class attribute: no module name to compare with
+    return getattr(module, qualname, None) is not served
 
 
 def check_route_order(app: Flask) -> None:
@@ -67,17 +85,17 @@ def check_route_order(app: Flask) -> None:
     :raises ConfigurationError: naming the view and showing the right order.
     """
     views = list(app.view_functions.items())
-    for endpoint, func in views:
-        try:
-            decorator = _WRAPPED.get(func)
-        except TypeError:  # an unhashable view object
-            continue
-        if decorator is None or not _left_open(func, [view for _, view in views]):
-            continue
-        name = getattr(func, "__name__", endpoint)
-        route = f"@{endpoint.rpartition('.')[0]}.route(...)" if "." in endpoint else "@app.route(...)"
-        raise ConfigurationError(
-            f"The view {name!r} (endpoint {endpoint!r}) is served without its {decorator} check: "
-            f"{decorator} is written above the route decorator, which had already registered the bare "
-            f"function. Put the route decorator on top:\n\n    {route}\n    {decorator}\n    def {name}(...):"
-        )
+    endpoints: dict[int, str] = {id(func): endpoint for endpoint, func in views}
+    funcs = [func for _, func in views]
+    for original, decorator in list(_WRAPPED.items()):
+        for func in _beneath(original):
+            endpoint = endpoints.get(id(func))
+            if endpoint is None or not _left_open(original, func, funcs):
+                continue
+            name = getattr(func, "__name__", endpoint)
+            route = f"@{endpoint.rpartition('.')[0]}.route(...)" if "." in endpoint else "@app.route(...)"
+            raise ConfigurationError(
+                f"The view {name!r} (endpoint {endpoint!r}) is served without its {decorator} check: "
+                f"{decorator} is written above the route decorator, which had already registered the bare "
+                f"function. Put the route decorator on top:\n\n    {route}\n    {decorator}\n    def {name}(...):"
+            )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flask_ccguard.testing import TestIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "myapi"
@@ -42,3 +48,29 @@ def test_i14_done_examples_myapi_tests_pass_with_the_ccguard_issuer_fixture() ->
 def test_i14_done_the_readme_points_to_examples_myapi() -> None:
     text = (ROOT / "README.rst").read_text(encoding="utf-8")
     assert "examples/myapi" in text
+
+
+def _load_myapi() -> Any:
+    spec = importlib.util.spec_from_file_location("myapi_app_review2", EXAMPLE / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["https://other https://api", '["https://other", "https://api"]'],
+    ids=["review2_f5_words", "review2_f5_json"],
+)
+def test_review2_f5_myapi_reads_its_environment_as_the_ccguard_command_does(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    myapi = _load_myapi()
+    with TestIssuer(audience="https://api") as issuer:
+        monkeypatch.setenv("CCGUARD_ISSUER", issuer.issuer)
+        monkeypatch.setenv("CCGUARD_AUDIENCE", raw)
+        app = myapi.create_app()
+        assert app.config["CCGUARD_AUDIENCE"] == ["https://other", "https://api"]
+        response = app.test_client().get("/api/whoami", headers={"Authorization": f"Bearer {issuer.mint()}"})
+        assert response.status_code == 200, response.text

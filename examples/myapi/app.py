@@ -18,6 +18,7 @@ from typing import Any
 from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, current_token, require_roles, require_scopes, require_token
+from flask_ccguard.environment import parse_variable
 
 guard = CCGuard()
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -49,11 +50,15 @@ def delete_report(report_id: int) -> dict[str, Any]:
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """The app: ``CCGUARD_ISSUER`` and ``CCGUARD_AUDIENCE`` from ``config``, else the environment."""
+    """The app: ``CCGUARD_ISSUER`` and ``CCGUARD_AUDIENCE`` from ``config``, else the environment.
+
+    Environment values are read as the ``ccguard`` command reads them: several
+    audiences as ``"api://a api://b"`` or a JSON array.
+    """
     app = Flask(__name__)
     for key in ("CCGUARD_ISSUER", "CCGUARD_AUDIENCE"):
         if key in os.environ:
-            app.config[key] = os.environ[key]
+            app.config[key] = parse_variable(key, os.environ[key])
     app.config.update(config or {})
     guard.init_app(app)  # checks every CCGUARD_* setting now, not on the first request
     app.register_blueprint(api)

@@ -16,13 +16,14 @@ is remembered per token URL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
-from urllib.parse import urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 from ..core.errors import ConfigurationError
 from ..core.fetch.basic_auth import (
@@ -38,7 +39,7 @@ from ..core.numbers import bounded_number
 from .auth import RenewingBearerAuth
 from .token_response import TokenRequestError, parse_token_response
 
-__all__ = ["AUTH_METHODS", "BASIC_ENCODING_OPTIONS", "ClientCredentials", "TokenRequestError"]
+__all__ = ["AUTH_METHODS", "BASIC_ENCODING_OPTIONS", "ClientCredentials", "TokenRequestError", "redact_secret"]
 
 log = logging.getLogger("flask_ccguard")
 
@@ -46,6 +47,34 @@ log = logging.getLogger("flask_ccguard")
 #: ``json``: every parameter in a JSON body, as Aidbox accepts it.
 AUTH_METHODS = ("client_secret_post", "client_secret_basic", "json")
 _RESERVED = frozenset({"grant_type", "client_id", "client_secret"})
+
+
+def redact_secret(text: str, client_id: str, secret: str) -> str:
+    """``text`` with ``secret`` replaced by ``***`` in every form the token client sends it.
+
+    An endpoint may echo the request in its error description: the body
+    (form-encoded, RFC 6749 Appendix B, or JSON), the ``Authorization``
+    header (base64 of either Basic encoding, RFC 6749 §2.3.1 / RFC 7617 §2),
+    or the pair decoded. Every one of those forms is removed, longest first so
+    that no form is cut by a shorter one inside it.
+    """
+    forms = {
+        secret,
+        quote_plus(secret),  # urlencode(), the client_secret_post body
+        quote_plus(secret, safe="*").replace("~", "%7E"),  # RFC 6749 Appendix B, in Basic
+        quote(secret, safe=""),
+        json.dumps(secret)[1:-1],  # the json body
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),  # JSON writers that escape "/"
+    }
+    for encoding in ("rfc6749", "raw"):
+        # The header value as sent; its base64 part carries the secret whole.
+        with contextlib.suppress(ValueError):  # raw cannot encode an id holding ":"
+            forms.add(basic_authorization(client_id, secret, encoding).partition(" ")[2])
+    for form in sorted(forms, key=len, reverse=True):
+        if form:
+            text = text.replace(form, "***")
+    return text
 
 
 def _client_refused(exc: TokenRequestError) -> bool:
@@ -301,7 +330,7 @@ class ClientCredentials(RenewingBearerAuth):
         return urlencode(params).encode("ascii"), "application/x-www-form-urlencoded", headers
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._secret.value, "***")
+        return redact_secret(text, self.client_id, self._secret.value)
 
     def _basic_encodings(self) -> list[str | None]:
         """The Basic encodings to try, in order (``[None]`` for other methods)."""

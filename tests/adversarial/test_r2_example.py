@@ -1,5 +1,6 @@
 """Hardening round 2, the example app: its token endpoint under credential guessing (finding 13),
-lone surrogates in client input (review F7), ID-token claims as custom claims (review F8).
+lone surrogates in client input (review F7), ID-token claims as custom claims (review F8),
+concurrent failures against the limits (second review F3).
 
 The KDF is observed by counting calls to :func:`hashlib.scrypt` (the server
 runs in this process, in a thread), never by timing.
@@ -13,8 +14,11 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -365,3 +369,73 @@ def test_review_extra_display_name_blank_rule_is_its_openapi_pattern(
     # The pattern means the same in both dialects (no \s, \S or \w in it).
     assert "\\s" not in schema["pattern"].lower() and "\\w" not in schema["pattern"].lower()
     assert (re.search(schema["pattern"], display_name) is not None) == (status == 200)
+
+
+# -- review 2 F3: concurrent failures cannot outrun the limits ---------------------------
+
+
+def _burst(live: LiveExample, client_id: str, secret: str, count: int) -> list[int]:
+    barrier = threading.Barrier(count)
+
+    def post(_: int) -> int:
+        barrier.wait()
+        return _post(live, client_id, secret).status_code
+
+    with ThreadPoolExecutor(count) as pool:
+        return sorted(pool.map(post, range(count)))
+
+
+def test_review2_f3_a_concurrent_burst_gets_at_most_the_limits_checks(
+    live: LiveExample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guest = live.register("guest")
+    checks: list[str] = []
+    from example_app import registrations
+
+    real = registrations.authenticate
+
+    def slow_counting(*args: Any) -> Any:
+        checks.append("checked")
+        time.sleep(0.2)  # every request of the burst arrives while the first checks run
+        return real(*args)
+
+    monkeypatch.setattr(registrations, "authenticate", slow_counting)
+    statuses = _burst(live, guest["client_id"], "0" * 64, 12)
+    assert len(checks) == 3  # the per-client limit of the fixture
+    assert statuses == [401] * 3 + [429] * 9
+    # Once settled, the failures stay counted: the right secret is refused unchecked.
+    assert _post(live, guest["client_id"], _secret(guest)).status_code == 429
+    assert len(checks) == 3
+
+
+def test_review2_f3_a_concurrent_burst_runs_the_legacy_kdf_at_most_the_limits_times(
+    live: LiveExample, scrypt_calls: list[int]
+) -> None:
+    guest = live.register("legacy")
+    with sqlite3.connect(live.app.config["EXAMPLE_DATABASE"]) as conn:
+        conn.execute(
+            "UPDATE credentials SET secret_hash = ? WHERE application_id = ?",
+            (_legacy_hash(_secret(guest)), guest["client_id"]),
+        )
+    scrypt_calls.clear()
+    statuses = _burst(live, guest["client_id"], "f" * 64, 20)
+    assert len(scrypt_calls) <= 3
+    assert statuses.count(401) == len(scrypt_calls)
+    assert statuses.count(429) == 20 - len(scrypt_calls)
+
+
+def test_review2_f3_a_success_or_a_busy_check_gives_its_slot_back() -> None:
+    from example_app.failure_limiter import TokenEndpointLimits
+
+    limits = TokenEndpointLimits(per_client=2, per_address=2, window=60, clock=lambda: 1000.0)
+    for _ in range(5):  # successes and busy checks never count as failures
+        assert limits.begin("client", "192.0.2.1") == 0
+        assert limits.begin("client", "192.0.2.1") == 0
+        assert limits.begin("client", "192.0.2.1") == 1  # two checks in progress: wait for them
+        limits.end("client", "192.0.2.1", True)
+        limits.end("client", "192.0.2.1", None)
+    assert limits.begin("client", "192.0.2.1") == 0
+    limits.end("client", "192.0.2.1", False)
+    assert limits.begin("client", "192.0.2.1") == 0
+    limits.end("client", "192.0.2.1", False)
+    assert limits.begin("client", "192.0.2.1") == 60  # two failures: the window's wait

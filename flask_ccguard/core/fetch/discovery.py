@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
 from .http import FetchError, HTTPClient, JSONResponse, _origin, _url_allowed
+from .transport import is_loopback_address
 
 __all__ = [
     "CrossOrigin",
@@ -113,19 +114,51 @@ def _configure(need: str) -> str:
     return fix[0].upper() + fix[1:]
 
 
+def _named_origin(url: str) -> Origin | None:
+    """The (scheme, host, port) of an http(s) URL without credentials, or None.
+
+    Never resolves a host name: a discovered document is judged in the
+    caller's thread, outside any fetch's deadline, and a name an attacker's
+    document holds could take the resolver's whole timeout.
+    """
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        if parts.username is not None or parts.password is not None:
+            return None
+        return _origin(url)
+    except ValueError:  # a bad port
+        return None
+
+
 def _refusal(
     url: str, endpoint: str, need: str, issuer: str, discovery_url: str | None, cross_origin: CrossOrigin
 ) -> str | None:
-    """Why the ``need`` endpoint a document at ``url`` names is not used, or None."""
-    target = _origin_of(endpoint)
+    """Why the ``need`` endpoint a document at ``url`` names is not used, or None.
+
+    No host name is resolved here (see :func:`_named_origin`); the fetch of
+    the endpoint checks it again, within its deadline.
+    """
+    target = _named_origin(endpoint)
     if target is None:
         return f"{url!r} has no usable https {need}"
-    if urlsplit(url).scheme == "https" and urlsplit(endpoint).scheme != "https":
+    if urlsplit(url).scheme == "https" and target[0] != "https":
         # Never downgraded: metadata read over https sending us to http (even
         # on loopback) would be a blind request into our own host. Only a
         # plain-http loopback document, configured by the user, names http.
         return f"{url!r} names a plain-http {need}; metadata read over https must name https; not used"
-    trusted = {_origin_of(u) for u in (issuer, discovery_url) if u is not None} - {None}
+    # The configured URLs passed check_url at start-up: an http one is loopback.
+    trusted = {_named_origin(u) for u in (issuer, discovery_url) if u is not None} - {None}
+    if (
+        target[0] == "http"
+        and target not in trusted
+        and not (target[1] == "localhost" or is_loopback_address(target[1]))
+    ):
+        # Plain http on another origin: only to a loopback address or
+        # localhost, as written (a name that merely resolves to loopback
+        # would need a lookup here).
+        return f"{url!r} has no usable https {need}"
     if target in trusted or cross_origin is True or (cross_origin and target in cross_origin):
         return None
     origin = f"{target[0]}://{target[1]}" + (f":{target[2]}" if target[2] not in (None, 80, 443) else "")
