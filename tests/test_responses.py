@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -28,12 +29,8 @@ def make_app(issuer: TestIssuer, name: str = "assets", **config: Any) -> Flask:
 def test_challenge_is_exactly_rfc_6750_with_the_import_name_as_default_realm(ccguard_issuer: TestIssuer) -> None:
     client = make_app(ccguard_issuer, "my_api").test_client()
     resp = client.get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint(expires_in=-600)}"})
-    assert resp.status_code == 401
-    assert resp.headers["WWW-Authenticate"] == (
-        'Bearer realm="my_api", error="invalid_token", error_description="The access token has expired."'
-    )
-    assert resp.get_json() == {"error": "invalid_token", "error_description": "The access token has expired."}
-    assert client.get("/v").headers["WWW-Authenticate"] == 'Bearer realm="my_api"'
+    assert_challenge(resp, 401, "invalid_token", "The access token has expired.", realm="my_api")
+    assert_challenge(client.get("/v"), 401, realm="my_api")
 
 
 def test_names_from_the_app_cannot_break_the_challenge(ccguard_issuer: TestIssuer) -> None:
@@ -45,10 +42,9 @@ def test_names_from_the_app_cannot_break_the_challenge(ccguard_issuer: TestIssue
         return "x"
 
     resp = app.test_client().get("/odd", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"})
-    assert resp.headers["WWW-Authenticate"] == (
-        'Bearer realm="assets", error="insufficient_scope", '
-        'error_description="The access token lacks the role(s) adm?in?, r?le."'
-    )
+    raw = 'The access token lacks the role(s) adm"in\\, r\u00f4le.'
+    escaped = "The access token lacks the role(s) adm?in?, r?le."
+    assert_challenge(resp, 403, "insufficient_scope", raw, realm="assets", escaped=escaped)
 
 
 def test_keys_unavailable_is_503_with_retry_after_and_no_challenge(ccguard_issuer: TestIssuer) -> None:
@@ -56,13 +52,7 @@ def test_keys_unavailable_is_503_with_retry_after_and_no_challenge(ccguard_issue
     resp = (
         make_app(ccguard_issuer).test_client().get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"})
     )
-    assert resp.status_code == 503
-    assert resp.headers["Retry-After"] == "30"
-    assert "WWW-Authenticate" not in resp.headers
-    assert resp.get_json() == {
-        "error": "temporarily_unavailable",
-        "error_description": "The token issuer is unavailable; try again later.",
-    }
+    assert_challenge(resp, 503, retry_after="30", realm="assets")
 
 
 def own_handler(error: CCGuardError) -> Any:
@@ -98,7 +88,7 @@ def test_handlers_for_a_subclass_or_a_blueprint_win_over_the_default(ccguard_iss
     expired = {"Authorization": f"Bearer {ccguard_issuer.mint(expires_in=-600)}"}
     assert client.get("/v", headers=expired).text == "invalid: expired"
     assert client.get("/bp").text == "bp: missing"
-    assert_challenge(client.get("/v"), 401)  # the default still answers the rest
+    assert_challenge(client.get("/v"), 401, realm="assets")  # the default still answers the rest
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -170,7 +160,7 @@ def test_query_and_form_tokens_only_when_enabled(
     if where.endswith("header"):
         kwargs["headers"] = {"Authorization": f"Bearer {token}"}
     resp = client.open("/v", **kwargs)
-    assert_challenge(resp, *expected)
+    assert_challenge(resp, *expected, realm="assets")
 
 
 def test_success_with_a_query_token_is_marked_private(ccguard_issuer: TestIssuer) -> None:
@@ -180,3 +170,8 @@ def test_success_with_a_query_token_is_marked_private(ccguard_issuer: TestIssuer
     assert (resp.status_code, resp.headers["Cache-Control"]) == (200, "private")
     resp = client.get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"})
     assert "Cache-Control" not in resp.headers
+
+
+def test_i15_07_the_challenge_helper_has_no_default_realm() -> None:
+    realm = inspect.signature(assert_challenge).parameters["realm"]
+    assert (realm.kind, realm.default) == (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.empty)
