@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable, Union
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigurationError
+from ..errors import CCGuardBaseError, ConfigurationError
 from .http import FetchError, HTTPClient, JSONResponse, _origin, _url_allowed
 
 __all__ = [
@@ -57,7 +57,7 @@ _CONFIGURE = {
 }
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(CCGuardBaseError):
     """No usable metadata document; ``str()`` is safe to log.
 
     :attr:`dead_end` is True when every candidate gave a definite answer (a
