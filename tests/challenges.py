@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import requests
 from werkzeug.test import TestResponse
 
 MISSING = "A bearer token is required."
@@ -12,8 +14,21 @@ UNAVAILABLE = "The token issuer is unavailable; try again later."
 BEARER: Sequence[tuple[str, Mapping[str, str]]] = (("Bearer", {}),)
 
 
+def _read(resp: TestResponse | requests.Response) -> tuple[list[str], str, Any]:
+    """The ``WWW-Authenticate`` fields, the media type and the JSON body (None if not JSON)."""
+    if isinstance(resp, requests.Response):
+        # requests joins repeated fields with ", ", so one field is all it shows.
+        fields = [resp.headers["WWW-Authenticate"]] if "WWW-Authenticate" in resp.headers else []
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        return fields, resp.headers.get("Content-Type", "").split(";")[0].strip(), body
+    return resp.headers.getlist("WWW-Authenticate"), resp.mimetype or "", resp.get_json(silent=True)
+
+
 def assert_challenge(
-    resp: TestResponse,
+    resp: TestResponse | requests.Response,
     status: int,
     error: str | None = None,
     description: str | None = None,
@@ -26,7 +41,7 @@ def assert_challenge(
     retry_after: str = "30",
     escaped: str | None = None,
 ) -> None:
-    """Assert the exact response of a refused (or a passed) request.
+    """Assert the exact response of a refused (or a passed) request (test client or live server).
 
     ``status`` 200 or 204 asserts the request passed and carries no challenge.
     ``error`` None is a request without credentials: bare challenges (RFC 6750
@@ -41,15 +56,14 @@ def assert_challenge(
     description as the header must carry it when escaping changed it (the
     body keeps ``description`` as it is).
     """
-    challenge = resp.headers.get("WWW-Authenticate")
-    body = resp.get_json(silent=True)
-    assert resp.status_code == status, f"got {resp.status_code} {challenge!r} {body!r}"
+    fields, mimetype, body = _read(resp)
+    assert resp.status_code == status, f"got {resp.status_code} {fields!r} {body!r}"
     if status < 400:
-        assert challenge is None
+        assert fields == []
         return
-    assert resp.mimetype == "application/json"
+    assert mimetype == "application/json"
     if status == 503:
-        assert challenge is None, "a 503 is not a challenge"
+        assert fields == [], "a 503 is not a challenge"
         assert resp.headers.get("Retry-After") == retry_after
         assert body == {"error": "temporarily_unavailable", "error_description": description or UNAVAILABLE}
         return
@@ -64,5 +78,5 @@ def assert_challenge(
         pairs += own if error_scheme in (None, scheme) else []
         pairs += extra.items()
         expected.append(f"{scheme} " + ", ".join(f'{name}="{value}"' for name, value in pairs))
-    assert resp.headers.getlist("WWW-Authenticate") == [", ".join(expected)]
+    assert fields == [", ".join(expected)]
     assert body == {"error": error or "unauthorized", "error_description": description or MISSING}
