@@ -40,6 +40,7 @@ from __future__ import annotations
 from ._version import __version__
 from .core.claims import VerifiedToken
 from .core.errors import (
+    CCGuardBaseError,
     CCGuardError,
     ConfigurationError,
     ExpiredToken,
@@ -56,6 +57,7 @@ from .signals import token_rejected, token_verified
 
 __all__ = [
     "CCGuard",
+    "CCGuardBaseError",
     "CCGuardError",
     "ConfigurationError",
     "ExpiredToken",

@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from .config import build_validator, read_settings
 from .core.errors import CCGuardError
 from .decorators import Match, check_match, names, verify_request
-from .responses import error_response
+from .responses import BEARER, error_response
 from .route_order import check_route_order
 from .state import EXTENSION_KEY, CCGuardState, get_state
 from .warm_up import require_warm, warm_up
@@ -105,6 +105,11 @@ class CCGuard:
             allow_query_token=settings["CCGUARD_ALLOW_QUERY_TOKEN"],
             allow_form_token=settings["CCGUARD_ALLOW_FORM_TOKEN"],
             settings=MappingProxyType(settings),
+            # What every 401/403 challenges with: another scheme is one more
+            # entry, e.g. ("DPoP", {"algs": "ES256 PS256"}) (RFC 9449 §7.1), and
+            # a common auth-param one more key, e.g. resource_metadata (RFC 9728 §5.1).
+            schemes=BEARER,
+            challenge_params=MappingProxyType({}),
         )
         # A handler the app registered before us wins; one registered later
         # replaces ours, as Flask's own registration does.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
 from .core.validator import TokenValidator
+from .responses import BEARER, Scheme
 
 if TYPE_CHECKING:
     from .extension import CCGuard
@@ -38,6 +39,11 @@ class CCGuardState:
     allow_form_token: bool
     #: The effective ``CCGUARD_*`` settings (read-only).
     settings: Mapping[str, Any]
+    #: The schemes challenged, in order, each with its own auth-params
+    #: (:func:`~flask_ccguard.responses.challenges`), e.g. ``BEARER + (("DPoP", {"algs": "ES256"}),)``.
+    schemes: tuple[Scheme, ...] = BEARER
+    #: Auth-params of every challenge after ``realm``, e.g. ``{"resource_metadata": url}`` (RFC 9728 §5.1).
+    challenge_params: Mapping[str, str] = field(default_factory=dict)
 
 
 def get_state(app: Flask | None = None) -> CCGuardState:

@@ -187,7 +187,7 @@ def test_bad_credentials_are_refused_before_any_permission_check(
 ) -> None:
     headers, status, error, description = AUTH_CASES[case]
     client, url = protected(ccguard_issuer, way, "scopes_all")
-    assert_challenge(client.get(url, headers=headers(ccguard_issuer)), status, error, description)
+    assert_challenge(client.get(url, headers=headers(ccguard_issuer)), status, error, description, realm="assets")
 
 
 #: token name -> claims minted for it
@@ -226,11 +226,11 @@ def test_roles_and_scopes_decide_with_403_insufficient_scope(
     resp = client.get(url, headers=bearer(ccguard_issuer.mint(**TOKENS[token])))
     refusal = REFUSALS.get((token, requirement))
     if refusal is None:
-        assert_challenge(resp, 200)
+        assert_challenge(resp, 200, realm="assets")
         assert resp.get_json() == {"client_id": "test-client"}
     else:
         status, description, scope = refusal
-        assert_challenge(resp, status, "insufficient_scope", description, scope)
+        assert_challenge(resp, status, "insufficient_scope", description, scope, realm="assets")
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -238,7 +238,7 @@ def test_options_preflight_gets_flasks_answer_without_running_the_view(ccguard_i
     client, url = protected(ccguard_issuer, way, "roles_all")
     resp = client.options(url)
     # Not the view's 204: a view's own code never runs without a token (r2-04).
-    assert_challenge(resp, 200)
+    assert_challenge(resp, 200, realm="assets")
     assert set(resp.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
 
 
@@ -256,7 +256,7 @@ def test_automatic_options_passes_without_a_token(ccguard_issuer: TestIssuer, wa
     else:
         app.add_url_rule("/v", "v", require_token(show))
     resp = app.test_client().options("/v")
-    assert_challenge(resp, 200)
+    assert_challenge(resp, 200, realm="assets")
     assert set(resp.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
 
 
@@ -267,7 +267,7 @@ def test_blueprint_protection_leaves_other_views_open(ccguard_issuer: TestIssuer
 
 def test_app_protection_refuses_unknown_urls_without_a_token(ccguard_issuer: TestIssuer) -> None:
     client, _ = protected(ccguard_issuer, "app", "token")
-    assert_challenge(client.get("/nowhere"), 401)
+    assert_challenge(client.get("/nowhere"), 401, realm="assets")
     assert client.get("/nowhere", headers=bearer(ccguard_issuer.mint())).status_code == 404
 
 
@@ -327,7 +327,7 @@ def test_stacked_requirements_all_apply_and_the_token_is_validated_once(
 ) -> None:
     client, verified = stacked
     resp = client.get(url, headers=bearer(ccguard_issuer.mint(**claims)))
-    assert_challenge(resp, status, description and "insufficient_scope", description, scope)
+    assert_challenge(resp, status, description and "insufficient_scope", description, scope, realm="assets")
     assert len(verified) == 1
 
 
@@ -336,7 +336,7 @@ def test_each_request_validates_its_own_token_even_in_one_app_context(ccguard_is
     with client.application.app_context():
         assert client.get(url, headers=bearer(ccguard_issuer.mint())).status_code == 200
         # g is shared by both requests here; the first token must not carry over.
-        assert_challenge(client.get(url), 401)
+        assert_challenge(client.get(url), 401, realm="assets")
 
 
 def test_current_token_outside_a_protected_view_names_the_decorators(ccguard_issuer: TestIssuer) -> None:
@@ -455,7 +455,7 @@ def test_i14_07_a_request_without_a_bearer_token_is_told_what_was_found(
     resp = app.test_client().open("/v", **kwargs)
     # Still RFC 6750 §3.1's answer to a request without bearer credentials:
     # 401, no error code; only the description says what was found.
-    assert_challenge(resp, 401, None, description)
+    assert_challenge(resp, 401, None, description, realm="assets")
     assert token not in resp.text
     assert token not in resp.headers["WWW-Authenticate"]
 
@@ -481,7 +481,7 @@ def test_i14_07_an_issuer_that_differs_by_a_slash_or_case_is_named_in_the_log(
     app.add_url_rule("/v", "v", require_token(show))
     with caplog.at_level("INFO", logger="flask_ccguard"):
         resp = app.test_client().get("/v", headers=bearer(ccguard_issuer.mint()))
-    assert_challenge(resp, 401, "invalid_token", "The access token is from an unexpected issuer.")
+    assert_challenge(resp, 401, "invalid_token", "The access token is from an unexpected issuer.", realm="assets")
     assert f"token iss differs from the configured issuer {issuer!r} only by {near}" in caplog.text
 
 

@@ -199,7 +199,9 @@ def test_two_apps_share_nothing(ccguard_issuer: TestIssuer) -> None:
         assert first.test_client().get("/v", headers={"Authorization": f"Bearer {ours}"}).text == "ok"
         assert second.test_client().get("/v", headers={"Authorization": f"Bearer {theirs}"}).text == "ok"
         refused = first.test_client().get("/v", headers={"Authorization": f"Bearer {theirs}"})
-        assert_challenge(refused, 401, "invalid_token", "The access token is from an unexpected issuer.")
+        assert_challenge(
+            refused, 401, "invalid_token", "The access token is from an unexpected issuer.", realm="assets"
+        )
         refused = second.test_client().get("/v", headers={"Authorization": f"Bearer {ours}"})
         assert_challenge(
             refused, 401, "invalid_token", "The access token is from an unexpected issuer.", realm="second"
@@ -236,7 +238,7 @@ def test_i14_06_a_blueprint_protected_in_an_app_factory_is_protected_on_every_ap
     reader, guest = ccguard_issuer.mint(roles=["reader"]), ccguard_issuer.mint(roles=["guest"])
     for app in apps:
         client = app.test_client()
-        assert_challenge(client.get("/assets"), 401)
+        assert_challenge(client.get("/assets"), 401, realm="assets")
         assert client.get("/assets", headers={"Authorization": f"Bearer {guest}"}).status_code == 403
         assert client.get("/assets", headers={"Authorization": f"Bearer {reader}"}).text == "assets"
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from typing import Any
 
 import pytest
 from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, CCGuardError, InvalidToken, current_token, require_roles, require_token
+from flask_ccguard.responses import BEARER, challenges
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
 
@@ -28,12 +31,8 @@ def make_app(issuer: TestIssuer, name: str = "assets", **config: Any) -> Flask:
 def test_challenge_is_exactly_rfc_6750_with_the_import_name_as_default_realm(ccguard_issuer: TestIssuer) -> None:
     client = make_app(ccguard_issuer, "my_api").test_client()
     resp = client.get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint(expires_in=-600)}"})
-    assert resp.status_code == 401
-    assert resp.headers["WWW-Authenticate"] == (
-        'Bearer realm="my_api", error="invalid_token", error_description="The access token has expired."'
-    )
-    assert resp.get_json() == {"error": "invalid_token", "error_description": "The access token has expired."}
-    assert client.get("/v").headers["WWW-Authenticate"] == 'Bearer realm="my_api"'
+    assert_challenge(resp, 401, "invalid_token", "The access token has expired.", realm="my_api")
+    assert_challenge(client.get("/v"), 401, realm="my_api")
 
 
 def test_names_from_the_app_cannot_break_the_challenge(ccguard_issuer: TestIssuer) -> None:
@@ -45,10 +44,9 @@ def test_names_from_the_app_cannot_break_the_challenge(ccguard_issuer: TestIssue
         return "x"
 
     resp = app.test_client().get("/odd", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"})
-    assert resp.headers["WWW-Authenticate"] == (
-        'Bearer realm="assets", error="insufficient_scope", '
-        'error_description="The access token lacks the role(s) adm?in?, r?le."'
-    )
+    raw = 'The access token lacks the role(s) adm"in\\, r\u00f4le.'
+    escaped = "The access token lacks the role(s) adm?in?, r?le."
+    assert_challenge(resp, 403, "insufficient_scope", raw, realm="assets", escaped=escaped)
 
 
 def test_keys_unavailable_is_503_with_retry_after_and_no_challenge(ccguard_issuer: TestIssuer) -> None:
@@ -56,13 +54,7 @@ def test_keys_unavailable_is_503_with_retry_after_and_no_challenge(ccguard_issue
     resp = (
         make_app(ccguard_issuer).test_client().get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"})
     )
-    assert resp.status_code == 503
-    assert resp.headers["Retry-After"] == "30"
-    assert "WWW-Authenticate" not in resp.headers
-    assert resp.get_json() == {
-        "error": "temporarily_unavailable",
-        "error_description": "The token issuer is unavailable; try again later.",
-    }
+    assert_challenge(resp, 503, retry_after="30", realm="assets")
 
 
 def own_handler(error: CCGuardError) -> Any:
@@ -98,7 +90,7 @@ def test_handlers_for_a_subclass_or_a_blueprint_win_over_the_default(ccguard_iss
     expired = {"Authorization": f"Bearer {ccguard_issuer.mint(expires_in=-600)}"}
     assert client.get("/v", headers=expired).text == "invalid: expired"
     assert client.get("/bp").text == "bp: missing"
-    assert_challenge(client.get("/v"), 401)  # the default still answers the rest
+    assert_challenge(client.get("/v"), 401, realm="assets")  # the default still answers the rest
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -170,7 +162,7 @@ def test_query_and_form_tokens_only_when_enabled(
     if where.endswith("header"):
         kwargs["headers"] = {"Authorization": f"Bearer {token}"}
     resp = client.open("/v", **kwargs)
-    assert_challenge(resp, *expected)
+    assert_challenge(resp, *expected, realm="assets")
 
 
 def test_success_with_a_query_token_is_marked_private(ccguard_issuer: TestIssuer) -> None:
@@ -180,3 +172,78 @@ def test_success_with_a_query_token_is_marked_private(ccguard_issuer: TestIssuer
     assert (resp.status_code, resp.headers["Cache-Control"]) == (200, "private")
     resp = client.get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"})
     assert "Cache-Control" not in resp.headers
+
+
+def test_i15_07_the_challenge_helper_has_no_default_realm() -> None:
+    realm = inspect.signature(assert_challenge).parameters["realm"]
+    assert (realm.kind, realm.default) == (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.empty)
+
+
+# -- challenges built from the accepted schemes (issue 15 item 5) ---------------------
+
+METADATA = "https://api.example/.well-known/oauth-protected-resource"
+DPOP: tuple[str, dict[str, str]] = ("DPoP", {"algs": "ES256 PS256"})
+
+
+def _offering(app: Flask, **changes: Any) -> Flask:
+    # What the DPoP (RFC 9449 §7.1) and RFC 9728 §5.1 work will set in init_app: one value each.
+    app.extensions["ccguard"] = dataclasses.replace(app.extensions["ccguard"], **changes)
+    return app
+
+
+def test_i15_05_two_schemes_and_resource_metadata_are_configuration_not_code(ccguard_issuer: TestIssuer) -> None:
+    app = _offering(
+        make_app(ccguard_issuer), schemes=(("Bearer", {}), DPOP), challenge_params={"resource_metadata": METADATA}
+    )
+    client = app.test_client()
+    resp = client.get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint(expires_in=-600)}"})
+    expired = 'error="invalid_token", error_description="The access token has expired."'
+    assert resp.headers.getlist("WWW-Authenticate") == [
+        f'Bearer realm="assets", resource_metadata="{METADATA}", {expired}, '
+        f'DPoP realm="assets", resource_metadata="{METADATA}", {expired}, algs="ES256 PS256"'
+    ]
+    offer: tuple[tuple[str, dict[str, str]], ...] = (("Bearer", {}), DPOP)
+    extra = {"resource_metadata": METADATA}
+    expired_args = ("invalid_token", "The access token has expired.")
+    assert_challenge(resp, 401, *expired_args, realm="assets", schemes=offer, params=extra)
+    assert_challenge(client.get("/v"), 401, realm="assets", schemes=offer, params=extra)
+    # A 503 stays no challenge, whatever is offered.
+    ccguard_issuer.jwks_status = 500
+    fresh = _offering(make_app(ccguard_issuer), schemes=(DPOP,), challenge_params={"resource_metadata": METADATA})
+    assert_challenge(
+        fresh.test_client().get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"}), 503, realm="assets"
+    )
+
+
+class _NonceNeeded(InvalidToken):
+    # The shape of RFC 9449 §8's use_dpop_nonce answer: its own scheme, code and header.
+    error = "use_dpop_nonce"
+    scheme = "DPoP"
+    default_description = "Resource server requires nonce in DPoP proof."
+
+    def headers(self) -> dict[str, str]:
+        return {"DPoP-Nonce": "eyJ7S_zG.eyJH0-Z.HX4w-7v"}
+
+
+def test_i15_05_an_error_brings_its_scheme_and_headers_without_a_special_case(ccguard_issuer: TestIssuer) -> None:
+    app = _offering(make_app(ccguard_issuer), schemes=(DPOP, ("Bearer", {})))
+
+    @app.get("/nonce")
+    def nonce() -> Any:
+        raise _NonceNeeded()
+
+    resp = app.test_client().get("/nonce")
+    assert resp.headers["DPoP-Nonce"] == "eyJ7S_zG.eyJH0-Z.HX4w-7v"
+    nonce_error = ("use_dpop_nonce", "Resource server requires nonce in DPoP proof.")
+    assert_challenge(resp, 401, *nonce_error, realm="assets", schemes=(DPOP, ("Bearer", {})), error_scheme="DPoP")
+    assert challenges(_NonceNeeded(), (DPOP, ("Bearer", {})), {"realm": "r", "scope": None}) == [
+        'DPoP realm="r", error="use_dpop_nonce", '
+        'error_description="Resource server requires nonce in DPoP proof.", algs="ES256 PS256"',
+        'Bearer realm="r"',
+    ]
+
+
+def test_i15_05_the_default_offer_is_bearer_alone(ccguard_issuer: TestIssuer) -> None:
+    state = make_app(ccguard_issuer).extensions["ccguard"]
+    assert (state.schemes, dict(state.challenge_params)) == (BEARER, {})
+    assert challenges(None) == ["Bearer"]

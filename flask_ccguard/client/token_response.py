@@ -8,6 +8,7 @@ import re
 from typing import Any, Callable
 
 from ..core.bearer import is_b64token
+from ..core.errors import CCGuardBaseError
 from ..core.numbers import bounded_number
 
 __all__ = ["TokenRequestError", "parse_token_response"]
@@ -17,7 +18,7 @@ _UNSAFE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 _NUMERIC = re.compile(r"\s*\d+(?:\.\d+)?\s*")
 
 
-class TokenRequestError(Exception):
+class TokenRequestError(CCGuardBaseError):
     """The token endpoint refused, or could not be asked.
 
     :param error: the endpoint's RFC 6749 §5.2 ``error`` code (``invalid_client``,

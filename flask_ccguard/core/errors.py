@@ -1,9 +1,14 @@
-"""One exception tree whose classes know their RFC 6750 §3 meaning.
+"""One exception tree: a common root, and refusals that know their RFC 6750 §3 meaning.
 
-Every failure the validator or the Flask layer reports is a :class:`CCGuardError`
-carrying the HTTP ``status``, the RFC 6750 ``error`` code and a safe
+Everything the package raises on purpose derives from :class:`CCGuardBaseError`
+(configuration mistakes, failed fetches and discovery, token-endpoint refusals).
+Below it, every refusal of a request is a :class:`CCGuardError` carrying the
+HTTP ``status``, the scheme-independent ``error`` code and a safe
 ``description``: fixed text chosen by us, never the token, never key material,
-never the message of an exception raised by a library.
+never the message of an exception raised by a library. Errors name no
+authentication scheme: the challenge (``Bearer``, ``DPoP``…) is built by the
+Flask layer, which knows the schemes it accepts
+(:func:`flask_ccguard.responses.challenges`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 __all__ = [
+    "CCGuardBaseError",
     "CCGuardError",
     "ConfigurationError",
     "ExpiredToken",
@@ -21,7 +27,10 @@ __all__ = [
     "InvalidRequest",
     "InvalidToken",
     "KeysUnavailable",
+    "MetadataUnavailable",
     "MissingToken",
+    "Unavailable",
+    "format_challenge",
     "quote_param",
 ]
 
@@ -39,15 +48,41 @@ def quote_param(value: str) -> str:
     return '"' + _UNSAFE.sub("?", value) + '"'
 
 
-class ConfigurationError(ValueError):
+def format_challenge(scheme: str, params: Iterable[tuple[str, str]]) -> str:
+    """One challenge (RFC 9110 §11.6.1): ``scheme`` and its quoted auth-params.
+
+    ``Bearer`` alone when there are no params; every value goes through
+    :func:`quote_param`.
+    """
+    text = ", ".join(f"{name}={quote_param(value)}" for name, value in params)
+    return f"{scheme} {text}" if text else scheme
+
+
+class CCGuardBaseError(Exception):
+    """The root of everything flask-ccguard raises on purpose.
+
+    ``except CCGuardBaseError`` catches configuration mistakes
+    (:class:`ConfigurationError`), failed fetches and discovery, token-endpoint
+    refusals (``TokenRequestError``) and every refusal of a request
+    (:class:`CCGuardError`); ``except CCGuardError`` keeps catching the HTTP
+    refusals alone.
+    """
+
+
+class ConfigurationError(CCGuardBaseError, ValueError):
     """An option is missing or wrong; raised at start-up, never per request.
 
     The message names the option and says how to fix it.
     """
 
 
-class CCGuardError(Exception):
-    """Base of every token failure: a status, an RFC 6750 code and safe text.
+class CCGuardError(CCGuardBaseError):
+    """Base of every refusal of a request: a status, an RFC 6750 code and safe text.
+
+    A subclass declares ``status``, ``error`` (None: no code, as for a missing
+    token, RFC 6750 §3.1) and ``default_description``; it may add auth-params
+    (:meth:`challenge_params`), response headers (:meth:`headers`) and say
+    which scheme its challenge belongs to (:attr:`scheme`).
 
     :param description: safe, human-readable text (defaults to the class's).
     :param reason: a short machine-readable cause such as ``"expired"`` or
@@ -61,6 +96,10 @@ class CCGuardError(Exception):
     default_reason: ClassVar[str] = "unauthorized"
     #: Whether a response for this failure carries ``WWW-Authenticate``.
     has_challenge: ClassVar[bool] = True
+    #: The scheme whose challenge carries the error (e.g. ``"DPoP"`` for an
+    #: invalid proof); None: every challenge offered. A class default that an
+    #: instance may override (the scheme a request used).
+    scheme: str | None = None
 
     def __init__(
         self,
@@ -80,13 +119,18 @@ class CCGuardError(Exception):
             return []
         return [("error", self.error), ("error_description", self.description)]
 
+    def headers(self) -> dict[str, str]:
+        """Response headers besides ``WWW-Authenticate`` (e.g. ``Retry-After``)."""
+        return {}
+
     def challenge(self, realm: str | None = None) -> str:
-        """The full ``WWW-Authenticate`` value for this failure."""
+        """The ``Bearer`` challenge alone for this failure.
+
+        Responses offer every accepted scheme through
+        :func:`flask_ccguard.responses.challenges`; this is its one-scheme case.
+        """
         params = [("realm", realm)] if realm else []
-        params += self.challenge_params()
-        if not params:
-            return "Bearer"
-        return "Bearer " + ", ".join(f"{k}={quote_param(v)}" for k, v in params)
+        return format_challenge("Bearer", params + self.challenge_params())
 
     def to_dict(self) -> dict[str, str]:
         """The JSON body of the error response."""
@@ -165,17 +209,19 @@ class InsufficientScope(CCGuardError):
         return params
 
 
-class KeysUnavailable(CCGuardError):
-    """The issuer's keys (or its introspection endpoint) cannot be reached and
-    nothing usable is cached; the client may retry later (503)."""
+class Unavailable(CCGuardError):
+    """Something the check needs cannot be had now; the client may retry (503).
+
+    The subclasses name what is unavailable. The response carries
+    ``Retry-After`` (RFC 9110 §10.2.3) and no challenge: the credentials are
+    not at fault (RFC 9110 §11.6.1 ties ``WWW-Authenticate`` to 401).
+    """
 
     status = 503
     error = None
-    # A 503 is not an authentication challenge: a client that read one would
-    # think its credentials were at fault (RFC 9110 §11.6.1 ties the header to 401).
     has_challenge = False
     default_description = "The token issuer is unavailable; try again later."
-    default_reason = "keys_unavailable"
+    default_reason = "unavailable"
 
     def __init__(
         self,
@@ -187,16 +233,42 @@ class KeysUnavailable(CCGuardError):
         self.retry_after = retry_after
         super().__init__(description, reason=reason)
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
     def to_dict(self) -> dict[str, str]:
         return {"error": "temporarily_unavailable", "error_description": self.description}
 
 
-class IntrospectionUnavailable(KeysUnavailable):
+class KeysUnavailable(Unavailable):
+    """The issuer's keys cannot be obtained and none usable are cached.
+
+    Reasons: ``keys_unavailable`` (never loaded), ``keys_stale`` (cached keys
+    beyond the stale limit).
+    """
+
+    default_reason = "keys_unavailable"
+
+
+class MetadataUnavailable(Unavailable):
+    """The issuer's metadata (RFC 8414, OpenID Connect Discovery) cannot be had.
+
+    No check raises it yet: a discovery failure on the way to the keys or
+    the introspection endpoint is reported as what was being looked for
+    (:class:`KeysUnavailable`, :class:`IntrospectionUnavailable`), so that
+    ``except KeysUnavailable`` keeps its meaning; it is the class for a check
+    that needs metadata itself.
+    """
+
+    default_reason = "metadata_unavailable"
+
+
+class IntrospectionUnavailable(Unavailable):
     """The issuer's introspection endpoint (RFC 7662) cannot give an answer.
 
-    A subclass of :class:`KeysUnavailable`, so it is answered the same way
-    (503 with ``Retry-After``); an opaque token is never accepted without an
-    answer.
+    Reasons: ``introspection_unavailable``, ``introspection_misconfigured``
+    (discovery gives no endpoint), ``introspection_rate_limited``. An opaque
+    token is never accepted without an answer.
     """
 
     default_description = "The token issuer cannot check the token now; try again later."

@@ -105,11 +105,11 @@ def test_r2_04_options_without_a_token_never_runs_the_view(ccguard_issuer: TestI
     preflight = client.options("/v", headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "GET"})
     # Flask's own OPTIONS answer: CORS preflights (and flask-cors, which adds
     # its headers to it in after_request) keep working.
-    assert_challenge(preflight, 200)
+    assert_challenge(preflight, 200, realm="assets")
     assert preflight.data == b""
     assert set(preflight.headers["Allow"].split(", ")) >= {"GET", "OPTIONS"}
     assert RAN == []
-    assert_challenge(client.get("/v"), 401)
+    assert_challenge(client.get("/v"), 401, realm="assets")
     assert RAN == []
 
 
@@ -133,7 +133,7 @@ def test_r2_04_options_on_a_protected_blueprints_method_view(ccguard_issuer: Tes
     protected_blueprint(app, guard)
     RAN.clear()
     resp = app.test_client().options("/mv")
-    assert_challenge(resp, 200)
+    assert_challenge(resp, 200, realm="assets")
     assert RAN == []
 
 
@@ -154,7 +154,7 @@ def test_r2_04_verify_token_in_request_in_before_request_keeps_404_for_options(c
     RAN.clear()
     client = app.test_client()
     assert client.options("/nowhere").status_code == 404
-    assert_challenge(client.options("/v"), 200)
+    assert_challenge(client.options("/v"), 200, realm="assets")
     assert RAN == []
 
 
@@ -252,9 +252,9 @@ def test_r2_05_the_right_order_and_deliberate_open_twins_serve(ccguard_issuer: T
     second.add_url_rule("/nested", "nested", nested)
     second.add_url_rule("/nested-protected", "nested_protected", require_token(nested))
     token = {"Authorization": f"Bearer {ccguard_issuer.mint()}"}
-    assert_challenge(first.test_client().get("/right"), 401)
+    assert_challenge(first.test_client().get("/right"), 401, realm="assets")
     assert first.test_client().get("/right", headers=token).text == "view ran"
-    assert_challenge(first.test_client().get("/shared"), 401)
+    assert_challenge(first.test_client().get("/shared"), 401, realm="assets")
     assert second.test_client().get("/shared").text == "shared"
     assert second.test_client().get("/nested").text == "nested"
-    assert_challenge(second.test_client().get("/nested-protected"), 401)
+    assert_challenge(second.test_client().get("/nested-protected"), 401, realm="assets")

@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable, Union
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigurationError
+from ..errors import CCGuardBaseError, ConfigurationError
 from .http import FetchError, HTTPClient, JSONResponse, _origin, _url_allowed
 from .transport import is_loopback_address
 
@@ -58,7 +58,7 @@ _CONFIGURE = {
 }
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(CCGuardBaseError):
     """No usable metadata document; ``str()`` is safe to log.
 
     :attr:`dead_end` is True when every candidate gave a definite answer (a

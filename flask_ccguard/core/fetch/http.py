@@ -23,7 +23,7 @@ from cachecontrol.cache import BaseCache
 from cachecontrol.heuristics import BaseHeuristic
 
 from ..._version import __version__
-from ..errors import ConfigurationError
+from ..errors import CCGuardBaseError, ConfigurationError
 from .http_cache import MemoryCache
 from .transport import Adapter, Watch, is_loopback_address, watching
 
@@ -35,7 +35,7 @@ _MAX_REDIRECTS = 3
 _CHUNK = 16384
 
 
-class FetchError(Exception):
+class FetchError(CCGuardBaseError):
     """A fetch failed; ``str()`` is safe to log (URL and cause, no secrets)."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
