@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from flask_ccguard import CCGuard, current_token, require_roles, require_scopes, require_token
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import profile_issuer
 from tests.challenges import assert_challenge
 
 OTHER_TENANT = "99999999-8888-7777-6666-555555555555"
@@ -148,7 +148,7 @@ def case(request: pytest.FixtureRequest) -> Case:
 
 @pytest.fixture
 def issuer(case: Case) -> Iterator[Issuer]:
-    with TestIssuer(profile=case.profile) as started:
+    with profile_issuer(case.profile) as started:
         yield started
 
 
@@ -233,7 +233,7 @@ def test_token_lacking_the_permission_is_403(case: Case, issuer: Issuer) -> None
 def _wrong_tenant(case: Case, issuer: Issuer) -> str:
     if case.profile.startswith("azure"):
         return str(issuer.mint(tid=OTHER_TENANT, **case.good))
-    with TestIssuer(profile=case.profile) as other:  # the same product, another deployment
+    with profile_issuer(case.profile) as other:  # the same product, another deployment
         token: str = other.mint(**case.good)
     return token
 
@@ -268,7 +268,7 @@ def test_bad_tokens_are_401(case: Case, issuer: Issuer, kind: str) -> None:
 
 @pytest.fixture
 def entra() -> Iterator[Issuer]:
-    with TestIssuer(profile="azure_v2") as started:
+    with profile_issuer("azure_v2") as started:
         yield started
 
 
@@ -311,7 +311,7 @@ def test_graph_token_with_nonce_header_is_refused_with_the_reason(entra: Issuer)
 
 @pytest.fixture
 def verify() -> Iterator[Issuer]:
-    with TestIssuer(profile="ibm_verify") as started:
+    with profile_issuer("ibm_verify") as started:
         yield started
 
 

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from flask_ccguard._testing.jws import _POOL
 from flask_ccguard.testing import SUPPORTED_ALGORITHMS, TestIssuer
+from flask_ccguard.testing.minting import _POOL
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5
@@ -756,7 +756,7 @@ def test_fixture_from_conftest_with_and_without_entry_point(tmp_path: Path, inst
         dist = tmp_path / "site" / "flask_ccguard_fake-0.dist-info"
         dist.mkdir(parents=True)
         (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flask-ccguard-fake\nVersion: 0\n")
-        (dist / "entry_points.txt").write_text("[pytest11]\nccguard = flask_ccguard.testing\n")
+        (dist / "entry_points.txt").write_text("[pytest11]\nccguard = flask_ccguard.testing.plugin\n")
         path.append(tmp_path / "site")
     # Autoload is off to keep the run fast (the venv's other plugins import
     # hypothesis); "-p ccguard" then loads the entry point by name, through

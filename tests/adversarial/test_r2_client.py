@@ -22,7 +22,7 @@ from flask_ccguard import CCGuardError, TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.client import ClientCredentials
 from flask_ccguard.core.checks import run_checks
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import TestIssuer, profile_issuer
 
 #: (status, headers, body) answered to a request's (method, path, headers).
 Answer = tuple[int, dict[str, str], bytes]
@@ -253,7 +253,7 @@ def test_r2_15_ccguard_check_token_with_a_template_issuer(table_issuer: TestIssu
 
 @pytest.fixture
 def ibm() -> Iterator[Any]:
-    with TestIssuer(profile="ibm_verify") as issuer:
+    with profile_issuer("ibm_verify") as issuer:
         yield issuer
 
 

@@ -21,12 +21,12 @@ import requests
 from click.testing import CliRunner
 
 from flask_ccguard import ConfigurationError, TokenValidator
-from flask_ccguard._testing.token_request import OAuthError, parameters
 from flask_ccguard.cli import main
 from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.core.numbers import MAX_SECONDS, bounded_number
 from flask_ccguard.environment import parse_list, parse_variable
 from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing.token_request import OAuthError, parameters
 
 from .support import rejection, resign_raw
 
