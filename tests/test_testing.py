@@ -767,3 +767,19 @@ def test_fixture_from_conftest_with_and_without_entry_point(tmp_path: Path, inst
     result = run_python(args, tmp_path, path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_i15_07_profiles_come_from_a_factory_not_from_new() -> None:
+    # TestIssuer(profile=...) used to return a subclass from __new__, which
+    # made TestIssuer import its own subclasses (an import cycle).
+    from flask_ccguard.testing.profiles import AzureV2Issuer, ProfileIssuer, profile_issuer
+
+    assert "__new__" not in vars(TestIssuer)
+    with pytest.raises(TypeError):
+        TestIssuer(profile="azure_v2", start=False)  # type: ignore[call-arg]
+    with profile_issuer("azure_v2") as entra, TestIssuer() as plain:
+        assert type(entra) is AzureV2Issuer and isinstance(entra, ProfileIssuer)
+        assert type(plain) is TestIssuer
+        assert entra.issuer.endswith("/v2.0")
+    with pytest.raises(ValueError, match="unknown TestIssuer profile"):
+        profile_issuer("okta")

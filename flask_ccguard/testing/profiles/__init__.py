@@ -15,7 +15,18 @@ from .azure import AzureV1Issuer, AzureV2Issuer
 from .base import ProfileIssuer
 from .providers import AidboxIssuer, DuendeIssuer, IBMVerifyIssuer, RKVSTIssuer
 
-__all__ = ["PROFILES", "ProfileIssuer", "profile_class", "profile_issuer"]
+__all__ = [
+    "PROFILES",
+    "AidboxIssuer",
+    "AzureV1Issuer",
+    "AzureV2Issuer",
+    "DuendeIssuer",
+    "IBMVerifyIssuer",
+    "ProfileIssuer",
+    "RKVSTIssuer",
+    "profile_class",
+    "profile_issuer",
+]
 
 #: profile name -> class.
 PROFILES: dict[str, type[ProfileIssuer]] = {
