@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -14,6 +12,7 @@ from flask import Flask
 from flask_ccguard import CCGuard, current_token, require_roles, require_scopes, require_token
 from flask_ccguard.testing import profile_issuer
 from tests.challenges import assert_challenge
+from tests.conftest import with_claims
 
 OTHER_TENANT = "99999999-8888-7777-6666-555555555555"
 
@@ -174,18 +173,11 @@ def _get(app: Flask, token: str) -> Any:
     return app.test_client().get("/assets", headers={"Authorization": f"Bearer {token}"})
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def tamper(token: str) -> str:
     """The token with elevated claims (a JWT keeps its old signature) or one character changed (opaque)."""
     if token.count(".") != 2:
         return token[:-1] + ("A" if token[-1] != "A" else "B")
-    header, payload, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    claims.update(roles=["Assets.Write", "admin"], scope="assets.read assets.write admin", aud=claims.get("aud"))
-    return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
+    return with_claims(token, roles=["Assets.Write", "admin"], scope="assets.read assets.write admin")
 
 
 # -- accepted ------------------------------------------------------------------------
