@@ -1,9 +1,111 @@
-"""Shared fixtures: the ``ccguard_issuer`` fixture of flask_ccguard.testing.
+"""Shared fixtures and helpers of the test suite.
 
+The ``ccguard_issuer`` fixture comes from flask_ccguard.testing.plugin.
 Imported rather than listed in ``pytest_plugins`` so that it works both from a
 checkout (``PYTHONPATH=. pytest``) and with the package installed, where the
-``ccguard`` pytest11 entry point already registers flask_ccguard.testing and a
-second registration under another name would abort the run.
+``ccguard`` pytest11 entry point already registers flask_ccguard.testing.plugin
+and a second registration under another name would abort the run.
+
+The helpers (``make_app``, ``bearer`` and the token tampering functions) are
+plain functions; test modules import them with ``from tests.conftest import
+...``. The tampering helpers change one part of a compact JWS (RFC 7515 §7.1)
+and keep the rest, so that a test shows that exactly that change is caught.
 """
 
-from flask_ccguard.testing import ccguard_issuer  # noqa: F401
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from flask import Flask
+
+from flask_ccguard import CCGuard, current_token, require_token
+from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing.plugin import ccguard_issuer  # noqa: F401
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Headers that send ``token`` as an RFC 6750 §2.1 Bearer credential."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_app(issuer: TestIssuer, name: str = "assets", *, path: str = "/v", **config: Any) -> Flask:
+    """A Flask app trusting ``issuer``, with one ``@require_token`` view at ``path`` (GET and POST).
+
+    The view answers ``{"client_id": ...}`` of the verified token; ``config``
+    adds ``CCGUARD_*`` settings; ``name`` is the import name (the default realm).
+    """
+    app = Flask(name)
+    app.config.update(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience, **config)
+    CCGuard(app)
+
+    @app.route(path, methods=["GET", "POST"])
+    @require_token
+    def view() -> Any:
+        return {"client_id": current_token.client_id}
+
+    return app
+
+
+# -- tampering ----------------------------------------------------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(segment: str) -> bytes:
+    """The bytes of a base64url segment, padding restored."""
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def b64json(value: Any) -> str:
+    """A base64url segment of compact JSON."""
+    return b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+
+def decode_part(segment: str) -> Any:
+    """The JSON value of a base64url segment (header or payload)."""
+    return json.loads(b64url_decode(segment))
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    return dict(decode_part(token.split(".")[0]))
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    return dict(decode_part(token.split(".")[1]))
+
+
+def _changed(part: str, changes: dict[str, Any]) -> str:
+    members = dict(decode_part(part))
+    for name, value in changes.items():
+        if value is None:
+            members.pop(name, None)
+        else:
+            members[name] = value
+    return b64json(members)
+
+
+def with_claims(token: str, **changes: Any) -> str:
+    """The token with payload claims changed (``None`` removes one); signature kept."""
+    header, payload, signature = token.split(".")
+    return f"{header}.{_changed(payload, changes)}.{signature}"
+
+
+def with_header(token: str, **changes: Any) -> str:
+    """The token with header parameters changed (``None`` removes one); signature kept."""
+    header, payload, signature = token.split(".")
+    return f"{_changed(header, changes)}.{payload}.{signature}"
+
+
+def flip_signature(token: str) -> str:
+    """The token with one bit of its signature flipped (length unchanged)."""
+    header, payload, signature = token.split(".")
+    raw = bytearray(b64url_decode(signature))
+    raw[len(raw) // 2] ^= 0x01
+    return f"{header}.{payload}.{b64url(bytes(raw))}"

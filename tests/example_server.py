@@ -85,7 +85,3 @@ def live_example(instance: Path, **config: Any) -> Iterator[LiveExample]:
         yield live
     finally:
         live.stop()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}

@@ -21,6 +21,7 @@ import flask_ccguard
 from flask_ccguard import TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import flip_signature
 
 API = "https://api.example.com"
 
@@ -85,16 +86,10 @@ def test_good_token_passes_every_check(issuer: TestIssuer):
     assert result.output.rstrip().endswith("result: VALID")
 
 
-def tampered(token: str) -> str:
-    header, payload, sig = token.split(".")
-    flipped = "A" if sig[5] != "A" else "B"
-    return f"{header}.{payload}.{sig[:5]}{flipped}{sig[6:]}"
-
-
 @pytest.mark.parametrize(
     ("make", "failing", "reason"),
     [
-        (lambda i: tampered(i.mint()), {"signature"}, "does not verify"),
+        (lambda i: flip_signature(i.mint()), {"signature"}, "does not verify"),
         (lambda i: i.mint(iat=int(time.time()) - 900, nbf=None, expires_in=-600), {"exp"}, "expired"),
         (lambda i: i.mint(aud="https://other.example.com"), {"aud"}, "another audience"),
         (lambda i: i.mint(iss="https://evil.example.com"), {"iss"}, "unexpected issuer"),
@@ -316,7 +311,7 @@ def test_header_file_replaces_a_symlink_instead_of_following_it(issuer: TestIssu
 
 
 def test_decode_shows_header_and_payload_marked_unverified(issuer: TestIssuer):
-    token = tampered(issuer.mint(roles=["guest"]))
+    token = flip_signature(issuer.mint(roles=["guest"]))
     result = run("decode", token)
     assert result.exit_code == 0
     assert result.output.startswith("UNVERIFIED")

@@ -24,6 +24,7 @@ from flask_ccguard import (
 from flask_ccguard.decorators import Match
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
+from tests.conftest import bearer, flip_signature
 
 ADMIN = "archivist_administrator"
 READ, WRITE = "assets:read", "assets:write"
@@ -104,16 +105,6 @@ def protected(issuer: TestIssuer, way: str, requirement: str) -> tuple[FlaskClie
     return app.test_client(), "/v"
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def tampered(token: str) -> str:
-    head, payload, signature = token.split(".")
-    flipped = ("B" if signature[0] == "A" else "A") + signature[1:]
-    return f"{head}.{payload}.{flipped}"
-
-
 #: name -> (headers for the issuer, status, error, description)
 AUTH_CASES: dict[str, tuple[Callable[[TestIssuer], Any], int, str | None, str | None]] = {
     "no header": (lambda i: {}, 401, None, None),
@@ -172,7 +163,7 @@ AUTH_CASES: dict[str, tuple[Callable[[TestIssuer], Any], int, str | None, str | 
         "The access token is from an unexpected issuer.",
     ),
     "tampered signature": (
-        lambda i: bearer(tampered(i.mint())),
+        lambda i: bearer(flip_signature(i.mint())),
         401,
         "invalid_token",
         "The token's signature is invalid.",

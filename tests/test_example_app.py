@@ -21,7 +21,8 @@ from flask_ccguard import ConfigurationError
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
 
-from .example_server import LiveExample, bearer, live_example
+from .conftest import bearer, with_claims
+from .example_server import LiveExample, live_example
 
 ASSET = {"behaviours": ["RecordEvidence"], "attributes": {"arc_display_name": "Container #1", "weight": "20000-lbs"}}
 
@@ -228,14 +229,6 @@ def test_guest_cannot_create_an_asset(live: LiveExample, guest_token: str) -> No
     assert_challenge(response, 403, "insufficient_scope", description, realm="example_app")
 
 
-def _tampered(token: str) -> str:
-    header, _, signature = token.split(".")
-    claims = _payload(token)
-    claims["roles"] = ["archivist_administrator"]
-    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    return f"{header}.{forged}.{signature}"
-
-
 def _expired(live: LiveExample, token: str) -> str:
     claims = _payload(token)
     claims.update(iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200, exp=int(time.time()) - 3600)
@@ -247,7 +240,7 @@ def _expired(live: LiveExample, token: str) -> str:
 @pytest.mark.parametrize("kind", ["tampered", "expired", "foreign_issuer", "garbage"])
 def test_bad_tokens_get_401_invalid_token(live: LiveExample, guest_token: str, kind: str) -> None:
     if kind == "tampered":
-        token = _tampered(guest_token)
+        token = with_claims(guest_token, roles=["archivist_administrator"])
     elif kind == "expired":
         token = _expired(live, guest_token)
     elif kind == "foreign_issuer":

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from .example_server import LiveExample, bearer, live_example
+from .conftest import bearer
+from .example_server import LiveExample, live_example
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance  # noqa: E402

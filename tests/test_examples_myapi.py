@@ -23,7 +23,8 @@ def _plugin_installed() -> bool:
         group = entry_points(group="pytest11")
     else:
         group = entry_points().get("pytest11", [])
-    return any(entry.name == "ccguard" for entry in group)
+    # An older install points at flask_ccguard.testing, which no longer holds the fixture.
+    return any(entry.name == "ccguard" and entry.value == "flask_ccguard.testing.plugin" for entry in group)
 
 
 def test_i14_done_examples_myapi_tests_pass_with_the_ccguard_issuer_fixture() -> None:
@@ -31,7 +32,7 @@ def test_i14_done_examples_myapi_tests_pass_with_the_ccguard_issuer_fixture() ->
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     # Installed, flask-ccguard's pytest11 entry point gives the fixture, as
     # for any user; a bare checkout (PYTHONPATH=.) has to name the plugin.
-    plugin = [] if _plugin_installed() else ["-p", "flask_ccguard.testing"]
+    plugin = [] if _plugin_installed() else ["-p", "flask_ccguard.testing.plugin"]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugin],
         cwd=EXAMPLE,

@@ -7,21 +7,14 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from flask_ccguard import CCGuard, ConfigurationError, require_token
+from flask_ccguard import CCGuard, ConfigurationError
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import make_app as shared_make_app
 
 
 def make_app(issuer: TestIssuer, **config) -> tuple[Flask, CCGuard]:
-    app = Flask("assets")
-    app.config.update(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience, **config)
-    guard = CCGuard(app)
-
-    @app.get("/assets")
-    @require_token
-    def assets():
-        return {"ok": True}
-
-    return app, guard
+    app = shared_make_app(issuer, path="/assets", **config)
+    return app, app.extensions["ccguard"].guard
 
 
 def test_guard_stats_count_the_apps_validations(ccguard_issuer: TestIssuer):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -12,8 +10,9 @@ import pytest
 from flask import Flask
 
 from flask_ccguard import CCGuard, current_token, require_roles, require_scopes, require_token
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import profile_issuer
 from tests.challenges import assert_challenge
+from tests.conftest import with_claims
 
 OTHER_TENANT = "99999999-8888-7777-6666-555555555555"
 
@@ -148,7 +147,7 @@ def case(request: pytest.FixtureRequest) -> Case:
 
 @pytest.fixture
 def issuer(case: Case) -> Iterator[Issuer]:
-    with TestIssuer(profile=case.profile) as started:
+    with profile_issuer(case.profile) as started:
         yield started
 
 
@@ -174,18 +173,11 @@ def _get(app: Flask, token: str) -> Any:
     return app.test_client().get("/assets", headers={"Authorization": f"Bearer {token}"})
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def tamper(token: str) -> str:
     """The token with elevated claims (a JWT keeps its old signature) or one character changed (opaque)."""
     if token.count(".") != 2:
         return token[:-1] + ("A" if token[-1] != "A" else "B")
-    header, payload, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    claims.update(roles=["Assets.Write", "admin"], scope="assets.read assets.write admin", aud=claims.get("aud"))
-    return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
+    return with_claims(token, roles=["Assets.Write", "admin"], scope="assets.read assets.write admin")
 
 
 # -- accepted ------------------------------------------------------------------------
@@ -233,7 +225,7 @@ def test_token_lacking_the_permission_is_403(case: Case, issuer: Issuer) -> None
 def _wrong_tenant(case: Case, issuer: Issuer) -> str:
     if case.profile.startswith("azure"):
         return str(issuer.mint(tid=OTHER_TENANT, **case.good))
-    with TestIssuer(profile=case.profile) as other:  # the same product, another deployment
+    with profile_issuer(case.profile) as other:  # the same product, another deployment
         token: str = other.mint(**case.good)
     return token
 
@@ -267,7 +259,7 @@ def test_bad_tokens_are_401(case: Case, issuer: Issuer, kind: str) -> None:
 
 @pytest.fixture
 def entra() -> Iterator[Issuer]:
-    with TestIssuer(profile="azure_v2") as started:
+    with profile_issuer("azure_v2") as started:
         yield started
 
 
@@ -312,7 +304,7 @@ def test_graph_token_with_nonce_header_is_refused_with_the_reason(entra: Issuer)
 
 @pytest.fixture
 def verify() -> Iterator[Issuer]:
-    with TestIssuer(profile="ibm_verify") as started:
+    with profile_issuer("ibm_verify") as started:
         yield started
 
 

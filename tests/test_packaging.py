@@ -84,7 +84,11 @@ def test_i14_10_wheel_installs_flask_ccguard_only_with_its_license(dists: tuple[
         metadata = wheel.read(f"{info}/METADATA").decode()
     assert "BSD 3-Clause License" in license_text and "the flask-ccguard maintainers" in license_text
     assert "License: BSD-3-Clause" in metadata and "License-File: LICENSE" in metadata
-    assert "flask_ccguard/py.typed" in names and "flask_ccguard/testing.py" in names
+    assert (
+        "flask_ccguard/py.typed" in names
+        and "flask_ccguard/testing/__init__.py" in names
+        and "flask_ccguard/testing/plugin.py" in names
+    )
 
 
 def test_i14_10_sdist_is_the_tracked_tree(dists: tuple[Path, Path]) -> None:

@@ -9,23 +9,11 @@ from typing import Any
 import pytest
 from flask import Blueprint, Flask
 
-from flask_ccguard import CCGuard, CCGuardError, InvalidToken, current_token, require_roles, require_token
+from flask_ccguard import CCGuard, CCGuardError, InvalidToken, require_roles, require_token
 from flask_ccguard.responses import BEARER, challenges
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
-
-
-def make_app(issuer: TestIssuer, name: str = "assets", **config: Any) -> Flask:
-    app = Flask(name)
-    app.config.update(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience, **config)
-    CCGuard(app)
-
-    @app.route("/v", methods=["GET", "POST"])
-    @require_token
-    def view() -> Any:
-        return {"client_id": current_token.client_id}
-
-    return app
+from tests.conftest import make_app
 
 
 def test_challenge_is_exactly_rfc_6750_with_the_import_name_as_default_realm(ccguard_issuer: TestIssuer) -> None:

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from flask_ccguard._testing.jws import _POOL
 from flask_ccguard.testing import SUPPORTED_ALGORITHMS, TestIssuer
+from flask_ccguard.testing.minting import _POOL
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5
@@ -756,7 +756,7 @@ def test_fixture_from_conftest_with_and_without_entry_point(tmp_path: Path, inst
         dist = tmp_path / "site" / "flask_ccguard_fake-0.dist-info"
         dist.mkdir(parents=True)
         (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flask-ccguard-fake\nVersion: 0\n")
-        (dist / "entry_points.txt").write_text("[pytest11]\nccguard = flask_ccguard.testing\n")
+        (dist / "entry_points.txt").write_text("[pytest11]\nccguard = flask_ccguard.testing.plugin\n")
         path.append(tmp_path / "site")
     # Autoload is off to keep the run fast (the venv's other plugins import
     # hypothesis); "-p ccguard" then loads the entry point by name, through
@@ -767,3 +767,19 @@ def test_fixture_from_conftest_with_and_without_entry_point(tmp_path: Path, inst
     result = run_python(args, tmp_path, path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_i15_07_profiles_come_from_a_factory_not_from_new() -> None:
+    # TestIssuer(profile=...) used to return a subclass from __new__, which
+    # made TestIssuer import its own subclasses (an import cycle).
+    from flask_ccguard.testing.profiles import AzureV2Issuer, ProfileIssuer, profile_issuer
+
+    assert "__new__" not in vars(TestIssuer)
+    with pytest.raises(TypeError):
+        TestIssuer(profile="azure_v2", start=False)  # type: ignore[call-arg]
+    with profile_issuer("azure_v2") as entra, TestIssuer() as plain:
+        assert type(entra) is AzureV2Issuer and isinstance(entra, ProfileIssuer)
+        assert type(plain) is TestIssuer
+        assert entra.issuer.endswith("/v2.0")
+    with pytest.raises(ValueError, match="unknown TestIssuer profile"):
+        profile_issuer("okta")

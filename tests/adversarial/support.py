@@ -6,8 +6,6 @@ Everything here is real: tokens are signed with real keys, servers listen on
 
 from __future__ import annotations
 
-import base64
-import json
 import socket
 import threading
 import time
@@ -23,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from flask_ccguard import CCGuardError, TokenValidator
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import b64json, b64url
 
 #: Answers one connection: (socket, server stopping, request head) -> None.
 Responder = Callable[[socket.socket, threading.Event, bytes], None]
@@ -30,20 +29,8 @@ ALL_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
 FIXED_NOW = 1_900_000_000  # a fixed clock for claim tests (2030-03-17)
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64json(value: Any) -> str:
-    return b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
 def segments(token: str) -> list[str]:
     return token.split(".")
-
-
-def decode_segment(segment: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
 
 def resign_raw(issuer: TestIssuer, header_b64: str, payload_b64: str, alg: str = "RS256") -> str:

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from flask_ccguard import ConfigurationError, InvalidToken, TokenValidator
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import b64json, b64url
 
-from .support import b64json, b64url, claims_for, forge, make_validator, raw_signature, rejection, segments
+from .support import claims_for, forge, make_validator, raw_signature, rejection, segments
 
 ALGS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551

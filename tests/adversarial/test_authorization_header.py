@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_ccguard import CCGuard, require_token
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
+from tests.conftest import make_app
 
 Build = Callable[[str], dict[str, Any]]
 
@@ -23,16 +23,7 @@ def good(issuer: TestIssuer) -> str:
 
 
 def _app(issuer: TestIssuer, **config: Any) -> Flask:
-    app = Flask(__name__)
-    app.config.update(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience, CCGUARD_REALM="api", **config)
-    CCGuard(app)
-
-    @app.route("/r", methods=["GET", "POST"])
-    @require_token
-    def resource() -> dict[str, str]:
-        return {"ok": "yes"}
-
-    return app
+    return make_app(issuer, __name__, path="/r", CCGUARD_REALM="api", **config)
 
 
 @pytest.fixture(scope="module")

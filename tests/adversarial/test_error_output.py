@@ -13,8 +13,9 @@ from flask.testing import FlaskClient
 
 from flask_ccguard import CCGuard, CCGuardError, InvalidToken, TokenValidator, require_token
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import b64json
 
-from .support import b64json, claims_for, forge, make_validator, rejection
+from .support import claims_for, forge, make_validator, rejection
 
 MARK = 'PWN"\r\nSet-Cookie: x=1\\'  # quote, CR/LF, a header, a backslash
 SECRET_MARK = "PWN"

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from flask_ccguard import CCGuard, CCGuardError, TokenValidator, current_token, require_roles, require_scopes
 from flask_ccguard.core.jws import parse_compact
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import b64url
 
-from .support import ALL_ALGS, b64url
+from .support import ALL_ALGS
 
 EXAMPLES = int(os.environ.get("CCGUARD_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(

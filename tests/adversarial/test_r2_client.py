@@ -22,7 +22,8 @@ from flask_ccguard import CCGuardError, TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.client import ClientCredentials
 from flask_ccguard.core.checks import run_checks
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import TestIssuer, profile_issuer
+from tests.conftest import flip_signature
 
 #: (status, headers, body) answered to a request's (method, path, headers).
 Answer = tuple[int, dict[str, str], bytes]
@@ -150,11 +151,6 @@ FORMS: dict[str, Callable[[TestIssuer], tuple[Any, dict[str, Any]]]] = {
 }
 
 
-def _tampered(token: str) -> str:
-    header, payload, sig = token.split(".")
-    return f"{header}.{payload}.{sig[:5]}{'A' if sig[5] != 'A' else 'B'}{sig[6:]}"
-
-
 def _other_tenant(i: TestIssuer, good: dict[str, Any]) -> str:
     return i.mint(iss=f"{i.base_url}/{OTHER_TENANT}/v2.0", tid=OTHER_TENANT)
 
@@ -162,7 +158,7 @@ def _other_tenant(i: TestIssuer, good: dict[str, Any]) -> str:
 #: token -> (make(issuer, good claims), the line that must FAIL, or None for a valid token)
 TOKENS: dict[str, tuple[Callable[[TestIssuer, dict[str, Any]], str], str | None]] = {
     "good": (lambda i, good: i.mint(**good), None),
-    "tampered": (lambda i, good: _tampered(i.mint(**good)), "signature"),
+    "tampered": (lambda i, good: flip_signature(i.mint(**good)), "signature"),
     "expired": (lambda i, good: i.mint(**good, iat=int(time.time()) - 900, expires_in=-600), "exp"),
     "wrong-aud": (lambda i, good: i.mint(**good, aud="https://other.example.com"), "aud"),
     "foreign-iss": (lambda i, good: i.mint(**{**good, "iss": "https://evil.example"}), "iss"),
@@ -253,7 +249,7 @@ def test_r2_15_ccguard_check_token_with_a_template_issuer(table_issuer: TestIssu
 
 @pytest.fixture
 def ibm() -> Iterator[Any]:
-    with TestIssuer(profile="ibm_verify") as issuer:
+    with profile_issuer("ibm_verify") as issuer:
         yield issuer
 
 

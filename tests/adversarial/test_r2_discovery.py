@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from flask_ccguard import CCGuardError, ConfigurationError, InvalidToken, KeysUnavailable, TokenValidator
 from flask_ccguard.core.errors import IntrospectionUnavailable
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import TestIssuer, profile_issuer
 
 from .support import http_response, raw_server, recording_listener
 
@@ -94,7 +94,7 @@ def test_r2_07_one_deadline_covers_all_metadata_urls(
 
 @pytest.fixture
 def ibm() -> Iterator[Any]:
-    with TestIssuer(profile="ibm_verify") as issuer:
+    with profile_issuer("ibm_verify") as issuer:
         yield issuer
 
 
@@ -322,7 +322,7 @@ def test_r2_11_bad_cross_origin_option_fails_at_start_up(value: Any) -> None:
 
 @pytest.fixture
 def duende() -> Iterator[Any]:
-    with TestIssuer(profile="duende") as issuer:
+    with profile_issuer("duende") as issuer:
         yield issuer
 
 

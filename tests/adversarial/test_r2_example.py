@@ -27,7 +27,8 @@ import requests
 
 from flask_ccguard.core.claims import ID_TOKEN_CLAIMS
 
-from ..example_server import LiveExample, bearer, live_example
+from ..conftest import bearer
+from ..example_server import LiveExample, live_example
 
 
 @pytest.fixture(autouse=True)

@@ -24,8 +24,9 @@ from flask_ccguard.core import jwks as jwks_module
 from flask_ccguard.core.jwks import MAX_KIDLESS_CANDIDATES
 from flask_ccguard.core.keys import VerifyingKey, prepare_jwk
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import b64url
 
-from .support import b64url, claims_for, forge, make_validator, rejection
+from .support import claims_for, forge, make_validator, rejection
 
 # -- r2-03: one malformed JWK must not disable the key set ----------------------------------
 

@@ -134,12 +134,12 @@ def test_review2_f1_right_order_and_open_twins_still_serve(ccguard_issuer: TestI
     second.add_url_rule("/nested-protected", "nested_protected", require_token(passthrough(nested)))
     CCGuard(second)
     token = {"Authorization": f"Bearer {ccguard_issuer.mint()}"}
-    assert_challenge(first.test_client().get("/right"), 401)
+    assert_challenge(first.test_client().get("/right"), 401, realm="assets")
     assert first.test_client().get("/right", headers=token).text == "right"
-    assert_challenge(first.test_client().get("/twin"), 401)
+    assert_challenge(first.test_client().get("/twin"), 401, realm="assets")
     assert second.test_client().get("/twin").text == "twin"
     assert second.test_client().get("/nested").text == "nested"
-    assert_challenge(second.test_client().get("/nested-protected"), 401)
+    assert_challenge(second.test_client().get("/nested-protected"), 401, realm="assets")
 
 
 # -- F2: the example's token endpoint cannot be used to lock a client out -------------------

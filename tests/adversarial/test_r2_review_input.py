@@ -8,7 +8,6 @@ TestIssuer and deeply nested JSON. Every server here is real and listens on
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import threading
@@ -21,22 +20,16 @@ import requests
 from click.testing import CliRunner
 
 from flask_ccguard import ConfigurationError, TokenValidator
-from flask_ccguard._testing.token_request import OAuthError, parameters
 from flask_ccguard.cli import main
 from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.core.numbers import MAX_SECONDS, bounded_number
 from flask_ccguard.environment import parse_list, parse_variable
 from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing.token_request import OAuthError, parameters
+from tests.conftest import b64url as _b64
+from tests.conftest import b64url_decode as _unb64
 
 from .support import rejection, resign_raw
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _with_member(issuer: TestIssuer, part: str, member: bytes) -> str:

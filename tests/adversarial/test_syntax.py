@@ -10,8 +10,9 @@ import pytest
 from flask_ccguard import InvalidToken, TokenValidator
 from flask_ccguard.core.jws import parse_compact
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import b64json, b64url
 
-from .support import b64json, b64url, claims_for, resign_raw, segments
+from .support import claims_for, resign_raw, segments
 
 Build = Callable[[TestIssuer], Any]
 

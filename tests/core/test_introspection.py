@@ -10,11 +10,11 @@ from urllib.parse import parse_qs
 import pytest
 
 from flask_ccguard import ConfigurationError, ExpiredToken, InvalidToken, TokenValidator
-from flask_ccguard._profiles import profile_class
 from flask_ccguard.core.claims import ClaimRules, VerifiedToken
 from flask_ccguard.core.errors import IntrospectionUnavailable, Unavailable
 from flask_ccguard.core.introspection import check_introspected
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import profile_issuer
+from flask_ccguard.testing.profiles import profile_class
 
 
 class Clock:
@@ -34,13 +34,13 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ibm() -> Iterator[Any]:
-    with TestIssuer(profile="ibm_verify") as issuer:
+    with profile_issuer("ibm_verify") as issuer:
         yield issuer
 
 
 @pytest.fixture
 def duende() -> Iterator[Any]:
-    with TestIssuer(profile="duende") as issuer:
+    with profile_issuer("duende") as issuer:
         yield issuer
 
 
@@ -153,7 +153,7 @@ def test_ttl_zero_asks_every_time(ibm: Any) -> None:
 
 
 def test_unreachable_endpoint_is_503_and_never_cached(clock: Clock) -> None:
-    with TestIssuer(profile="ibm_verify") as ibm:
+    with profile_issuer("ibm_verify") as ibm:
         validator = _validator(ibm, clock=clock)
         token = ibm.mint()
     with pytest.raises(Unavailable) as caught:  # the issuer has stopped
@@ -382,7 +382,7 @@ def test_i14_03_no_introspection_endpoint_is_a_dead_end_logged_once_with_the_fix
 
 
 def test_i14_03_an_unreachable_issuer_is_an_outage_not_a_dead_end(caplog: pytest.LogCaptureFixture) -> None:
-    with TestIssuer(profile="ibm_verify") as ibm:
+    with profile_issuer("ibm_verify") as ibm:
         validator = _discovering(ibm)
         token = ibm.mint()
     with pytest.raises(IntrospectionUnavailable) as caught:  # the issuer has stopped

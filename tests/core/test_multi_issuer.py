@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from flask_ccguard import ConfigurationError, InvalidToken, TokenValidator
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import TestIssuer, profile_issuer
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 OTHER_TENANT = "99999999-8888-7777-6666-555555555555"
@@ -23,7 +23,7 @@ def second_issuer() -> Iterator[TestIssuer]:
 
 @pytest.fixture
 def azure() -> Iterator[TestIssuer]:
-    with TestIssuer(profile="azure_v2") as issuer:
+    with profile_issuer("azure_v2") as issuer:
         yield issuer
 
 

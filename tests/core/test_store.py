@@ -201,10 +201,9 @@ def test_i15_06_introspection_answers_are_shared_under_the_tokens_digest(make: F
     and the store holds the token's SHA-256, never the token (RFC 7662 §4)."""
     from flask_ccguard.core.fetch.http import HTTPClient
     from flask_ccguard.core.introspection import Introspector
-    from flask_ccguard.testing import TestIssuer
+    from flask_ccguard.testing import profile_issuer
 
-    ibm: Any
-    with TestIssuer(profile="ibm_verify") as ibm:
+    with profile_issuer("ibm_verify") as ibm:
         name, secret = next(iter(ibm.introspection_clients.items()))
         raw = {"endpoint": ibm.introspection_endpoint, "client_id": name, "client_secret": secret}
         options = Introspector.check_options(raw, "introspection")

@@ -19,8 +19,7 @@ from click.testing import CliRunner, Result
 from flask_ccguard import TokenValidator
 from flask_ccguard.cli import main
 from flask_ccguard.client import ClientCredentials, TokenRequestError
-
-from .tampering import flip_signature, with_claims
+from tests.conftest import flip_signature, with_claims
 
 if TYPE_CHECKING:  # fixtures come from conftest.py; no runtime import of it
     from .conftest import OidcProvider

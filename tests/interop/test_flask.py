@@ -16,8 +16,7 @@ from flask.testing import FlaskClient
 
 from flask_ccguard import CCGuard, current_token, require_roles, require_scopes, require_token
 from tests.challenges import MISSING, assert_challenge
-
-from .tampering import flip_signature, with_claims, with_header
+from tests.conftest import bearer, flip_signature, with_claims, with_header
 
 if TYPE_CHECKING:  # fixtures come from conftest.py; no runtime import of it
     from .conftest import OidcProvider
@@ -107,10 +106,6 @@ def token_for(oidc_provider: OidcProvider) -> Callable[..., str]:
         return cache[key]
 
     return get
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # -- the right client gets in, with the right current_token ------------------------

@@ -15,8 +15,7 @@ import pytest
 import requests
 
 from flask_ccguard import ExpiredToken, InvalidToken, TokenValidator
-
-from .tampering import flip_signature, unverified_claims, unverified_header, with_claims, with_header
+from tests.conftest import flip_signature, unverified_claims, unverified_header, with_claims, with_header
 
 if TYPE_CHECKING:  # fixtures come from conftest.py; no runtime import of it
     from .conftest import OidcProvider

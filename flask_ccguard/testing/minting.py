@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import collections
+import enum
 import json
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -188,3 +189,24 @@ def compact(header: bytes, payload: bytes, signer: Callable[[bytes], bytes]) -> 
     """RFC 7515 §7.1 compact serialization of already-encoded JSON parts."""
     signing_input = b64url(header) + "." + b64url(payload)
     return signing_input + "." + b64url(signer(signing_input.encode("ascii")))
+
+
+class Default(enum.Enum):
+    """Sentinel of :meth:`~flask_ccguard.testing.TestIssuer.mint`'s ``kid``: the current key's."""
+
+    KID = "current key's kid"
+
+
+def no_signature(data: bytes) -> bytes:
+    """The signature of an Unsecured JWS: empty (RFC 7518 §3.6)."""
+    return b""
+
+
+def merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` updated by ``extra``, where a value of None removes the member."""
+    for name, value in (extra or {}).items():
+        if value is None:
+            base.pop(name, None)
+        else:
+            base[name] = value
+    return base

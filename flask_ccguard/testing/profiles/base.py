@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-from ..core.fetch.basic_auth import parse_basic_authorization
-from ..testing import TestIssuer, _Default
+from ...core.fetch.basic_auth import parse_basic_authorization
+from ..issuer import TestIssuer
+from ..minting import Default
 
 __all__ = ["ProfileIssuer"]
 
@@ -68,7 +69,6 @@ class ProfileIssuer(TestIssuer):
     def __init__(
         self,
         *,
-        profile: str | None = None,
         audience: str | None = None,
         clients: Mapping[str, str] | None = None,
         introspection_clients: Mapping[str, str] | None = None,
@@ -78,7 +78,6 @@ class ProfileIssuer(TestIssuer):
         kwargs.setdefault("token_lifetime", self.default_lifetime)
         kwargs.pop("path", None)  # the profile decides
         super().__init__(
-            profile=profile or self.profile_name,
             audience=audience or self.default_audience,
             path=self.issuer_path,
             openid_configuration=self.openid,
@@ -124,7 +123,7 @@ class ProfileIssuer(TestIssuer):
         self,
         *,
         alg: str = "RS256",
-        kid: Any = _Default.KID,
+        kid: Any = Default.KID,
         headers: Mapping[str, Any] | None = None,
         expires_in: int | None = None,
         opaque: bool | None = None,
@@ -138,7 +137,7 @@ class ProfileIssuer(TestIssuer):
         """
         extra, payload = self._shape(dict(claims))
         header: dict[str, Any] = {"typ": self.typ, **extra, **(headers or {})}
-        if kid is _Default.KID and not self.with_kid:
+        if kid is Default.KID and not self.with_kid:
             kid = None
         jwt = super().mint(alg=alg, kid=kid, headers=header, expires_in=expires_in, **payload)
         token = self._opaque_token() if (self.opaque_tokens if opaque is None else opaque) else jwt

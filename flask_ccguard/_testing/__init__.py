@@ -1,1 +1,0 @@
-"""Internals of :mod:`flask_ccguard.testing`; not a public API."""
