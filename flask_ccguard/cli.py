@@ -21,9 +21,9 @@ from flask.cli import AppGroup
 
 from ._version import __version__
 from .client.credentials import AUTH_METHODS, BASIC_ENCODING_OPTIONS, ClientCredentials, TokenRequestError
-from .core.checks import Report, run_checks
 from .core.errors import CCGuardError, ConfigurationError
 from .core.jws import parse_compact
+from .core.report import Report, run_checks
 from .core.validator import TokenValidator
 from .environment import parse_list
 

@@ -26,7 +26,8 @@ from .introspection import looks_like_jws
 from .issuers import IssuerEntry
 from .jws import ParsedToken, parse_compact
 from .keys import VerifyingKey
-from .validator import TokenValidator, _key_issuer_matches
+from .signature import key_issuer_matches
+from .validator import TokenValidator
 
 __all__ = ["CHECK_NAMES", "Check", "Report", "run_checks"]
 
@@ -214,7 +215,7 @@ class _Run:
             except CCGuardError as exc:
                 self.add("key", "FAIL", f"{exc.description} (keys fetched from {issuer} only)")
         # Entra ID: a JWK naming an issuer signs only that issuer's tokens (as validate() checks).
-        own = [k for k in candidates if k.issuer is None or _key_issuer_matches(k, payload.get("iss"), payload)]
+        own = [k for k in candidates if k.issuer is None or key_issuer_matches(k, payload.get("iss"), payload)]
         if not candidates:
             self.add("signature", "SKIP", "no key to verify with")
         elif not own:

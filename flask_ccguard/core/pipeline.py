@@ -1,0 +1,316 @@
+"""The validation pipeline: the named, ordered steps every token goes through.
+
+``parse`` (RFC 7515 §7.1) → ``issuer`` (select among configured issuers by the
+unverified ``iss``; RFC 7662 introspection for opaque tokens) → ``header``
+(algorithm allowlist, RFC 7515 §4.1.11 ``crit``, ``typ``, RFC 9068 §4) → ``key``
+(by ``kid`` at the selected issuer only) → ``signature`` → ``claims``
+(RFC 7519 §4.1) → ``binding`` (sender constraints: DPoP, RFC 9449; mTLS,
+RFC 8705) → ``authorization`` (required roles/scopes, RFC 6750 §3.1).
+
+:meth:`.validator.TokenValidator.validate` and check-token (:mod:`.report`) both
+walk :data:`STEPS`, so the report is the validator's verdict step by step. Each
+step is a function of the :class:`Pipeline` and one :class:`Run`; it raises a
+:class:`~.errors.CCGuardError` to refuse, or :class:`Skipped` when it does not
+apply (an introspected token has no signature). No step builds text on success,
+so walking them costs a few calls beside the signature check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Callable, Protocol
+
+from .authorization import lacking
+from .claims import VerifiedToken, check_claims
+from .errors import InsufficientScope, IntrospectionUnavailable, InvalidToken
+from .header import check_algorithm, check_header_rules
+from .introspection import check_introspected, looks_like_jws
+from .issuers import IssuerEntry
+from .jws import ParsedToken, parse_compact
+from .keys import VerifyingKey
+from .registry import IssuerRegistry
+from .request import HTTPRequest
+from .signature import first_verifying
+
+__all__ = [
+    "STEPS",
+    "Binding",
+    "Pipeline",
+    "Requirement",
+    "Run",
+    "Skipped",
+    "Step",
+    "introspect_opaque",
+    "introspect_with",
+]
+
+# RFC 6750 §2.1 b64token: what an opaque bearer token may consist of.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class Skipped(Exception):
+    """A step that does not apply to this token (check-token prints it as SKIP)."""
+
+
+class Binding(Protocol):
+    """A sender-constraint check run in the ``binding`` step (DPoP, mTLS).
+
+    Called with the request description (None when the caller gave none) and the
+    token whose signature and claims have passed; raises a
+    :class:`~.errors.CCGuardError` to refuse. Runs on every use of a token, cache
+    hits included, since a proof or certificate belongs to one request.
+    """
+
+    def __call__(self, request: HTTPRequest | None, token: VerifiedToken) -> None: ...
+
+
+class Requirement(Protocol):
+    """What the ``authorization`` step checks: ``roles``/``scopes`` and ``match``."""
+
+    roles: tuple[str, ...]
+    scopes: tuple[str, ...]
+    match: str
+
+
+class Run:
+    """One token going through the pipeline: what each step found."""
+
+    __slots__ = (
+        "candidates",
+        "entry",
+        "generation",
+        "key",
+        "now",
+        "opaque",
+        "parsed",
+        "request",
+        "required",
+        "token",
+        "verified",
+    )
+
+    def __init__(
+        self, token: str | bytes, now: float, request: HTTPRequest | None = None, required: Requirement | None = None
+    ) -> None:
+        self.token: Any = token
+        self.now = now
+        self.request = request
+        self.required = required
+        self.opaque = False
+        self.parsed: ParsedToken | None = None
+        self.entry: IssuerEntry | None = None
+        self.candidates: tuple[VerifyingKey, ...] = ()
+        self.key: VerifyingKey | None = None
+        self.generation = 0
+        self.verified: VerifiedToken | None = None
+
+
+class Pipeline:
+    """The steps' configuration: the issuer registry, the size limit, the bindings."""
+
+    __slots__ = ("bindings", "clock", "max_token_bytes", "registry")
+
+    def __init__(
+        self,
+        registry: IssuerRegistry,
+        max_token_bytes: int,
+        clock: Callable[[], float],
+        bindings: Iterable[Binding] = (),
+    ) -> None:
+        self.registry = registry
+        self.max_token_bytes = max_token_bytes
+        self.clock = clock
+        #: Sender-constraint checks of the ``binding`` step, in order.
+        self.bindings: tuple[Binding, ...] = tuple(bindings)
+
+    def add_binding(self, binding: Binding) -> None:
+        """Run ``binding`` in the ``binding`` step of every validation, cache hits included."""
+        self.bindings = (*self.bindings, binding)
+
+    def run(self, run: Run) -> VerifiedToken:
+        """Walk every step; the verified token, or the first step's refusal."""
+        for _, step in STEPS:
+            try:  # noqa: SIM105 (suppress() costs a context manager per step)
+                step(self, run)
+            except Skipped:
+                pass
+        assert run.verified is not None
+        return run.verified
+
+
+Step = Callable[[Pipeline, Run], None]
+
+
+# -- the steps ------------------------------------------------------------------------
+
+
+def parse(p: Pipeline, run: Run) -> None:
+    """RFC 7515 §7.1 compact serialization (or an opaque token for introspection)."""
+    token = run.token
+    if isinstance(token, bytes):
+        try:
+            run.token = token = token.decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidToken("The access token is malformed: it is not ASCII.", reason="malformed") from None
+    if p.registry.introspecting and not looks_like_jws(token):
+        if len(token) > p.max_token_bytes:
+            raise InvalidToken("The access token is too large.", reason="too_large")
+        if not _B64TOKEN.fullmatch(token):
+            raise InvalidToken("The access token is malformed.", reason="malformed")
+        run.opaque = True
+        return
+    run.parsed = parse_compact(token, p.max_token_bytes)
+
+
+def select_issuer(p: Pipeline, run: Run) -> None:
+    """Only a configured issuer, chosen by the token's unverified ``iss``; introspected
+    tokens are answered here (RFC 7662 §2), and the signature steps skip them."""
+    if run.opaque:
+        run.verified = introspect_opaque(p, run.token)
+        return
+    assert run.parsed is not None
+    claims = run.parsed.payload
+    entry = p.registry.select(claims)
+    if entry is None:
+        p.registry.log_near_miss(claims.get("iss"))
+        raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
+    run.entry = entry
+    if entry.introspector is not None and entry.introspector.all_tokens:
+        run.verified = introspect_with(p, entry, run.token)
+
+
+def check_header(p: Pipeline, run: Run) -> None:
+    """The algorithm allowlist, then the header rules (see :func:`check_header_rules`)."""
+    if run.verified is not None:
+        raise Skipped("introspected")
+    assert run.parsed is not None
+    assert run.entry is not None
+    check_algorithm(run.parsed.header, run.entry)
+    check_header_rules(run.parsed.header, run.entry)
+
+
+def find_key(p: Pipeline, run: Run) -> None:
+    """The issuer's keys for the header's ``kid`` and ``alg`` (RFC 7517 §4.5)."""
+    if run.verified is not None:
+        raise Skipped("introspected")
+    assert run.parsed is not None
+    assert run.entry is not None
+    kid = run.parsed.header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidToken("The token's key id is malformed.", reason="malformed")
+    keys = run.entry.keys
+    # Read before the lookup: material withdrawn while this runs may have verified the token.
+    run.generation = keys.generation
+    run.candidates = keys.candidates(kid, run.parsed.header["alg"])  # raises KeysUnavailable/InvalidToken if none
+
+
+def verify_signature(p: Pipeline, run: Run) -> None:
+    """RFC 7515 §5.2 with the selected issuer's keys; an unknown ``kid`` may refetch (cooldown-bounded)."""
+    if run.verified is not None:
+        raise Skipped("introspected")
+    parsed, entry = run.parsed, run.entry
+    assert parsed is not None
+    assert entry is not None
+    header, claims = parsed.header, parsed.payload
+    alg, kid, iss = header["alg"], header.get("kid"), claims.get("iss")
+    keys = entry.keys
+    found = run.candidates
+    key, wrong_issuer = first_verifying(found, alg, iss, claims, parsed.signing_input, parsed.signature)
+    if key is None and kid is not None and not wrong_issuer:
+        # The issuer may have put new material under this kid (cooldown-bounded refetch).
+        replacement = keys.replacement(kid, alg, found[0])
+        if replacement is not None:
+            key, wrong_issuer = first_verifying(
+                (replacement,), alg, iss, claims, parsed.signing_input, parsed.signature
+            )
+    if key is None:
+        if wrong_issuer:
+            raise InvalidToken("The token's signing key belongs to another issuer.", reason="key_issuer")
+        raise InvalidToken("The token's signature is invalid.", reason="bad_signature")
+    run.key = key
+
+
+def check_token_claims(p: Pipeline, run: Run) -> None:
+    """RFC 7519 §4.1 / RFC 9068 §4 claims (introspection answers were checked when answered)."""
+    if run.verified is not None:
+        raise Skipped("introspected")
+    parsed, entry = run.parsed, run.entry
+    assert parsed is not None
+    assert entry is not None
+    check_claims(parsed.payload, entry.rules, run.now)
+    run.verified = VerifiedToken(parsed.payload, parsed.header, entry.rules)
+
+
+def check_binding(p: Pipeline, run: Run) -> None:
+    """Sender constraints (RFC 9449 DPoP, RFC 8705 mTLS): each configured :class:`Binding`."""
+    if not p.bindings:
+        raise Skipped("no sender constraint configured")
+    assert run.verified is not None
+    for binding in p.bindings:
+        binding(run.request, run.verified)
+
+
+def authorize(p: Pipeline, run: Run) -> None:
+    """Required roles and scopes (RFC 6750 §3.1 ``insufficient_scope``), when the caller states them."""
+    required = run.required
+    if required is None or not (required.roles or required.scopes):
+        raise Skipped("nothing required")
+    token = run.verified
+    assert token is not None
+    problem = (lacking(token.roles, required.roles, required.match, "role(s)") if required.roles else None) or (
+        lacking(token.scopes, required.scopes, required.match, "scope(s)") if required.scopes else None
+    )
+    if problem:
+        raise InsufficientScope(problem)
+
+
+# -- RFC 7662 introspection (the issuer step for tokens an issuer vouches for) --------------
+
+
+def introspect_opaque(p: Pipeline, token: str) -> VerifiedToken:
+    """Ask each issuer with introspection, in the configured order (RFC 7662 §2).
+
+    An opaque token names no issuer. The first issuer whose endpoint calls it
+    active *and* whose checks the answer passes decides. An active answer that
+    fails them (another ``aud``, an ``iss`` naming another issuer, expired) does
+    not end the search: that issuer does not vouch for this token here, and the
+    next may. If none accepts: 503 if an endpoint could not answer (it might
+    have), else the first such refusal, else "not active".
+    """
+    unavailable: IntrospectionUnavailable | None = None
+    refused: InvalidToken | None = None
+    for entry in p.registry.introspecting:
+        try:
+            return introspect_with(p, entry, token)
+        except IntrospectionUnavailable as exc:
+            unavailable = unavailable or exc
+        except InvalidToken as exc:
+            if exc.reason != "inactive":
+                refused = refused or exc
+    if unavailable is not None:
+        raise unavailable
+    if refused is not None:
+        raise refused
+    raise InvalidToken("The access token is not active.", reason="inactive")
+
+
+def introspect_with(p: Pipeline, entry: IssuerEntry, token: str) -> VerifiedToken:
+    """``entry``'s introspection answer for ``token``, checked (RFC 7662 §2.2)."""
+    assert entry.introspector is not None
+    answer = entry.introspector.introspect(token)
+    check_introspected(answer, entry.introspected_rules, p.clock())
+    return VerifiedToken(answer, {}, entry.introspected_rules)
+
+
+#: The steps, named and in order: the one place their order is written.
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("parse", parse),
+    ("issuer", select_issuer),
+    ("header", check_header),
+    ("key", find_key),
+    ("signature", verify_signature),
+    ("claims", check_token_claims),
+    ("binding", check_binding),
+    ("authorization", authorize),
+)
