@@ -15,13 +15,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
 
 from .claims import VerifiedToken, validity_window
-from .errors import CCGuardError, ConfigurationError, InvalidToken
+from .errors import CCGuardError, InvalidToken
 from .fetch.http import HTTPClient
 from .fetch.http_cache import CacheSpec, DefaultFreshness, make_cache
 from .header import check_header_rules
 from .introspection import Introspector
-from .issuers import IssuerEntry, non_negative, positive_int
+from .issuers import PER_ISSUER_OPTIONS, IssuerEntry
 from .jwks import KeySet
+from .options import OPTIONS
 from .pipeline import Pipeline, Run, check_binding
 from .registry import IssuerRegistry, IssuerSpec
 from .request import HTTPRequest
@@ -31,6 +32,13 @@ from .token_cache import TokenCache
 __all__ = ["TokenValidator"]
 
 log = logging.getLogger("flask_ccguard")
+
+# The defaults of the keyword parameters below, from the one declaration of each option.
+_D = {name: option.default for name, option in OPTIONS.items()}
+
+
+def _check(name: str, value: Any, option_name: Callable[[str], str]) -> Any:
+    return OPTIONS[name].check(value, option_name(name))
 
 
 class TokenValidator:
@@ -77,68 +85,47 @@ class TokenValidator:
     def __init__(
         self,
         issuer: IssuerSpec | Sequence[IssuerSpec],
-        audience: str | Sequence[str] | None = None,
-        algorithms: Iterable[str] = ("RS256",),
-        leeway: float = 60,
+        audience: str | Sequence[str] | None = _D["audience"],
+        algorithms: Iterable[str] = _D["algorithms"],
+        leeway: float = _D["leeway"],
         *,
-        require_iat: bool = True,
-        jwks_uri: str | None = None,
-        discovery_url: str | None = None,
-        roles_claim: str = "roles",
-        roles_delimiter: str | None = None,
-        scopes_claim: str | None = None,
-        http_timeout: float = 5,
-        jwks_refresh_cooldown: float = 30,
-        jwks_max_age: float = 600,
-        jwks_stale_limit: float = 86400,
-        max_token_bytes: int = 16384,
-        token_types: Iterable[str] | None = None,
-        max_token_age: float | None = None,
-        id_token_claims: Iterable[str] | None = None,
-        allow_cross_origin_metadata: bool | Sequence[str] = False,
-        token_cache_size: int = 1024,
-        cache: CacheSpec = None,
+        require_iat: bool = _D["require_iat"],
+        jwks_uri: str | None = _D["jwks_uri"],
+        discovery_url: str | None = _D["discovery_url"],
+        roles_claim: str = _D["roles_claim"],
+        roles_delimiter: str | None = _D["roles_delimiter"],
+        scopes_claim: str | None = _D["scopes_claim"],
+        http_timeout: float = _D["http_timeout"],
+        jwks_refresh_cooldown: float = _D["jwks_refresh_cooldown"],
+        jwks_max_age: float = _D["jwks_max_age"],
+        jwks_stale_limit: float = _D["jwks_stale_limit"],
+        max_token_bytes: int = _D["max_token_bytes"],
+        token_types: Iterable[str] | None = _D["token_types"],
+        max_token_age: float | None = _D["max_token_age"],
+        id_token_claims: Iterable[str] | None = _D["id_token_claims"],
+        allow_cross_origin_metadata: bool | Sequence[str] = _D["allow_cross_origin_metadata"],
+        token_cache_size: int = _D["token_cache_size"],
+        cache: CacheSpec = _D["cache"],
         clock: Callable[[], float] | None = None,
         option_name: Callable[[str], str] = str,
     ) -> None:
+        # The keywords above are spelled out for readers and IDEs; their defaults and
+        # checks are those of OPTIONS (a test holds the two together).
+        given = dict(locals())
         self._name = option_name
         self._clock = clock or time.time
-        self.max_token_bytes = positive_int(max_token_bytes, option_name("max_token_bytes"))
-        timeout = non_negative(http_timeout, option_name("http_timeout"))
-        if timeout == 0:
-            raise ConfigurationError(f"{option_name('http_timeout')} must be more than 0 seconds.")
+        self.max_token_bytes = _check("max_token_bytes", max_token_bytes, option_name)
+        timeout = _check("http_timeout", http_timeout, option_name)
         shared = make_cache(cache, option_name("cache")) if cache not in (None, "", "memory://") else None
         # Only a shared cache needs heuristic freshness; its lifetime is set below.
         freshness = DefaultFreshness(0) if shared is not None else None
         self.http = HTTPClient(timeout=timeout, cache=shared, heuristic=freshness)
         self._counter = ValidationCounter()
-        size = token_cache_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ConfigurationError(
-                f"{option_name('token_cache_size')} must be a whole number of tokens, 0 to turn the cache off "
-                f"(got {size!r})."
-            )
         #: Most verified tokens remembered (0: no cache).
-        self.token_cache_size = size
+        self.token_cache_size = size = _check("token_cache_size", token_cache_size, option_name)
         self._cache = TokenCache(size) if size else None
-        defaults: dict[str, Any] = {
-            "audience": audience,
-            "algorithms": algorithms,
-            "leeway": leeway,
-            "require_iat": require_iat,
-            "jwks_uri": jwks_uri,
-            "discovery_url": discovery_url,
-            "roles_claim": roles_claim,
-            "roles_delimiter": roles_delimiter,
-            "scopes_claim": scopes_claim,
-            "jwks_refresh_cooldown": jwks_refresh_cooldown,
-            "jwks_max_age": jwks_max_age,
-            "jwks_stale_limit": jwks_stale_limit,
-            "token_types": token_types,
-            "max_token_age": max_token_age,
-            "id_token_claims": id_token_claims,
-            "allow_cross_origin_metadata": allow_cross_origin_metadata,
-        }
+        # Validator-wide values of the per-issuer options; each issuer's dict may override them.
+        defaults = {name: given[name] for name in PER_ISSUER_OPTIONS if name in OPTIONS}
         #: The configured issuers and the selection among them.
         self.registry = IssuerRegistry(issuer, defaults, option_name=option_name, http=self.http, clock=self._clock)
         #: The validation steps (:mod:`.pipeline`); check-token walks the same object.
