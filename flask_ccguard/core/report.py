@@ -1,15 +1,14 @@
-"""The validator's checks one at a time, each with a verdict and a reason (for check-token).
+"""The check-token report: the validator's pipeline walked step by step, each step a PASS, FAIL or SKIP line.
 
-:func:`run_checks` applies the rules a :class:`TokenValidator` enforces
-(RFC 7515 format and header, algorithm allowlist, key lookup at the
-*configured* issuer, signature, RFC 7519 §4.1 claims) plus required roles and
-scopes, and reports every one instead of stopping at the first failure. The
-issuer's settings come from the validator's own selection
-(:meth:`~.validator.TokenValidator.select_issuer`: fixed issuers, lists,
-``{tenantid}`` templates); tokens the validator introspects (RFC 7662) are
-reported from its verdict and the introspection answer. A final ``validate``
-line runs the validator itself, so the report can never pass a token the
-validator would refuse; a bug in a check becomes a FAIL line, never a traceback.
+:func:`run_checks` runs the steps of :mod:`.pipeline` (the functions
+:meth:`~.validator.TokenValidator.validate` runs, on the same issuer registry)
+and, unlike ``validate()``, goes on after a failure where a later step can
+still run, so the report shows everything that is wrong. Issuer forms are the
+registry's (fixed issuers, lists, ``{tenantid}`` templates); tokens the
+validator introspects (RFC 7662) are reported from its verdict and the
+introspection answer. A final ``validate`` line runs the validator itself, so
+the report can never pass a token the validator would refuse; a bug in a
+check becomes a FAIL line, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,13 +19,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from .claims import CLAIM_CHECKS, ClaimRules, VerifiedToken, roles_of, scopes_of
+from .authorization import lacking
+from .claims import CLAIM_CHECKS, ClaimRules, VerifiedToken
 from .errors import CCGuardError
-from .introspection import looks_like_jws
+from .header import check_algorithm, check_header_rules
 from .issuers import IssuerEntry
-from .jws import ParsedToken, parse_compact
-from .keys import VerifyingKey
-from .signature import key_issuer_matches
+from .jws import ParsedToken
+from .pipeline import Run, check_binding, find_key, parse, select_issuer, verify_signature
+from .request import HTTPRequest
 from .validator import TokenValidator
 
 __all__ = ["CHECK_NAMES", "Check", "Report", "run_checks"]
@@ -102,14 +102,21 @@ def run_checks(
     *,
     roles: Iterable[str] = (),
     scopes: Iterable[str] = (),
+    roles_match: str = "any",
+    scopes_match: str = "all",
+    request: HTTPRequest | None = None,
     now: float | None = None,
 ) -> Report:
-    """Check ``token`` as ``validator`` would, reporting each check.
+    """Check ``token`` as ``validator`` would, reporting each step.
 
-    :param roles: if given, the token must carry at least one of them.
-    :param scopes: if given, the token must carry all of them.
+    :param roles: roles the token must carry, ``roles_match`` (``"any"``, the
+        default, or ``"all"``) of them, as ``@require_roles(..., match=...)``.
+    :param scopes: scopes the token must carry, ``scopes_match`` (``"all"``,
+        the default, or ``"any"``) of them.
+    :param request: the request description for the ``binding`` step.
     """
-    run = _Run(validator, token, tuple(roles), tuple(scopes), time.time() if now is None else now)
+    required = _Required(tuple(roles), tuple(scopes), roles_match, scopes_match)
+    run = _Report(validator, token, required, request, time.time() if now is None else now)
     try:
         run.check()
     except Exception as exc:  # a bug in a check must not end in a traceback
@@ -119,13 +126,27 @@ def run_checks(
     return Report(run.header, run.payload, run.checks)
 
 
-class _Run:
+class _Required(NamedTuple):
+    roles: tuple[str, ...]
+    scopes: tuple[str, ...]
+    roles_match: str
+    scopes_match: str
+
+
+class _Report:
     """One report being written."""
 
     def __init__(
-        self, validator: TokenValidator, token: str, roles: tuple[str, ...], scopes: tuple[str, ...], now: float
+        self,
+        validator: TokenValidator,
+        token: str,
+        required: _Required,
+        request: HTTPRequest | None,
+        now: float,
     ) -> None:
-        self.validator, self.token, self.roles, self.scopes, self.now = validator, token, roles, scopes, now
+        self.validator, self.token, self.required, self.now = validator, token, required, now
+        self.pipeline = validator.pipeline
+        self.run = Run(token, now, request)
         self.checks: list[Check] = []
         self.header: Mapping[str, Any] | None = None
         self.payload: Mapping[str, Any] | None = None
@@ -144,7 +165,7 @@ class _Run:
         """The validator's own verdict, asked once (introspection answers cost a request)."""
         if self.verdict is None:
             try:
-                self.verdict = (self.validator.validate(self.token), None)
+                self.verdict = (self.validator.validate(self.token, self.run.request), None)
             except CCGuardError as exc:
                 self.verdict = (None, exc)
         return self.verdict
@@ -157,74 +178,82 @@ class _Run:
             self.add("validate", "PASS", "TokenValidator accepts the token")
 
     def check(self) -> None:
-        validator, token = self.validator, self.token
-        if validator.introspects and not looks_like_jws(token):
-            self.add("format", "PASS", "opaque token (not a compact JWS): checked by RFC 7662 introspection")
-            self.introspected()
-            return
-        try:
-            parsed = parse_compact(token, validator.max_token_bytes)
+        pipe, run = self.pipeline, self.run
+        try:  # step "parse"
+            parse(pipe, run)
         except CCGuardError as exc:
             self.add("format", "FAIL", exc.description)
             self.skip_rest("the token cannot be read")
             return
+        if run.opaque:
+            self.add("format", "PASS", "opaque token (not a compact JWS): checked by RFC 7662 introspection")
+            self.introspected()
+            return
+        parsed = run.parsed
+        assert parsed is not None
         self.header, self.payload = parsed.header, parsed.payload
-        entry = validator.select_issuer(parsed.payload)
+        entry = pipe.registry.select(parsed.payload)
         if entry is not None and entry.introspector is not None and entry.introspector.all_tokens:
+            # Step "issuer" would introspect here; the verdict below asks the endpoint once.
             self.add("format", "PASS", f"compact JWS; {entry.rules.issuer} introspects all its tokens (RFC 7662)")
             self.introspected()
             return
-        iss = parsed.payload.get("iss")
-        if entry is None:
-            configured = validator.issuers
+        selected = True
+        try:  # step "issuer"
+            select_issuer(pipe, run)
+        except CCGuardError:
+            configured = self.validator.issuers
             if len(configured) != 1:
                 self.add("format", "PASS", "compact JWS")
-                self.add("iss", "FAIL", f"{iss!r} is none of the configured issuers {list(configured)}")
+                self.add(
+                    "iss", "FAIL", f"{parsed.payload.get('iss')!r} is none of the configured issuers {list(configured)}"
+                )
                 self.skip_rest("the token's issuer is not configured")
                 return
             # One issuer: check the rest against it, so the report shows all that is wrong.
-            self.jws(parsed, validator.issuer_settings(configured[0]), selected=False)
-            return
-        self.jws(parsed, entry, selected=True)
+            run.entry, selected = pipe.registry.entry(configured[0]), False
+        self.jws(parsed, selected=selected)
 
-    def jws(self, parsed: ParsedToken, entry: IssuerEntry, *, selected: bool) -> None:
-        """The JWS checks with ``entry``'s settings; ``selected`` is False when the
-        validator would not pick ``entry`` for this token (so ``iss`` fails)."""
+    def jws(self, parsed: ParsedToken, *, selected: bool) -> None:
+        """The remaining steps with the selected issuer's settings; ``selected`` is False
+        when the validator would pick no issuer for this token (so ``iss`` fails)."""
+        pipe, run = self.pipeline, self.run
+        entry = run.entry
+        assert entry is not None
         header, payload, issuer = parsed.header, parsed.payload, entry.rules.issuer
+        # Step "header": its two rules, each on its own line.
         try:
-            self.validator.check_header(header, entry)
+            check_header_rules(header, entry)
             self.add("format", "PASS", f"compact JWS, typ {header.get('typ')!r}")
         except CCGuardError as exc:
             self.add("format", "FAIL", exc.description)
-
-        alg = header.get("alg")
-        kid = header.get("kid")
-        candidates: tuple[VerifyingKey, ...] = ()
-        if not (isinstance(alg, str) and alg in entry.algorithms):
+        alg, kid = header.get("alg"), header.get("kid")
+        try:
+            check_algorithm(header, entry)
+            self.add("algorithm", "PASS", f"{alg} is allowed")
+            allowed = True
+        except CCGuardError:
             self.add("algorithm", "FAIL", f"{alg!r} is not in the allowlist {sorted(entry.algorithms)}")
+            allowed = False
+        if not allowed:
             self.add("key", "SKIP", "the algorithm is not allowed")
-        elif kid is not None and not isinstance(kid, str):
-            self.add("algorithm", "PASS", f"{alg} is allowed")
-            self.add("key", "FAIL", f"the key id {kid!r} is not a string")
         else:
-            self.add("algorithm", "PASS", f"{alg} is allowed")
-            try:
-                candidates = entry.keys.candidates(kid, alg)
-                shown = f"kid {kid!r}" if kid is not None else f"{len(candidates)} key(s) for {alg}"
+            try:  # step "key"
+                find_key(pipe, run)
+                shown = f"kid {kid!r}" if kid is not None else f"{len(run.candidates)} key(s) for {alg}"
                 self.add("key", "PASS", f"{shown} found at {issuer}")
             except CCGuardError as exc:
-                self.add("key", "FAIL", f"{exc.description} (keys fetched from {issuer} only)")
-        # Entra ID: a JWK naming an issuer signs only that issuer's tokens (as validate() checks).
-        own = [k for k in candidates if k.issuer is None or key_issuer_matches(k, payload.get("iss"), payload)]
-        if not candidates:
+                detail = f"the key id {kid!r} is not a string" if exc.reason == "malformed" else exc.description
+                self.add("key", "FAIL", f"{detail} (keys fetched from {issuer} only)")
+        if not run.candidates:
             self.add("signature", "SKIP", "no key to verify with")
-        elif not own:
-            self.add("signature", "FAIL", "the token's signing key belongs to another issuer")
-        elif any(k.verify(str(alg), parsed.signing_input, parsed.signature) for k in own):
-            self.add("signature", "PASS", f"verified with the issuer's {alg} key")
         else:
-            self.add("signature", "FAIL", "the signature does not verify with the issuer's key")
-
+            try:  # step "signature"
+                verify_signature(pipe, run)
+                self.add("signature", "PASS", f"verified with the issuer's {alg} key")
+            except CCGuardError as exc:
+                self.add("signature", "FAIL", _SIGNATURE_FAILURES.get(exc.reason, exc.description))
+        # Step "claims", one line per claim rule.
         results = self.claim_results(payload, entry.rules)
         if not selected and results["iss"].status == "PASS":
             # e.g. iss is the template itself: it equals the rules' issuer, yet names no tenant.
@@ -239,20 +268,36 @@ class _Run:
                 detail=results["iss"].detail + f" (template {entry.template.template}, tid {payload.get('tid')!r})"
             )
         self.checks.extend(results[name] for name in _CLAIM_LINES)
-        self.permissions(
-            roles_of(payload, entry.rules.roles_claim, entry.rules.roles_delimiter),
-            scopes_of(payload, entry.rules.scopes_claim),
-        )
+        if results["id_token"].status == "FAIL":
+            self.checks.append(results["id_token"])
+        passed = all(c.status != "FAIL" for c in self.checks)
+        verified = VerifiedToken(payload, header, entry.rules)
+        self.binding(verified if passed else None)
+        self.permissions(verified.roles, verified.scopes)
 
     def claim_results(self, claims: Mapping[str, Any], rules: ClaimRules) -> dict[str, Check]:
         results: dict[str, Check] = {}
-        for name, check in CLAIM_CHECKS:
+        for name, check in CLAIM_CHECKS:  # what step "claims" runs (check_claims), rule by rule
             try:
                 check(claims, rules, self.now)
                 results[name] = Check(name, "PASS", _claim_detail(name, claims, self.now))
             except CCGuardError as exc:
                 results[name] = Check(name, "FAIL", f"{exc.description} ({_claim_detail(name, claims, self.now)})")
         return results
+
+    def binding(self, verified: VerifiedToken | None) -> None:
+        """Step "binding": shown only when a sender constraint is configured."""
+        if not self.pipeline.bindings:
+            return
+        if verified is None:
+            self.add("binding", "SKIP", "the token failed an earlier check")
+            return
+        self.run.verified = verified
+        try:
+            check_binding(self.pipeline, self.run)
+            self.add("binding", "PASS", "the request proves possession of the token's key")
+        except CCGuardError as exc:
+            self.add("binding", "FAIL", exc.description)
 
     def introspected(self) -> None:
         """RFC 7662: the issuer vouches for the token; report its answer as the validator judged it."""
@@ -275,23 +320,34 @@ class _Run:
         claims.setdefault("iss", verified.issuer)  # RFC 7662 §2.2: iss is optional
         results = self.claim_results(claims, entry.introspected_rules)
         self.checks.extend(results[name] for name in _CLAIM_LINES)
+        self.binding(verified)
         self.permissions(verified.roles, verified.scopes)
 
     def permissions(self, have_roles: frozenset[str], have_scopes: frozenset[str]) -> None:
-        roles, scopes = self.roles, self.scopes
-        if not roles:
-            self.add("roles", "SKIP", f"none required (token has {sorted(have_roles)})")
-        elif have_roles.intersection(roles):
-            self.add("roles", "PASS", f"has {sorted(have_roles.intersection(roles))} (one of {list(roles)} needed)")
+        """Step "authorization": the decorators' rule (:func:`.authorization.lacking`), one line each."""
+        req = self.required
+        self.permission("roles", "role(s)", have_roles, req.roles, req.roles_match)
+        self.permission("scopes", "scope(s)", have_scopes, req.scopes, req.scopes_match)
+
+    def permission(self, line: str, what: str, have: frozenset[str], need: tuple[str, ...], match: str) -> None:
+        if not need:
+            self.add(line, "SKIP", f"none required (token has {sorted(have)})")
+            return
+        if lacking(have, need, match, what) is None:
+            held = sorted(have.intersection(need))
+            shown = f"has {held} (one of {list(need)} needed)" if match == "any" else f"has all of {list(need)}"
+            self.add(line, "PASS", shown)
+        elif match == "any":
+            self.add(line, "FAIL", f"needs one of {list(need)}; token has {sorted(have)}")
         else:
-            self.add("roles", "FAIL", f"needs one of {list(roles)}; token has {sorted(have_roles)}")
-        missing = [s for s in scopes if s not in have_scopes]
-        if not scopes:
-            self.add("scopes", "SKIP", f"none required (token has {sorted(have_scopes)})")
-        elif missing:
-            self.add("scopes", "FAIL", f"missing {missing}; token has {sorted(have_scopes)}")
-        else:
-            self.add("scopes", "PASS", f"has all of {list(scopes)}")
+            missing = [n for n in need if n not in have]
+            self.add(line, "FAIL", f"missing {missing}; token has {sorted(have)}")
+
+
+_SIGNATURE_FAILURES = {
+    "bad_signature": "the signature does not verify with the issuer's key",
+    "key_issuer": "the token's signing key belongs to another issuer",
+}
 
 
 def _expected(entry: IssuerEntry) -> str:
