@@ -10,9 +10,10 @@ RFC 8705) → ``authorization`` (required roles/scopes, RFC 6750 §3.1).
 :meth:`.validator.TokenValidator.validate` and check-token (:mod:`.report`) both
 walk :data:`STEPS`, so the report is the validator's verdict step by step. Each
 step is a function of the :class:`Pipeline` and one :class:`Run`; it raises a
-:class:`~.errors.CCGuardError` to refuse, or :class:`Skipped` when it does not
-apply (an introspected token has no signature). No step builds text on success,
-so walking them costs a few calls beside the signature check.
+:class:`~.errors.CCGuardError` to refuse, returns None when it passed, or returns
+a reason (a constant string) when it does not apply (an introspected token has no
+signature); check-token prints that as SKIP. Nothing is raised or formatted on
+the way through, so walking them costs a few calls beside the signature check.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from typing import Any, Callable, Protocol
 
 from .authorization import lacking
 from .claims import VerifiedToken, check_claims
-from .errors import InsufficientScope, IntrospectionUnavailable, InvalidToken
+from .errors import InsufficientScope, InvalidToken
 from .header import check_algorithm, check_header_rules
-from .introspection import check_introspected, looks_like_jws
+from .introspection import looks_like_jws
 from .issuers import IssuerEntry
 from .jws import ParsedToken, parse_compact
 from .keys import VerifyingKey
+from .opaque import introspect_opaque, introspect_with
 from .registry import IssuerRegistry
 from .request import HTTPRequest
 from .signature import first_verifying
@@ -39,7 +41,6 @@ __all__ = [
     "Pipeline",
     "Requirement",
     "Run",
-    "Skipped",
     "Step",
     "introspect_opaque",
     "introspect_with",
@@ -47,10 +48,6 @@ __all__ = [
 
 # RFC 6750 §2.1 b64token: what an opaque bearer token may consist of.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-
-
-class Skipped(Exception):
-    """A step that does not apply to this token (check-token prints it as SKIP)."""
 
 
 class Binding(Protocol):
@@ -109,7 +106,7 @@ class Run:
 class Pipeline:
     """The steps' configuration: the issuer registry, the size limit, the bindings."""
 
-    __slots__ = ("bindings", "clock", "max_token_bytes", "registry")
+    __slots__ = ("_active", "bindings", "clock", "max_token_bytes", "registry")
 
     def __init__(
         self,
@@ -123,29 +120,33 @@ class Pipeline:
         self.clock = clock
         #: Sender-constraint checks of the ``binding`` step, in order.
         self.bindings: tuple[Binding, ...] = tuple(bindings)
+        self._active = self._steps()
 
     def add_binding(self, binding: Binding) -> None:
         """Run ``binding`` in the ``binding`` step of every validation, cache hits included."""
         self.bindings = (*self.bindings, binding)
+        self._active = self._steps()
+
+    def _steps(self) -> tuple[Step, ...]:
+        # The binding step is left out of validate()'s walk while it has nothing to run.
+        return tuple(step for name, step in STEPS if name != "binding" or self.bindings)
 
     def run(self, run: Run) -> VerifiedToken:
         """Walk every step; the verified token, or the first step's refusal."""
-        for _, step in STEPS:
-            try:  # noqa: SIM105 (suppress() costs a context manager per step)
-                step(self, run)
-            except Skipped:
-                pass
+        for step in self._active:
+            step(self, run)
         assert run.verified is not None
         return run.verified
 
 
-Step = Callable[[Pipeline, Run], None]
+#: A step: returns None when it passed, or why it does not apply; raises CCGuardError to refuse.
+Step = Callable[[Pipeline, Run], "str | None"]
 
 
 # -- the steps ------------------------------------------------------------------------
 
 
-def parse(p: Pipeline, run: Run) -> None:
+def parse(p: Pipeline, run: Run) -> str | None:
     """RFC 7515 §7.1 compact serialization (or an opaque token for introspection)."""
     token = run.token
     if isinstance(token, bytes):
@@ -159,16 +160,17 @@ def parse(p: Pipeline, run: Run) -> None:
         if not _B64TOKEN.fullmatch(token):
             raise InvalidToken("The access token is malformed.", reason="malformed")
         run.opaque = True
-        return
+        return None
     run.parsed = parse_compact(token, p.max_token_bytes)
+    return None
 
 
-def select_issuer(p: Pipeline, run: Run) -> None:
+def select_issuer(p: Pipeline, run: Run) -> str | None:
     """Only a configured issuer, chosen by the token's unverified ``iss``; introspected
     tokens are answered here (RFC 7662 §2), and the signature steps skip them."""
     if run.opaque:
-        run.verified = introspect_opaque(p, run.token)
-        return
+        run.verified = introspect_opaque(p.registry, run.token, p.clock)
+        return None
     assert run.parsed is not None
     claims = run.parsed.payload
     entry = p.registry.select(claims)
@@ -177,23 +179,25 @@ def select_issuer(p: Pipeline, run: Run) -> None:
         raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
     run.entry = entry
     if entry.introspector is not None and entry.introspector.all_tokens:
-        run.verified = introspect_with(p, entry, run.token)
+        run.verified = introspect_with(entry, run.token, p.clock)
+    return None
 
 
-def check_header(p: Pipeline, run: Run) -> None:
+def check_header(p: Pipeline, run: Run) -> str | None:
     """The algorithm allowlist, then the header rules (see :func:`check_header_rules`)."""
     if run.verified is not None:
-        raise Skipped("introspected")
+        return "introspected"
     assert run.parsed is not None
     assert run.entry is not None
     check_algorithm(run.parsed.header, run.entry)
     check_header_rules(run.parsed.header, run.entry)
+    return None
 
 
-def find_key(p: Pipeline, run: Run) -> None:
+def find_key(p: Pipeline, run: Run) -> str | None:
     """The issuer's keys for the header's ``kid`` and ``alg`` (RFC 7517 §4.5)."""
     if run.verified is not None:
-        raise Skipped("introspected")
+        return "introspected"
     assert run.parsed is not None
     assert run.entry is not None
     kid = run.parsed.header.get("kid")
@@ -203,12 +207,13 @@ def find_key(p: Pipeline, run: Run) -> None:
     # Read before the lookup: material withdrawn while this runs may have verified the token.
     run.generation = keys.generation
     run.candidates = keys.candidates(kid, run.parsed.header["alg"])  # raises KeysUnavailable/InvalidToken if none
+    return None
 
 
-def verify_signature(p: Pipeline, run: Run) -> None:
+def verify_signature(p: Pipeline, run: Run) -> str | None:
     """RFC 7515 §5.2 with the selected issuer's keys; an unknown ``kid`` may refetch (cooldown-bounded)."""
     if run.verified is not None:
-        raise Skipped("introspected")
+        return "introspected"
     parsed, entry = run.parsed, run.entry
     assert parsed is not None
     assert entry is not None
@@ -229,33 +234,36 @@ def verify_signature(p: Pipeline, run: Run) -> None:
             raise InvalidToken("The token's signing key belongs to another issuer.", reason="key_issuer")
         raise InvalidToken("The token's signature is invalid.", reason="bad_signature")
     run.key = key
+    return None
 
 
-def check_token_claims(p: Pipeline, run: Run) -> None:
+def check_token_claims(p: Pipeline, run: Run) -> str | None:
     """RFC 7519 §4.1 / RFC 9068 §4 claims (introspection answers were checked when answered)."""
     if run.verified is not None:
-        raise Skipped("introspected")
+        return "introspected"
     parsed, entry = run.parsed, run.entry
     assert parsed is not None
     assert entry is not None
     check_claims(parsed.payload, entry.rules, run.now)
     run.verified = VerifiedToken(parsed.payload, parsed.header, entry.rules)
+    return None
 
 
-def check_binding(p: Pipeline, run: Run) -> None:
+def check_binding(p: Pipeline, run: Run) -> str | None:
     """Sender constraints (RFC 9449 DPoP, RFC 8705 mTLS): each configured :class:`Binding`."""
     if not p.bindings:
-        raise Skipped("no sender constraint configured")
+        return "no sender constraint configured"
     assert run.verified is not None
     for binding in p.bindings:
         binding(run.request, run.verified)
+    return None
 
 
-def authorize(p: Pipeline, run: Run) -> None:
+def authorize(p: Pipeline, run: Run) -> str | None:
     """Required roles and scopes (RFC 6750 §3.1 ``insufficient_scope``), when the caller states them."""
     required = run.required
     if required is None or not (required.roles or required.scopes):
-        raise Skipped("nothing required")
+        return "nothing required"
     token = run.verified
     assert token is not None
     problem = (lacking(token.roles, required.roles, required.match, "role(s)") if required.roles else None) or (
@@ -263,44 +271,7 @@ def authorize(p: Pipeline, run: Run) -> None:
     )
     if problem:
         raise InsufficientScope(problem)
-
-
-# -- RFC 7662 introspection (the issuer step for tokens an issuer vouches for) --------------
-
-
-def introspect_opaque(p: Pipeline, token: str) -> VerifiedToken:
-    """Ask each issuer with introspection, in the configured order (RFC 7662 §2).
-
-    An opaque token names no issuer. The first issuer whose endpoint calls it
-    active *and* whose checks the answer passes decides. An active answer that
-    fails them (another ``aud``, an ``iss`` naming another issuer, expired) does
-    not end the search: that issuer does not vouch for this token here, and the
-    next may. If none accepts: 503 if an endpoint could not answer (it might
-    have), else the first such refusal, else "not active".
-    """
-    unavailable: IntrospectionUnavailable | None = None
-    refused: InvalidToken | None = None
-    for entry in p.registry.introspecting:
-        try:
-            return introspect_with(p, entry, token)
-        except IntrospectionUnavailable as exc:
-            unavailable = unavailable or exc
-        except InvalidToken as exc:
-            if exc.reason != "inactive":
-                refused = refused or exc
-    if unavailable is not None:
-        raise unavailable
-    if refused is not None:
-        raise refused
-    raise InvalidToken("The access token is not active.", reason="inactive")
-
-
-def introspect_with(p: Pipeline, entry: IssuerEntry, token: str) -> VerifiedToken:
-    """``entry``'s introspection answer for ``token``, checked (RFC 7662 §2.2)."""
-    assert entry.introspector is not None
-    answer = entry.introspector.introspect(token)
-    check_introspected(answer, entry.introspected_rules, p.clock())
-    return VerifiedToken(answer, {}, entry.introspected_rules)
+    return None
 
 
 #: The steps, named and in order: the one place their order is written.

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from .authorization import lacking
@@ -26,74 +25,13 @@ from .header import check_algorithm, check_header_rules
 from .issuers import IssuerEntry
 from .jws import ParsedToken
 from .pipeline import Run, check_binding, find_key, parse, select_issuer, verify_signature
+from .report_lines import _CLAIM_LINES, CHECK_NAMES, Check, Report, claim_detail
 from .request import HTTPRequest
 from .validator import TokenValidator
 
 __all__ = ["CHECK_NAMES", "Check", "Report", "run_checks"]
 
 log = logging.getLogger("flask_ccguard")
-
-#: The lines of a report, in order.
-CHECK_NAMES = (
-    "format",
-    "algorithm",
-    "key",
-    "signature",
-    "iss",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "roles",
-    "scopes",
-    "validate",
-)
-_CLAIM_LINES = ("iss", "aud", "exp", "iat", "nbf")
-
-
-class Check(NamedTuple):
-    """One line of the report: ``status`` is ``PASS``, ``FAIL`` or ``SKIP``."""
-
-    name: str
-    status: str
-    detail: str
-
-
-class Report(NamedTuple):
-    header: Mapping[str, Any] | None
-    payload: Mapping[str, Any] | None
-    checks: list[Check]
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing failed (skipped checks were not asked for)."""
-        return all(c.status != "FAIL" for c in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "valid": self.ok,
-            "header": dict(self.header) if self.header is not None else None,
-            "payload": dict(self.payload) if self.payload is not None else None,
-            "checks": [c._asdict() for c in self.checks],
-        }
-
-
-def _when(value: Any, now: float) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return repr(value)
-    try:
-        stamp = datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return repr(value)
-    delta = int(value - now)
-    return f"{stamp} ({'in ' if delta > 0 else ''}{abs(delta)} s{'' if delta > 0 else ' ago'})"
-
-
-def _claim_detail(name: str, payload: Mapping[str, Any], now: float) -> str:
-    if name not in payload:
-        return "absent (optional)"
-    value = payload[name]
-    return _when(value, now) if name in ("exp", "iat", "nbf") else repr(value)
 
 
 def run_checks(
@@ -280,9 +218,9 @@ class _Report:
         for name, check in CLAIM_CHECKS:  # what step "claims" runs (check_claims), rule by rule
             try:
                 check(claims, rules, self.now)
-                results[name] = Check(name, "PASS", _claim_detail(name, claims, self.now))
+                results[name] = Check(name, "PASS", claim_detail(name, claims, self.now))
             except CCGuardError as exc:
-                results[name] = Check(name, "FAIL", f"{exc.description} ({_claim_detail(name, claims, self.now)})")
+                results[name] = Check(name, "FAIL", f"{exc.description} ({claim_detail(name, claims, self.now)})")
         return results
 
     def binding(self, verified: VerifiedToken | None) -> None:
