@@ -95,8 +95,11 @@ class Run:
         self.request = request
         self.required = required
         self.opaque = False
-        self.parsed: ParsedToken | None = None
-        self.entry: IssuerEntry | None = None
+        # Set by the "parse" and "issuer" steps before any later step reads them (a
+        # token that fails either never reaches those); left unset, not None, so the
+        # steps need no checks on the way.
+        self.parsed: ParsedToken
+        self.entry: IssuerEntry
         self.candidates: tuple[VerifyingKey, ...] = ()
         self.key: VerifyingKey | None = None
         self.generation = 0
@@ -106,7 +109,7 @@ class Run:
 class Pipeline:
     """The steps' configuration: the issuer registry, the size limit, the bindings."""
 
-    __slots__ = ("_active", "bindings", "clock", "max_token_bytes", "registry")
+    __slots__ = ("_active", "_all", "bindings", "clock", "max_token_bytes", "registry")
 
     def __init__(
         self,
@@ -120,6 +123,7 @@ class Pipeline:
         self.clock = clock
         #: Sender-constraint checks of the ``binding`` step, in order.
         self.bindings: tuple[Binding, ...] = tuple(bindings)
+        self._all = tuple(step for _, step in STEPS)
         self._active = self._steps()
 
     def add_binding(self, binding: Binding) -> None:
@@ -128,12 +132,13 @@ class Pipeline:
         self._active = self._steps()
 
     def _steps(self) -> tuple[Step, ...]:
-        # The binding step is left out of validate()'s walk while it has nothing to run.
-        return tuple(step for name, step in STEPS if name != "binding" or self.bindings)
+        # The walk without requirements (validate()'s): "authorization" has nothing to
+        # check, and "binding" nothing to run until a binding is added.
+        return tuple(step for name, step in STEPS if name != "authorization" and (name != "binding" or self.bindings))
 
     def run(self, run: Run) -> VerifiedToken:
         """Walk every step; the verified token, or the first step's refusal."""
-        for step in self._active:
+        for step in self._active if run.required is None else self._all:
             step(self, run)
         assert run.verified is not None
         return run.verified
@@ -171,7 +176,6 @@ def select_issuer(p: Pipeline, run: Run) -> str | None:
     if run.opaque:
         run.verified = introspect_opaque(p.registry, run.token, p.clock)
         return None
-    assert run.parsed is not None
     claims = run.parsed.payload
     entry = p.registry.select(claims)
     if entry is None:
@@ -187,8 +191,6 @@ def check_header(p: Pipeline, run: Run) -> str | None:
     """The algorithm allowlist, then the header rules (see :func:`check_header_rules`)."""
     if run.verified is not None:
         return "introspected"
-    assert run.parsed is not None
-    assert run.entry is not None
     check_algorithm(run.parsed.header, run.entry)
     check_header_rules(run.parsed.header, run.entry)
     return None
@@ -198,8 +200,6 @@ def find_key(p: Pipeline, run: Run) -> str | None:
     """The issuer's keys for the header's ``kid`` and ``alg`` (RFC 7517 §4.5)."""
     if run.verified is not None:
         return "introspected"
-    assert run.parsed is not None
-    assert run.entry is not None
     kid = run.parsed.header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise InvalidToken("The token's key id is malformed.", reason="malformed")
@@ -215,8 +215,6 @@ def verify_signature(p: Pipeline, run: Run) -> str | None:
     if run.verified is not None:
         return "introspected"
     parsed, entry = run.parsed, run.entry
-    assert parsed is not None
-    assert entry is not None
     header, claims = parsed.header, parsed.payload
     alg, kid, iss = header["alg"], header.get("kid"), claims.get("iss")
     keys = entry.keys
@@ -242,8 +240,6 @@ def check_token_claims(p: Pipeline, run: Run) -> str | None:
     if run.verified is not None:
         return "introspected"
     parsed, entry = run.parsed, run.entry
-    assert parsed is not None
-    assert entry is not None
     check_claims(parsed.payload, entry.rules, run.now)
     run.verified = VerifiedToken(parsed.payload, parsed.header, entry.rules)
     return None

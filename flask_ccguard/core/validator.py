@@ -231,15 +231,15 @@ class TokenValidator:
     ) -> VerifiedToken:
         run = Run(token, now, request)
         verified = self.pipeline.run(run)
-        key, entry, parsed = run.key, run.entry, run.parsed
-        # Introspected tokens have no key and are asked again; keys without a kid are
-        # rare, and are found by their place in the set rather than by name: their
-        # tokens are verified every time.
-        if cache is not None and key is not None and key.kid is not None and entry is not None and parsed is not None:
-            token = run.token
+        key = run.key
+        # Introspected tokens have no key (nor parsed JWS) and are asked again; keys
+        # without a kid are rare, and are found by their place in the set rather than
+        # by name: their tokens are verified every time.
+        if cache is not None and key is not None and key.kid is not None:
+            token, entry = run.token, run.entry
             if cache.admit(token):
                 # The parsed payload, not verified.claims (a fresh copy at each access).
-                since, until = validity_window(parsed.payload, entry.rules)
+                since, until = validity_window(run.parsed.payload, entry.rules)
                 cache.put(
                     token,
                     verified,
