@@ -21,9 +21,10 @@ from flask.cli import AppGroup
 
 from ._version import __version__
 from .client.credentials import AUTH_METHODS, BASIC_ENCODING_OPTIONS, ClientCredentials, TokenRequestError
-from .core.checks import Report, run_checks
+from .core.authorization import MATCHES
 from .core.errors import CCGuardError, ConfigurationError
 from .core.jws import parse_compact
+from .core.report import Report, run_checks
 from .core.validator import TokenValidator
 from .environment import parse_list
 
@@ -262,8 +263,22 @@ def token(scope: str | None, audience: Sequence[str], as_json: bool, header_file
     envvar="CCGUARD_AUDIENCE",
     help="Expected audience (repeatable).",
 )
-@click.option("--role", multiple=True, help="Required role; any one of them suffices (repeatable).")
-@click.option("--scope", multiple=True, help="Required scope; all are needed (repeatable).")
+@click.option("--role", multiple=True, help="Required role (repeatable); see --roles-match.")
+@click.option("--scope", multiple=True, help="Required scope (repeatable); see --scopes-match.")
+@click.option(
+    "--roles-match",
+    type=click.Choice(MATCHES),
+    default="any",
+    show_default=True,
+    help="'any': one of the --role values suffices; 'all': as @require_roles(..., match='all').",
+)
+@click.option(
+    "--scopes-match",
+    type=click.Choice(MATCHES),
+    default="all",
+    show_default=True,
+    help="'all': every --scope is needed, as @require_scopes; 'any': one suffices.",
+)
 @click.option("--request-scope", envvar="CCGUARD_SCOPE", help="Scope to request when fetching the token.")
 @click.option(
     "--algorithm",
@@ -285,6 +300,8 @@ def check_token(
     audience: Sequence[str],
     role: Sequence[str],
     scope: Sequence[str],
+    roles_match: str,
+    scopes_match: str,
     request_scope: str | None,
     algorithm: Sequence[str],
     leeway: float,
@@ -326,7 +343,8 @@ def check_token(
         _usage(str(exc))
     # Given, or requested from the endpoint (never printed: it is a credential).
     tok = _read_token(raw_token) if raw_token else _fetch(_client(opts, request_scope, None))["access_token"]
-    _print_report(run_checks(validator, tok, roles=role, scopes=scope), as_json)
+    report = run_checks(validator, tok, roles=role, scopes=scope, roles_match=roles_match, scopes_match=scopes_match)
+    _print_report(report, as_json)
 
 
 @main.command()
@@ -356,13 +374,31 @@ flask_group = AppGroup("ccguard", help="Check tokens with this application's fla
 
 @flask_group.command("check-token")
 @click.argument("raw_token", metavar="TOKEN")
-@click.option("--role", multiple=True, help="Required role; any one of them suffices (repeatable).")
-@click.option("--scope", multiple=True, help="Required scope; all are needed (repeatable).")
+@click.option("--role", multiple=True, help="Required role (repeatable); see --roles-match.")
+@click.option("--scope", multiple=True, help="Required scope (repeatable); see --scopes-match.")
+@click.option(
+    "--roles-match",
+    type=click.Choice(MATCHES),
+    default="any",
+    show_default=True,
+    help="'any': one of the --role values suffices; 'all': as @require_roles(..., match='all').",
+)
+@click.option(
+    "--scopes-match",
+    type=click.Choice(MATCHES),
+    default="all",
+    show_default=True,
+    help="'all': every --scope is needed, as @require_scopes; 'any': one suffices.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def flask_check_token(raw_token: str, role: Sequence[str], scope: Sequence[str], as_json: bool) -> None:
+def flask_check_token(
+    raw_token: str, role: Sequence[str], scope: Sequence[str], roles_match: str, scopes_match: str, as_json: bool
+) -> None:
     """Check TOKEN ('-': stdin) with the app's own validator and configuration."""
     state = current_app.extensions.get("ccguard")
     validator = getattr(state, "validator", None)
     if not isinstance(validator, TokenValidator):
         _usage("flask-ccguard is not set up on this app: call CCGuard(app) or guard.init_app(app).")
-    _print_report(run_checks(validator, _read_token(raw_token), roles=role, scopes=scope), as_json)
+    token = _read_token(raw_token)
+    report = run_checks(validator, token, roles=role, scopes=scope, roles_match=roles_match, scopes_match=scopes_match)
+    _print_report(report, as_json)

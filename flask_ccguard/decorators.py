@@ -21,6 +21,7 @@ from werkzeug.local import LocalProxy
 from .core.bearer import extract_token, is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope, MissingToken
+from .http_request import describe
 from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
 from .state import CCGuardState, get_state
@@ -150,9 +151,11 @@ def _validated_token(req: Request) -> VerifiedToken:
             # The common case, "Bearer <b64token>" exactly: the token is what
             # the general path would extract, found without its regexes.
             probe = header[7:]
-            token = validator.validate(probe if is_b64token(probe) else _token_from_request(state, req))
+            raw = probe if is_b64token(probe) else _token_from_request(state, req)
         else:
-            token = validator.validate(_token_from_request(state, req))
+            raw = _token_from_request(state, req)
+        # Described only when a binding step (DPoP, mTLS) will read it.
+        token = validator.validate(raw, describe(req) if validator.pipeline.bindings else None)
         setattr(req, _TOKEN_ATTR, token)
         if token_verified.receivers:  # blinker's send() costs even with no receiver
             announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]

@@ -1,41 +1,31 @@
 """TokenValidator: checks a JWT access token (RFC 9068) from configured issuers.
 
-Options are checked once, in ``__init__`` (see :mod:`.issuers`); ``validate()`` then parses the
-token once, selects the issuer by the token's unverified ``iss`` (only among
-configured issuers, before any key or network work), checks the header,
-verifies the signature with a cached key, and checks the claims.
-
-The ``iss`` lookup is one dict lookup; multi-tenant issuer templates (Entra
-ID's ``.../{tenantid}/v2.0``, see :mod:`.tenants`) are tried only when it
-misses. Tokens that are not a compact JWS go to the issuers that configure
-RFC 7662 introspection (:mod:`.introspection`), in the configured order.
+Options are checked once, in ``__init__`` (per issuer in :mod:`.issuers`, the
+issuers gathered in :mod:`.registry`). ``validate()`` answers a token seen before
+from the verified-token cache (:mod:`.token_cache`); any other token walks the
+steps of :mod:`.pipeline` (parse, issuer, header, key, signature, claims,
+binding, authorization), the same steps check-token reports on.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
-from .claims import VerifiedToken, check_claims, validity_window
-from .errors import CCGuardError, ConfigurationError, IntrospectionUnavailable, InvalidToken
-from .fetch.discovery import issuer_near_miss
+from .claims import VerifiedToken, validity_window
+from .errors import CCGuardError, InvalidToken
 from .fetch.http import HTTPClient
 from .fetch.http_cache import CacheSpec, DefaultFreshness, make_cache
-from .introspection import Introspector, check_introspected, looks_like_jws
-from .issuers import (
-    IssuerEntry,
-    build_issuer,
-    issuer_specs,
-    non_negative,
-    normalize_typ,
-    positive_int,
-)
+from .header import check_header_rules
+from .introspection import Introspector
+from .issuers import PER_ISSUER_OPTIONS, IssuerEntry
 from .jwks import KeySet
-from .jws import parse_compact
-from .keys import VerifyingKey
+from .options import OPTIONS
+from .pipeline import Pipeline, Run, check_binding
+from .registry import IssuerRegistry, IssuerSpec
+from .request import HTTPRequest
 from .stats import ValidationCounter, snapshot
 from .token_cache import TokenCache
 
@@ -43,13 +33,12 @@ __all__ = ["TokenValidator"]
 
 log = logging.getLogger("flask_ccguard")
 
-IssuerSpec = Union[str, Mapping[str, Any]]
+# The defaults of the keyword parameters below, from the one declaration of each option.
+_D = {name: option.default for name, option in OPTIONS.items()}
 
-# RFC 6750 §2.1 b64token: what an opaque bearer token may consist of.
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-# RFC 7515 §4.1.11: we implement no extension, so any critical one is refused.
-_UNDERSTOOD_CRIT: frozenset[str] = frozenset()
-_ABSENT = object()
+
+def _check(name: str, value: Any, option_name: Callable[[str], str]) -> Any:
+    return OPTIONS[name].check(value, option_name(name))
 
 
 class TokenValidator:
@@ -96,125 +85,70 @@ class TokenValidator:
     def __init__(
         self,
         issuer: IssuerSpec | Sequence[IssuerSpec],
-        audience: str | Sequence[str] | None = None,
-        algorithms: Iterable[str] = ("RS256",),
-        leeway: float = 60,
+        audience: str | Sequence[str] | None = _D["audience"],
+        algorithms: Iterable[str] = _D["algorithms"],
+        leeway: float = _D["leeway"],
         *,
-        require_iat: bool = True,
-        jwks_uri: str | None = None,
-        discovery_url: str | None = None,
-        roles_claim: str = "roles",
-        roles_delimiter: str | None = None,
-        scopes_claim: str | None = None,
-        http_timeout: float = 5,
-        jwks_refresh_cooldown: float = 30,
-        jwks_max_age: float = 600,
-        jwks_stale_limit: float = 86400,
-        max_token_bytes: int = 16384,
-        token_types: Iterable[str] | None = None,
-        max_token_age: float | None = None,
-        id_token_claims: Iterable[str] | None = None,
-        allow_cross_origin_metadata: bool | Sequence[str] = False,
-        token_cache_size: int = 1024,
-        cache: CacheSpec = None,
+        require_iat: bool = _D["require_iat"],
+        jwks_uri: str | None = _D["jwks_uri"],
+        discovery_url: str | None = _D["discovery_url"],
+        roles_claim: str = _D["roles_claim"],
+        roles_delimiter: str | None = _D["roles_delimiter"],
+        scopes_claim: str | None = _D["scopes_claim"],
+        http_timeout: float = _D["http_timeout"],
+        jwks_refresh_cooldown: float = _D["jwks_refresh_cooldown"],
+        jwks_max_age: float = _D["jwks_max_age"],
+        jwks_stale_limit: float = _D["jwks_stale_limit"],
+        max_token_bytes: int = _D["max_token_bytes"],
+        token_types: Iterable[str] | None = _D["token_types"],
+        max_token_age: float | None = _D["max_token_age"],
+        id_token_claims: Iterable[str] | None = _D["id_token_claims"],
+        allow_cross_origin_metadata: bool | Sequence[str] = _D["allow_cross_origin_metadata"],
+        token_cache_size: int = _D["token_cache_size"],
+        cache: CacheSpec = _D["cache"],
         clock: Callable[[], float] | None = None,
         option_name: Callable[[str], str] = str,
     ) -> None:
+        # The keywords above are spelled out for readers and IDEs; their defaults and
+        # checks are those of OPTIONS (a test holds the two together).
+        given = dict(locals())
         self._name = option_name
         self._clock = clock or time.time
-        self.max_token_bytes = positive_int(max_token_bytes, option_name("max_token_bytes"))
-        timeout = non_negative(http_timeout, option_name("http_timeout"))
-        if timeout == 0:
-            raise ConfigurationError(f"{option_name('http_timeout')} must be more than 0 seconds.")
+        self.max_token_bytes = _check("max_token_bytes", max_token_bytes, option_name)
+        timeout = _check("http_timeout", http_timeout, option_name)
         shared = make_cache(cache, option_name("cache")) if cache not in (None, "", "memory://") else None
         # Only a shared cache needs heuristic freshness; its lifetime is set below.
         freshness = DefaultFreshness(0) if shared is not None else None
         self.http = HTTPClient(timeout=timeout, cache=shared, heuristic=freshness)
         self._counter = ValidationCounter()
-        size = token_cache_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ConfigurationError(
-                f"{option_name('token_cache_size')} must be a whole number of tokens, 0 to turn the cache off "
-                f"(got {size!r})."
-            )
         #: Most verified tokens remembered (0: no cache).
-        self.token_cache_size = size
+        self.token_cache_size = size = _check("token_cache_size", token_cache_size, option_name)
         self._cache = TokenCache(size) if size else None
-        defaults: dict[str, Any] = {
-            "audience": audience,
-            "algorithms": algorithms,
-            "leeway": leeway,
-            "require_iat": require_iat,
-            "jwks_uri": jwks_uri,
-            "discovery_url": discovery_url,
-            "roles_claim": roles_claim,
-            "roles_delimiter": roles_delimiter,
-            "scopes_claim": scopes_claim,
-            "jwks_refresh_cooldown": jwks_refresh_cooldown,
-            "jwks_max_age": jwks_max_age,
-            "jwks_stale_limit": jwks_stale_limit,
-            "token_types": token_types,
-            "max_token_age": max_token_age,
-            "id_token_claims": id_token_claims,
-            "allow_cross_origin_metadata": allow_cross_origin_metadata,
-        }
-        specs = issuer_specs(issuer, option_name("issuer"))
-        self._issuers: dict[str, IssuerEntry] = {}
-        self._templates: list[IssuerEntry] = []
-        self._introspecting: list[IssuerEntry] = []
-        for index, spec in enumerate(specs):
-            label = (
-                option_name("issuer")
-                if len(specs) == 1 and isinstance(issuer, (str, Mapping))
-                else f"{option_name('issuer')}[{index}]"
-            )
-            entry = build_issuer(
-                spec,
-                defaults,
-                label,
-                option_name=option_name,
-                http=self.http,
-                clock=self._clock,
-            )
-            if entry.rules.issuer in self._issuers or any(
-                t.rules.issuer == entry.rules.issuer for t in self._templates
-            ):
-                raise ConfigurationError(
-                    f"{label}: issuer {entry.rules.issuer!r} is configured twice; list each issuer once."
-                )
-            if entry.template is not None:
-                self._templates.append(entry)
-            else:
-                self._issuers[entry.rules.issuer] = entry
-            if entry.introspector is not None:
-                self._introspecting.append(entry)
+        # Validator-wide values of the per-issuer options; each issuer's dict may override them.
+        defaults = {name: given[name] for name in PER_ISSUER_OPTIONS if name in OPTIONS}
+        #: The configured issuers and the selection among them.
+        self.registry = IssuerRegistry(issuer, defaults, option_name=option_name, http=self.http, clock=self._clock)
+        #: The validation steps (:mod:`.pipeline`); check-token walks the same object.
+        self.pipeline = Pipeline(self.registry, self.max_token_bytes, self._clock)
         if freshness is not None:
             # Never fresher than the shortest refresh interval, or a refresh would be a cache hit.
-            freshness.seconds = int(min(e.keys.max_age for e in self._entries()))
+            freshness.seconds = int(min(e.keys.max_age for e in self.registry.entries()))
 
     # -- configuration ---------------------------------------------------------------
 
     @property
     def issuers(self) -> tuple[str, ...]:
         """The configured issuer identifiers (templates as configured)."""
-        return tuple(self._issuers) + tuple(t.rules.issuer for t in self._templates)
+        return self.registry.identifiers
 
     @property
     def introspects(self) -> bool:
         """True when an issuer introspects opaque tokens (RFC 7662): :meth:`validate` sends them there."""
-        return bool(self._introspecting)
-
-    def _entry(self, issuer: str) -> IssuerEntry:
-        entry = self._issuers.get(issuer)
-        if entry is None:
-            entry = next((t for t in self._templates if t.rules.issuer == issuer), None)
-            if entry is None:
-                raise KeyError(issuer)
-        return entry
+        return bool(self.registry.introspecting)
 
     def key_set(self, issuer: str) -> KeySet:
         """The key set of a configured issuer or template (for stats and tests)."""
-        return self._entry(issuer).keys
+        return self.registry.entry(issuer).keys
 
     @property
     def token_cache(self) -> TokenCache | None:
@@ -223,41 +157,35 @@ class TokenValidator:
 
     def introspector(self, issuer: str) -> Introspector | None:
         """The introspector of a configured issuer, if it has one (for stats and tests)."""
-        return self._entry(issuer).introspector
+        return self.registry.entry(issuer).introspector
 
     def issuer_settings(self, issuer: str) -> IssuerEntry:
         """The resolved settings of a configured issuer or template (``rules``,
-        ``algorithms``, ``keys``, ``token_types``), so check-token runs the same rules one by one.
+        ``algorithms``, ``keys``, ``token_types``).
 
         :raises KeyError: ``issuer`` is not configured.
         """
-        return self._entry(issuer)
+        return self.registry.entry(issuer)
 
     def select_issuer(self, claims: Mapping[str, Any]) -> IssuerEntry | None:
-        """The settings :meth:`validate` applies to a token with these (unverified)
-        claims: the fixed issuer named by ``iss``, else the first template that
-        ``iss`` and ``tid`` match (its rules bound to that ``iss``); None if none.
-        """
-        iss = claims.get("iss")
-        entry = self._issuers.get(iss) if isinstance(iss, str) else None
-        if entry is None and self._templates:
-            # Templates only on a miss, so fixed issuers cost one dict lookup.
-            entry = self._match_template(iss, claims)
-        return entry
+        """The settings :meth:`validate` applies to a token with these (unverified) claims
+        (see :meth:`.registry.IssuerRegistry.select`)."""
+        return self.registry.select(claims)
 
     def check_header(self, header: Mapping[str, Any], issuer: str | IssuerEntry) -> None:
-        """Check a token header's ``crit``, ``b64``, ``nonce`` and ``typ`` for ``issuer``
-        (an identifier or template, or the settings :meth:`select_issuer` gave).
+        """Check a token header's ``crit``, ``b64``, ``nonce`` and ``typ`` for ``issuer``.
 
         :raises InvalidToken: as :meth:`validate` would.
         """
-        self._check_header(header, issuer if isinstance(issuer, IssuerEntry) else self._entry(issuer))
+        check_header_rules(header, issuer if isinstance(issuer, IssuerEntry) else self.registry.entry(issuer))
 
     # -- validation ------------------------------------------------------------------
 
-    def validate(self, token: str | bytes) -> VerifiedToken:
+    def validate(self, token: str | bytes, request: HTTPRequest | None = None) -> VerifiedToken:
         """Check ``token`` and return its verified claims.
 
+        :param request: what is known of the HTTP request that carried the token,
+            for the ``binding`` step (DPoP, mTLS); None: the token is checked alone.
         :raises InvalidToken: (or :class:`ExpiredToken`) if the token is not
             acceptable; ``reason`` and ``claim`` say why.
         :raises KeysUnavailable: if the issuer's keys cannot be had.
@@ -267,12 +195,17 @@ class TokenValidator:
             now = self._clock()
             hit = cache.get(token, now) if cache is not None and isinstance(token, str) else None
             if hit is not None:
-                # Keeps the periodic JWKS refresh going, which is what
-                # notices keys that leave the set, while every request hits.
+                # The hit path skips the pipeline's objects: its steps before
+                # "binding" passed when the token was cached (time claims are
+                # re-checked by the cache itself).
                 hit.keys.refresh_if_due()
                 verified = hit.token
+                if self.pipeline.bindings:
+                    run = Run(token, now, request)
+                    run.verified = verified
+                    check_binding(self.pipeline, run)
             else:
-                verified = self._validate(token, cache, now)
+                verified = self._validate(token, request, cache, now)
         except CCGuardError as exc:
             self._counter.add("unavailable" if exc.status == 503 else "rejected", exc.reason)
             raise
@@ -291,177 +224,29 @@ class TokenValidator:
         Cheap enough to expose on a metrics endpoint; a new dict each call.
         See :func:`~flask_ccguard.core.stats.snapshot` for its members.
         """
-        return snapshot(self._counter, self.http, (e.keys for e in self._entries()))
+        return snapshot(self._counter, self.http, (e.keys for e in self.registry.entries()))
 
-    def _entries(self) -> list[IssuerEntry]:
-        return [*self._issuers.values(), *self._templates]
-
-    def _validate(self, token: str | bytes, cache: TokenCache | None, now: float) -> VerifiedToken:
-        if isinstance(token, bytes):
-            try:
-                token = token.decode("ascii")
-            except UnicodeDecodeError:
-                raise InvalidToken("The access token is malformed: it is not ASCII.", reason="malformed") from None
-        if self._introspecting and isinstance(token, str) and not looks_like_jws(token):
-            return self._introspect_opaque(token)
-        parsed = parse_compact(token, self.max_token_bytes)
-        header, claims = parsed.header, parsed.payload
-        iss = claims.get("iss")
-        entry = self.select_issuer(claims)
-        if entry is None:
-            for configured in self._issuers:  # only on this refusal path
-                near = issuer_near_miss(iss, configured)
-                if near:
-                    log.info(
-                        "flask_ccguard: token iss differs from the configured issuer %r only by %s",
-                        configured,
-                        near,
-                    )
-                    break
-            raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
-        if entry.introspector is not None and entry.introspector.all_tokens:
-            return self._introspect_with(entry, token)
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in entry.algorithms:
-            raise InvalidToken("The token's signing algorithm is not allowed.", reason="algorithm")
-        self._check_header(header, entry)
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise InvalidToken("The token's key id is malformed.", reason="malformed")
-        signing_input, signature = parsed.signing_input, parsed.signature
-        keys = entry.keys
-        # Read before the lookup: material withdrawn while this runs may have verified the token.
-        generation = keys.generation
-        found = keys.candidates(kid, alg)
-        key, wrong_issuer = _first_verifying(found, alg, iss, claims, signing_input, signature)
-        if key is None and kid is not None and not wrong_issuer:
-            # The issuer may have put new material under this kid (cooldown-bounded refetch).
-            replacement = keys.replacement(kid, alg, found[0])
-            if replacement is not None:
-                key, wrong_issuer = _first_verifying((replacement,), alg, iss, claims, signing_input, signature)
-        if key is None:
-            if wrong_issuer:
-                raise InvalidToken("The token's signing key belongs to another issuer.", reason="key_issuer")
-            raise InvalidToken("The token's signature is invalid.", reason="bad_signature")
-        rules = entry.rules
-        check_claims(claims, rules, now)
-        verified = VerifiedToken(claims, header, rules)
-        # Keys without a kid are rare, and are found by their place in the
-        # set rather than by name: their tokens are verified every time.
-        if cache is not None and key.kid is not None and cache.admit(token):
-            since, until = validity_window(claims, rules)
-            cache.put(
-                token, verified, since=since, until=until, keys=keys, fingerprint=key.fingerprint, generation=generation
-            )
-        return verified
-
-    def _match_template(self, iss: Any, claims: Mapping[str, Any]) -> IssuerEntry | None:
-        if not isinstance(iss, str):
-            return None
-        for entry in self._templates:
-            assert entry.template is not None
-            if entry.template.matches(iss, claims.get("tid")):
-                return IssuerEntry(
-                    entry.rules.for_issuer(iss), entry.algorithms, entry.keys, entry.token_types, entry.template
+    def _validate(
+        self, token: str | bytes, request: HTTPRequest | None, cache: TokenCache | None, now: float
+    ) -> VerifiedToken:
+        run = Run(token, now, request)
+        verified = self.pipeline.run(run)
+        key = run.key
+        # Introspected tokens have no key (nor parsed JWS) and are asked again; keys
+        # without a kid are rare, and are found by their place in the set rather than
+        # by name: their tokens are verified every time.
+        if cache is not None and key is not None and key.kid is not None:
+            token, entry = run.token, run.entry
+            if cache.admit(token):
+                # The parsed payload, not verified.claims (a fresh copy at each access).
+                since, until = validity_window(run.parsed.payload, entry.rules)
+                cache.put(
+                    token,
+                    verified,
+                    since=since,
+                    until=until,
+                    keys=entry.keys,
+                    fingerprint=key.fingerprint,
+                    generation=run.generation,
                 )
-        return None
-
-    # -- introspection (RFC 7662) ----------------------------------------------------
-
-    def _introspect_opaque(self, token: str) -> VerifiedToken:
-        """Ask each issuer with introspection, in the configured order (RFC 7662 §2).
-
-        An opaque token names no issuer. The first issuer whose endpoint calls
-        it active *and* whose checks the answer passes decides. An active
-        answer that fails them (another ``aud``, an ``iss`` naming another
-        issuer, expired) does not end the search: that issuer does not vouch
-        for this token here, and the next may. So the order matters only when
-        two issuers would both accept the same token string. If none accepts:
-        503 if an endpoint could not answer (it might have), else the first
-        such refusal, else "not active".
-        """
-        if len(token) > self.max_token_bytes:
-            raise InvalidToken("The access token is too large.", reason="too_large")
-        if not _B64TOKEN.fullmatch(token):
-            raise InvalidToken("The access token is malformed.", reason="malformed")
-        unavailable: IntrospectionUnavailable | None = None
-        refused: InvalidToken | None = None
-        for entry in self._introspecting:
-            try:
-                return self._introspect_with(entry, token)
-            except IntrospectionUnavailable as exc:
-                unavailable = unavailable or exc
-            except InvalidToken as exc:
-                if exc.reason != "inactive":
-                    refused = refused or exc
-        if unavailable is not None:
-            raise unavailable
-        if refused is not None:
-            raise refused
-        raise InvalidToken("The access token is not active.", reason="inactive")
-
-    def _introspect_with(self, entry: IssuerEntry, token: str) -> VerifiedToken:
-        assert entry.introspector is not None
-        answer = entry.introspector.introspect(token)
-        check_introspected(answer, entry.introspected_rules, self._clock())
-        return VerifiedToken(answer, {}, entry.introspected_rules)
-
-    @staticmethod
-    def _check_header(header: Mapping[str, Any], entry: IssuerEntry) -> None:
-        # RFC 7515 §4.1.11: if present, a non-empty array of strings naming
-        # extensions we understand. Checked member by member, so a nested
-        # array or object (unhashable) is refused rather than crashing set().
-        crit = header.get("crit", _ABSENT)
-        if crit is not _ABSENT and (
-            not isinstance(crit, list)
-            or not crit
-            or not all(isinstance(c, str) and c in _UNDERSTOOD_CRIT for c in crit)
-        ):
-            raise InvalidToken("The token requires an unsupported extension ('crit').", reason="crit")
-        if "b64" in header and header["b64"] is not True:
-            raise InvalidToken("Unencoded payloads (RFC 7797) are not supported.", reason="crit")
-        if "nonce" in header:
-            # Microsoft first-party tokens (e.g. for Graph): signed over a hashed
-            # nonce in a proprietary way, and never meant for this API.
-            raise InvalidToken(
-                "The token is a Microsoft first-party token (it has a 'nonce' header) "
-                "and cannot be validated by third parties.",
-                reason="first_party_token",
-            )
-        typ = header.get("typ")
-        if typ is not None and not isinstance(typ, str):
-            raise InvalidToken("The token's type is not allowed.", reason="token_type")
-        if (None if typ is None else normalize_typ(typ)) not in entry.token_types:
-            raise InvalidToken("The token's type is not allowed.", reason="token_type")
-
-
-def _first_verifying(
-    keys: tuple[VerifyingKey, ...],
-    alg: str,
-    iss: Any,
-    claims: Mapping[str, Any],
-    signing_input: bytes,
-    signature: bytes,
-) -> tuple[VerifyingKey | None, bool]:
-    """The first of ``keys`` that verifies the signature, and whether one was skipped for its ``issuer``."""
-    wrong_issuer = False
-    for key in keys:
-        if key.issuer is not None and not _key_issuer_matches(key, iss, claims):
-            wrong_issuer = True
-            continue
-        if key.verify(alg, signing_input, signature):
-            return key, wrong_issuer
-    return None, wrong_issuer
-
-
-def _key_issuer_matches(key: VerifyingKey, iss: Any, claims: Mapping[str, Any]) -> bool:
-    """Entra ID's signing-key issuer check: a JWK's ``issuer`` member must equal
-    the token's ``iss``, after a ``{tenantid}`` in it is replaced by ``tid``."""
-    expected = key.issuer
-    assert expected is not None
-    if "{tenantid}" in expected:
-        tid = claims.get("tid")
-        if not isinstance(tid, str) or not tid:
-            return False
-        expected = expected.replace("{tenantid}", tid)
-    return bool(expected == iss)
+        return verified

@@ -21,7 +21,7 @@ from flask import Flask
 from flask_ccguard import CCGuardError, TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.client import ClientCredentials
-from flask_ccguard.core.checks import run_checks
+from flask_ccguard.core.report import run_checks
 from flask_ccguard.testing import TestIssuer, profile_issuer
 from tests.conftest import flip_signature
 

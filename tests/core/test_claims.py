@@ -20,7 +20,7 @@ from flask_ccguard import (
     require_roles,
     require_token,
 )
-from flask_ccguard.core.checks import run_checks
+from flask_ccguard.core.report import run_checks
 from flask_ccguard.testing import TestIssuer
 
 NOW = 1_800_000_000

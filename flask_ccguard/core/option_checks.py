@@ -1,0 +1,174 @@
+"""The checks of option values: each takes (value, display name) and returns the normalized value.
+
+Every message names the option as the user wrote it (``CCGUARD_LEEWAY``,
+``CCGUARD_ISSUER[1]['leeway']``) and says how to fix it; :mod:`.options` attaches
+one to each option.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .claims import ID_TOKEN_CLAIMS
+from .errors import ConfigurationError
+from .keys import ASYMMETRIC_ALGORITHMS
+from .numbers import bounded_number
+
+# RFC 9068 §2.1 asks for "at+jwt"; most issuers still send "JWT" or nothing.
+DEFAULT_TOKEN_TYPES: frozenset[str | None] = frozenset({None, "jwt", "at+jwt"})
+# RFC 9110 §11.5: the realm is a quoted-string; we refuse what would need escaping.
+_REALM = re.compile(r"[\x20-\x7e]+")
+
+
+def normalize_typ(typ: str) -> str:
+    # RFC 7515 §4.1.9: a media type, case-insensitive, "application/" optional.
+    typ = typ.lower()
+    return typ[len("application/") :] if typ.startswith("application/") else typ
+
+
+def audiences(value: Any, name: str) -> frozenset[str]:
+    if isinstance(value, str) and value:
+        return frozenset((value,))
+    if isinstance(value, (list, tuple, set, frozenset)) and value and all(isinstance(v, str) and v for v in value):
+        return frozenset(value)
+    raise ConfigurationError(
+        f"{name} is required to check the 'aud' claim: set it to your API's identifier "
+        "(e.g. 'https://api.example.com' or its client id), or a list of them."
+    )
+
+
+def algorithms(value: Any, name: str) -> frozenset[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple, set, frozenset)) or not value:
+        raise ConfigurationError(f"{name} must be a non-empty list such as ['RS256'].")
+    for alg in value:
+        if not isinstance(alg, str):
+            raise ConfigurationError(f"{name} must hold algorithm names such as 'RS256'.")
+        if alg.lower() == "none" or alg.upper().startswith("HS"):
+            raise ConfigurationError(
+                f"{name} contains {alg!r}: unsigned and HMAC tokens are refused because "
+                "a resource server must not hold the issuer's signing secret; use e.g. 'RS256'."
+            )
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            raise ConfigurationError(
+                f"{name} contains {alg!r}, which is not supported; choose from {sorted(ASYMMETRIC_ALGORITHMS)}."
+            )
+    return frozenset(value)
+
+
+def token_types(value: Any, name: str) -> frozenset[str | None]:
+    if value is None:
+        return DEFAULT_TOKEN_TYPES
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, (list, tuple, set, frozenset))
+        or not value
+        or not all(isinstance(v, str) and v for v in value)
+    ):
+        raise ConfigurationError(f"{name} must be None or a list of 'typ' values such as ['at+jwt'].")
+    return frozenset(normalize_typ(v) for v in value)
+
+
+def id_token_claims(value: Any, name: str) -> frozenset[str]:
+    if value is None:
+        return ID_TOKEN_CLAIMS
+    if not isinstance(value, (list, tuple, set, frozenset)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigurationError(
+            f"{name} must be None (refuse tokens with {sorted(ID_TOKEN_CLAIMS)}) or a list of claim "
+            "names, e.g. ['at_hash', 'c_hash', 's_hash'] for an issuer that puts 'nonce' in access tokens, "
+            "or [] to turn the check off."
+        )
+    return frozenset(value)
+
+
+def non_negative(value: Any, name: str) -> float:
+    seconds = bounded_number(value)  # never OverflowError, whatever the number
+    if seconds is None or seconds < 0:
+        raise ConfigurationError(f"{name} must be a number of seconds, 0 or more (got {value!r}).")
+    return seconds
+
+
+def positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"{name} must be a whole number above 0 (got {value!r}).")
+    return value
+
+
+def boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False (got {value!r}).")
+    return value
+
+
+def anything(value: Any, name: str) -> Any:
+    """No check here: the value is checked where it is used (e.g. the issuer list, the cache URL)."""
+    return value
+
+
+def leeway(value: Any, name: str) -> float:
+    seconds = non_negative(value, name)
+    if seconds > 600:
+        raise ConfigurationError(f"{name} is {seconds} seconds; clock skew beyond 600 seconds defeats 'exp'.")
+    return seconds
+
+
+def timeout(value: Any, name: str) -> float:
+    seconds = non_negative(value, name)
+    if seconds == 0:
+        raise ConfigurationError(f"{name} must be more than 0 seconds.")
+    return seconds
+
+
+def optional_seconds(value: Any, name: str) -> float | None:
+    return None if value is None else non_negative(value, name)
+
+
+def url_or_none(value: Any, name: str) -> str | None:
+    # The URL itself is checked with the issuer it belongs to (check_url), which knows about loopback.
+    return value  # type: ignore[no-any-return]
+
+
+def claim_path(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a claim name or dotted path such as 'realm_access.roles'.")
+    return value
+
+
+def delimiter(value: Any, name: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigurationError(
+            f"{name} must be None (a string of roles is split on spaces) "
+            "or the separator between the roles of one string, such as ','."
+        )
+    return value
+
+
+def scopes_claim(value: Any, name: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigurationError(f"{name} must be a claim name, or None for 'scope' then 'scp'.")
+    return value
+
+
+def cache_size(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{name} must be a whole number of tokens, 0 to turn the cache off (got {value!r}).")
+    return value
+
+
+def realm(value: Any, name: str) -> str | None:
+    if value is not None and (
+        not isinstance(value, str) or not _REALM.fullmatch(value) or '"' in value or "\\" in value
+    ):
+        raise ConfigurationError(
+            f"{name} must be printable ASCII text without quotes or backslashes, or None for the app's import name."
+        )
+    return value
+
+
+def warm_up(value: Any, name: str) -> bool | str:
+    if not (isinstance(value, bool) or value == "require"):
+        raise ConfigurationError(f"{name} must be False, True or 'require' (got {value!r}).")
+    return value  # type: ignore[no-any-return]

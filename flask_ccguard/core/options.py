@@ -1,0 +1,256 @@
+"""Every option declared once: its name, default, documentation, checks, scope and layer.
+
+``TokenValidator``'s keywords, the ``CCGUARD_*`` keys (:mod:`flask_ccguard.config`),
+the keys of per-issuer dicts, the README's configuration table
+(:func:`option_table_rst`) and the configuration error messages all come from
+:data:`OPTIONS`. Adding an option is one :class:`Option` here plus its use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable
+
+from . import option_checks as c
+from .fetch.discovery import check_cross_origin
+
+__all__ = ["OPTIONS", "Option", "option_table_rst"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of flask-ccguard."""
+
+    #: Keyword and per-issuer key, e.g. ``"jwks_uri"``.
+    name: str
+    default: Any
+    #: One short reST paragraph.
+    doc: str
+    #: May be set in an issuer's dict (``CCGUARD_ISSUER=[{"issuer": ..., name: ...}]``).
+    per_issuer: bool
+    #: Who reads it: ``"validator"``, ``"extension"`` or ``"client"``.
+    layer: str
+    #: ``(value, display name) -> normalized value``; raises ConfigurationError naming the display name and the fix.
+    check: Callable[[Any, str], Any]
+
+    @property
+    def key(self) -> str:
+        """The Flask config key: ``"CCGUARD_" + name.upper()``."""
+        return "CCGUARD_" + self.name.upper()
+
+
+def _o(
+    name: str,
+    default: Any,
+    doc: str,
+    check: Callable[[Any, str], Any],
+    *,
+    issuer: bool = False,
+    layer: str = "validator",
+) -> Option:
+    return Option(name, default, doc, issuer, layer, check)
+
+
+_ALL = (
+    _o(
+        "issuer",
+        None,
+        "Required. The issuer identifier (the exact ``iss`` of its tokens), or a list of identifiers "
+        "or of dicts of per-issuer settings (see `Issuer recipes`_).",
+        c.anything,
+    ),
+    _o(
+        "audience",
+        None,
+        "Required. The API's identifier (or a list); a token's ``aud`` must name one.",
+        c.audiences,
+        issuer=True,
+    ),
+    _o(
+        "algorithms",
+        ("RS256",),
+        "Allowed JWS algorithms; asymmetric only, ``none`` and ``HS*`` are refused.",
+        c.algorithms,
+        issuer=True,
+    ),
+    _o(
+        "leeway",
+        60,
+        "Seconds of clock skew allowed on ``exp``, ``nbf`` and ``iat`` (600 at most).",
+        c.leeway,
+        issuer=True,
+    ),
+    _o("require_iat", True, "Refuse tokens without an ``iat`` claim.", c.boolean, issuer=True),
+    _o(
+        "jwks_uri",
+        None,
+        "The issuer's JWKS URL; ``None`` discovers it from the issuer's metadata.",
+        c.url_or_none,
+        issuer=True,
+    ),
+    _o(
+        "discovery_url",
+        None,
+        "An explicit metadata URL; ``None`` tries ``{issuer}/.well-known/openid-configuration``, then RFC 8414.",
+        c.url_or_none,
+        issuer=True,
+    ),
+    _o(
+        "roles_claim",
+        "roles",
+        "The claim holding the roles; a dotted path such as ``realm_access.roles`` works.",
+        c.claim_path,
+        issuer=True,
+    ),
+    _o(
+        "roles_delimiter",
+        None,
+        'What separates the roles of a roles claim that is one string (``","`` for '
+        '``"guest,archivist_administrator"``; parts are stripped); ``None``: whitespace. Arrays are never split.',
+        c.delimiter,
+        issuer=True,
+    ),
+    _o(
+        "scopes_claim",
+        None,
+        "The claim holding the scopes; ``None`` reads ``scope``, then ``scp``.",
+        c.scopes_claim,
+        issuer=True,
+    ),
+    _o(
+        "http_timeout",
+        5,
+        "Seconds for each request to the issuer (and for one whole discovery, all its metadata URLs together).",
+        c.timeout,
+    ),
+    _o(
+        "jwks_refresh_cooldown",
+        30,
+        "Seconds between refetches for an unknown ``kid`` (and between retries of a failed fetch or discovery).",
+        c.non_negative,
+        issuer=True,
+    ),
+    _o(
+        "jwks_max_age",
+        600,
+        "Seconds (or the issuer's longer ``Cache-Control: max-age``, counted up to 86400 s "
+        "or the stale limit if lower) before the key set is refreshed.",
+        c.non_negative,
+        issuer=True,
+    ),
+    _o(
+        "jwks_stale_limit",
+        86400,
+        "Seconds that cached keys keep serving while refreshes fail.",
+        c.non_negative,
+        issuer=True,
+    ),
+    _o("max_token_bytes", 16384, "The longest token accepted, in bytes.", c.positive_int),
+    _o(
+        "token_types",
+        None,
+        "Accepted ``typ`` header values; ``None``: absent, ``JWT``, ``at+jwt`` or "
+        '``application/at+jwt``; ``["at+jwt"]`` to be strict.',
+        c.token_types,
+        issuer=True,
+    ),
+    _o(
+        "max_token_age",
+        None,
+        "Refuse tokens issued more than this many seconds ago; ``None``: no limit.",
+        c.optional_seconds,
+        issuer=True,
+    ),
+    _o(
+        "id_token_claims",
+        None,
+        "Claims that mark a payload as an OpenID Connect ID token, which is refused; "
+        "``None``: ``nonce``, ``at_hash``, ``c_hash``, ``s_hash``; a list replaces these names "
+        '(``["at_hash", "c_hash", "s_hash"]`` for Keycloak before 25, whose access tokens carry ``nonce``); '
+        "``[]`` turns the check off.",
+        c.id_token_claims,
+        issuer=True,
+    ),
+    _o(
+        "allow_cross_origin_metadata",
+        False,
+        "Origins besides the issuer's that discovered endpoints may be on: "
+        '``False``, ``True`` (any https origin) or a list such as ``["https://www.googleapis.com"]``.',
+        check_cross_origin,
+        issuer=True,
+    ),
+    _o(
+        "token_cache_size",
+        1024,
+        "Verified tokens remembered so that a repeated token skips the signature check "
+        "(see `Performance`_); ``0`` turns the cache off.",
+        c.cache_size,
+    ),
+    _o(
+        "cache",
+        None,
+        "Where fetched metadata and key sets are cached: ``None`` (this process), ``file:///dir`` "
+        "or ``redis://host:port/db`` to share them between workers (see `Deployment`_).",
+        c.anything,
+    ),
+    _o(
+        "realm",
+        None,
+        "The ``realm`` of ``WWW-Authenticate`` challenges; ``None``: the app's import name.",
+        c.realm,
+        layer="extension",
+    ),
+    _o(
+        "allow_query_token",
+        False,
+        "Accept ``?access_token=`` in the URL (RFC 6750 §2.3); tokens in URLs end up in logs and histories.",
+        c.boolean,
+        layer="extension",
+    ),
+    _o(
+        "allow_form_token",
+        False,
+        "Accept ``access_token`` in a form-encoded body (RFC 6750 §2.2).",
+        c.boolean,
+        layer="extension",
+    ),
+    _o(
+        "warm_up",
+        False,
+        "Fetch each fixed issuer's metadata and keys in ``init_app``: ``True`` logs the "
+        'outcome; ``"require"`` also raises ``ConfigurationError`` if one fails.',
+        c.warm_up,
+        layer="extension",
+    ),
+)
+
+#: Every option by name, in documentation order.
+OPTIONS: Mapping[str, Option] = MappingProxyType({o.name: o for o in _ALL})
+
+
+def _default(option: Option) -> str:
+    value = option.default
+    if isinstance(value, tuple):
+        value = list(value)
+    return f"``{value!r}``".replace("'", '"')
+
+
+def option_table_rst() -> str:
+    """The configuration table (reST) of the extension's and validator's options."""
+    lines = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 30 15 55",
+        "",
+        "   * - key",
+        "     - default",
+        "     - meaning",
+    ]
+    for option in OPTIONS.values():
+        if option.layer == "client":
+            continue
+        scope = " Also per issuer." if option.per_issuer else ""
+        lines += [f"   * - ``{option.key}``", f"     - {_default(option)}", f"     - {option.doc}{scope}"]
+    return "\n".join(lines) + "\n"
