@@ -41,7 +41,7 @@ pygments_style = "default"
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True}
 
 # Examples run against real loopback issuers (flask_ccguard.testing.TestIssuer).
 # ``__name__`` is what an example module would have (Flask(__name__) needs one).
