@@ -7,12 +7,54 @@ ones the code declares and cannot drift from it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
+
+#: The README's section names, which the option docs may link to (`Deployment`_), and the
+#: page that holds each section here. A name missing from this map stays a
+#: reference to nothing and fails the build, as a broken link should.
+README_SECTIONS = {
+    "Quickstart": "quickstart",
+    "Installation": "quickstart",
+    "Usage": "quickstart",
+    "Example asset API": "quickstart",
+    "Protecting views": "views",
+    "Responses": "views",
+    "Signals and logging": "views",
+    "Configuration": "configuration",
+    "Warm-up": "configuration",
+    "Validating tokens without Flask": "validator",
+    "How the keys are handled": "validator",
+    "Issuer recipes": "issuers",
+    "Opaque tokens and introspection (RFC 7662)": "issuers",
+    "Token client": "client",
+    "Command line": "client",
+    "Testing your API": "testing",
+    "Interoperability": "testing",
+    "Deployment": "deployment",
+    "Production checklist": "deployment",
+    "Observability": "observability",
+    "Performance": "performance",
+    "The verified-token cache": "performance",
+}
+
+_SECTION_REFERENCE = re.compile(r"`([^`<>]+)`_(?!_)")
+
+
+def _to_pages(text: str) -> str:
+    """README-style section references (```Deployment`_``) as links to the page holding that section."""
+
+    def page(match: re.Match[str]) -> str:
+        name = match.group(1)
+        doc = README_SECTIONS.get(name)
+        return f":doc:`{name} <{doc}>`" if doc else match.group(0)
+
+    return _SECTION_REFERENCE.sub(page, text)
 
 
 class CCGuardOptions(SphinxDirective):
@@ -27,7 +69,7 @@ class CCGuardOptions(SphinxDirective):
 
         self.env.note_dependency(options.__file__)  # an edited option rebuilds this page
         source = "<flask_ccguard.core.options.option_table_rst>"
-        lines = StringList(option_table_rst().splitlines(), source=source)
+        lines = StringList(_to_pages(option_table_rst()).splitlines(), source=source)
         container = nodes.container(classes=["ccguard-options"])
         nested_parse_with_titles(self.state, lines, container)
         return [container]
