@@ -1,0 +1,51 @@
+"""Sphinx configuration: ``tox -e docs`` builds the site with warnings as errors and runs its examples."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))  # the local extensions below
+sys.path.append(str(HERE.parent))  # benchmarks/plot.py; flask_ccguard itself is the one tox installed
+
+from flask_ccguard import __version__  # noqa: E402
+
+project = "flask-ccguard"
+author = "the flask-ccguard authors"
+copyright = "the flask-ccguard authors"
+release = __version__
+version = ".".join(__version__.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.doctest",
+    "sphinx.ext.viewcode",
+    "pallets_sphinx_themes",
+    "ccguard_options",  # .. ccguard-options:: the configuration table from the options model
+    "ccguard_pictures",  # the request sequence and the benchmark plot, drawn at each build
+]
+
+exclude_patterns = ["_build"]
+templates_path: list[str] = []
+html_static_path = ["_static"]
+html_theme = "flask"
+html_theme_options = {"index_sidebar_logo": False}
+html_title = f"flask-ccguard {version}"
+html_show_sourcelink = False
+
+# Plain ``::`` blocks are shell sessions and output (as on GitHub, which
+# renders the same text); Python examples say ``code-block:: python``.
+highlight_language = "none"
+pygments_style = "default"
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True}
+
+# Examples run against real loopback issuers (flask_ccguard.testing.TestIssuer).
+# ``__name__`` is what an example module would have (Flask(__name__) needs one).
+doctest_global_setup = """
+__name__ = "example"
+from flask_ccguard.testing import TestIssuer
+"""
