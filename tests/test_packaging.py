@@ -80,7 +80,9 @@ def test_i14_10_wheel_installs_flask_ccguard_only_with_its_license(dists: tuple[
         info = next(name.split("/")[0] for name in names if name.endswith(".dist-info/METADATA"))
         assert {name.split("/")[0] for name in names} == {"flask_ccguard", info}
         assert wheel.read(f"{info}/top_level.txt").decode().split() == ["flask_ccguard"]
-        license_text = wheel.read(f"{info}/LICENSE").decode()
+        # setuptools < 77 writes it beside METADATA, later ones under licenses/ (PEP 639).
+        (license_name,) = {f"{info}/LICENSE", f"{info}/licenses/LICENSE"} & set(names)
+        license_text = wheel.read(license_name).decode()
         metadata = wheel.read(f"{info}/METADATA").decode()
     assert "BSD 3-Clause License" in license_text and "the flask-ccguard maintainers" in license_text
     assert "License: BSD-3-Clause" in metadata and "License-File: LICENSE" in metadata
