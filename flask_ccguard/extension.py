@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, Response, current_app, request
 
 from .config import build_validator, read_settings
 from .core.errors import CCGuardError
 from .decorators import Match, check_match, names, verify_request
+from .protection import PROTECTED, Clause
 from .responses import BEARER, error_response
 from .route_order import check_route_order
 from .state import EXTENSION_KEY, CCGuardState, get_state
@@ -26,17 +26,11 @@ from .warm_up import require_warm, warm_up
 
 __all__ = ["CCGuard"]
 
-_Requirement = tuple[tuple[str, ...], tuple[str, ...], Match]
 
-#: The requirements guard.protect() put on each app or blueprint, whichever
-#: CCGuard made them: one before_request function per target applies them all.
-_REQUIREMENTS: WeakKeyDictionary[Flask | Blueprint, list[_Requirement]] = WeakKeyDictionary()
-
-
-def _protection(requirements: list[_Requirement]) -> Callable[[], Response | None]:
+def _protection(requirements: list[Clause]) -> Callable[[], Response | None]:
     def require_valid_token() -> Response | None:
-        for roles, scopes, match in requirements:
-            if verify_request(roles, scopes, match) is None:
+        for clause in requirements:
+            if verify_request(clause.roles, clause.scopes, clause.match) is None:
                 rule = request.url_rule
                 if rule is None or getattr(rule, "provide_automatic_options", False):
                     # Flask answers these itself (404/405, or its automatic
@@ -138,9 +132,11 @@ class CCGuard:
         :raises RuntimeError: a blueprint that is already registered on an app
             gets a new requirement, which that app would never apply.
         """
-        requirement = (names(roles, "roles"), names(scopes, "scopes"), match)
+        requirement = Clause(names(roles, "roles"), names(scopes, "scopes"), match)
         check_match(match)
-        requirements = _REQUIREMENTS.get(app_or_blueprint)
+        # The requirements guard.protect() put on each app or blueprint, whichever
+        # CCGuard made them: one before_request function per target applies them all.
+        requirements = PROTECTED.get(app_or_blueprint)
         if requirements is not None and requirement in requirements:
             # The app-factory pattern: each new app protects the module's blueprint again.
             return
@@ -153,7 +149,7 @@ class CCGuard:
                 "before app.register_blueprint(blueprint), e.g. right where the blueprint is created."
             )
         if requirements is None:
-            requirements = _REQUIREMENTS[app_or_blueprint] = []
+            requirements = PROTECTED[app_or_blueprint] = []
             app_or_blueprint.before_request(_protection(requirements))
         requirements.append(requirement)
 
