@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, request
 
 from .config import build_validator, read_settings
 from .core.errors import CCGuardError
 from .decorators import Match, check_match, names, verify_request
-from .protection import PROTECTED, Clause
+from .exemption import check_exemptions, forget_open_endpoints, open_endpoints
+from .protection import PROTECTED, Clause, mark_public
 from .responses import BEARER, error_response
 from .route_order import check_route_order
 from .state import EXTENSION_KEY, CCGuardState, get_state
@@ -26,9 +27,14 @@ from .warm_up import require_warm, warm_up
 
 __all__ = ["CCGuard"]
 
+_Exemptible = TypeVar("_Exemptible", bound="Callable[..., Any] | Blueprint | str")
+
 
 def _protection(requirements: list[Clause]) -> Callable[[], Response | None]:
     def require_valid_token() -> Response | None:
+        endpoint = request.endpoint
+        if endpoint is not None and endpoint in open_endpoints(current_app._get_current_object()):  # type: ignore[attr-defined]
+            return None  # declared open: @public or guard.exempt()
         for clause in requirements:
             if verify_request(clause.roles, clause.scopes, clause.match) is None:
                 rule = request.url_rule
@@ -51,7 +57,9 @@ def _check_route_order_once() -> Callable[[], None]:
         if not checked:
             # Raises (a 500) on every request until the order is fixed: an
             # app whose views are open must not serve.
-            check_route_order(current_app._get_current_object())  # type: ignore[attr-defined]
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            check_route_order(app)
+            check_exemptions(app)
             checked = True
 
     return check
@@ -110,6 +118,7 @@ class CCGuard:
         if CCGuardError not in app.error_handler_spec[None][None]:
             app.register_error_handler(CCGuardError, error_response)
         app.before_request(_check_route_order_once())
+        check_exemptions(app)  # views routed so far; the rest at the first request
 
     def protect(
         self,
@@ -152,6 +161,28 @@ class CCGuard:
             requirements = PROTECTED[app_or_blueprint] = []
             app_or_blueprint.before_request(_protection(requirements))
         requirements.append(requirement)
+
+    def exempt(self, target: _Exemptible) -> _Exemptible:
+        """Declare a view, every view of a blueprint, or an endpoint open.
+
+        :meth:`protect` does not apply to it and ``flask ccguard routes`` lists
+        it as public (health checks, the metadata document). Returns ``target``,
+        so it also works as a decorator, under the route decorator. An
+        endpoint name (``"health"``, ``"api.health"``) holds on every app this
+        guard is initialised on, for views routed before or after the call.
+
+        :raises TypeError: ``target`` is not a view function, a blueprint or a name.
+        :raises ConfigurationError: at start-up, for a view declared open that
+            also carries ``@require_token`` / ``@require_roles`` / ``@require_scopes``.
+        """
+        if isinstance(target, Flask):
+            raise TypeError(
+                "guard.exempt() takes a view, a blueprint or an endpoint name; to leave an app open, "
+                "do not call guard.protect(app)"
+            )
+        mark_public(target, owner=self)
+        forget_open_endpoints()
+        return target
 
     def warm_up(self, app: Flask | None = None) -> dict[str, str | None]:
         """Fetch the metadata and keys of each fixed issuer of ``app`` (default:
