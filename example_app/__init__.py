@@ -184,7 +184,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # this very server, which does not listen yet while create_app runs.)
         guard_config.setdefault("CCGUARD_WARM_UP", True)
     app.config.update(guard_config)
-    CCGuard(app)
+    guard = CCGuard(app)
+    # Every App Registrations endpoint needs a root token; the issuer's own
+    # endpoints (token, discovery, keys) and the OpenAPI document are open on
+    # purpose: declared so, `flask ccguard routes --fail-on-open` passes.
+    guard.protect(applications.bp, roles=[registrations.ROOT_ROLE])
+    guard.exempt(issuer.bp)
+    guard.exempt(openapi.bp)
 
     db.init_app(app)
     errors.init_app(app)

@@ -52,6 +52,7 @@ from .core.errors import (
 )
 from .core.validator import TokenValidator
 from .decorators import current_token, require_roles, require_scopes, require_token, verify_token_in_request
+from .exemption import public
 from .extension import CCGuard
 from .signals import token_rejected, token_verified
 
@@ -70,6 +71,7 @@ __all__ = [
     "VerifiedToken",
     "__version__",
     "current_token",
+    "public",
     "require_roles",
     "require_scopes",
     "require_token",

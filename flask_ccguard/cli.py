@@ -1,4 +1,4 @@
-"""The ``ccguard`` command (get, decode and check tokens) and ``flask ccguard check-token``.
+"""The ``ccguard`` command (get, decode and check tokens) and ``flask ccguard check-token`` / ``routes``.
 
 Exit codes: 0 success (every check passed), 1 the token is invalid or could
 not be obtained, 2 usage or configuration error. Keys are fetched only from
@@ -27,6 +27,9 @@ from .core.jws import parse_compact
 from .core.report import Report, run_checks
 from .core.validator import TokenValidator
 from .environment import parse_list
+from .exemption import check_exemptions
+from .protection_map import format_table, open_rows, protection_map
+from .route_order import check_route_order
 
 __all__ = ["flask_group", "main", "write_header_file"]
 
@@ -369,7 +372,9 @@ def decode(raw_token: str, as_json: bool) -> None:
 
 # -- flask ccguard -------------------------------------------------------------------
 
-flask_group = AppGroup("ccguard", help="Check tokens with this application's flask-ccguard settings.")
+flask_group = AppGroup(
+    "ccguard", help="Check tokens with this application's flask-ccguard settings; map what each route requires."
+)
 
 
 @flask_group.command("check-token")
@@ -402,3 +407,42 @@ def flask_check_token(
     token = _read_token(raw_token)
     report = run_checks(validator, token, roles=role, scopes=scope, roles_match=roles_match, scopes_match=scopes_match)
     _print_report(report, as_json)
+
+
+@flask_group.command("routes")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per rule.")
+@click.option(
+    "--fail-on-open",
+    is_flag=True,
+    help="Exit 1 if an endpoint needs no token and is not declared public (@public, guard.exempt()).",
+)
+def flask_routes(as_json: bool, fail_on_open: bool) -> None:
+    """Show every route with what it requires: public, a token, roles, scopes.
+
+    Like 'flask routes' with a protection column. Static files are public
+    unless guard.protect(app) covers them.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if "ccguard" not in app.extensions:
+        _usage("flask-ccguard is not set up on this app: call CCGuard(app) or guard.init_app(app).")
+    # The checks the first request would make: a misordered or contradictory view fails here too.
+    try:
+        check_route_order(app)
+        check_exemptions(app)
+    except ConfigurationError as error:
+        _usage(str(error))
+    rows = protection_map(app)
+    if as_json:
+        keys = ("endpoint", "methods", "rule", "public", "token", "roles", "scopes", "match", "binding")
+        click.echo(json.dumps([{k: row[k] for k in keys} for row in rows], indent=2))
+    else:
+        click.echo(format_table(rows))
+    left_open = open_rows(rows)
+    if fail_on_open and left_open:
+        listed = "\n".join(f"  {r['endpoint']}  {', '.join(r['methods'])}  {r['rule']}" for r in left_open)
+        click.echo(
+            f"{len(left_open)} endpoint(s) need no token and are not declared public:\n{listed}\n"
+            "Protect them (@require_token, guard.protect()) or declare them open (@public, guard.exempt()).",
+            err=True,
+        )
+        sys.exit(1)

@@ -22,6 +22,7 @@ from .core.bearer import extract_token, is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope, MissingToken
 from .http_request import describe
+from .protection import Clause, record
 from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
 from .state import CCGuardState, get_state
@@ -247,6 +248,8 @@ def verify_request(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) 
 
 def _guard(roles: tuple[str, ...], scopes: tuple[str, ...], match: Match, written: str) -> Callable[[F], F]:
     check_match(match)
+    # What protection.requirements() reads back (the routes map, scopes_supported).
+    clause = Clause(roles, scopes, match)
 
     def decorator(view: F) -> F:
         # A route decorator below this one has registered the bare view: see route_order.
@@ -260,6 +263,7 @@ def _guard(roles: tuple[str, ...], scopes: tuple[str, ...], match: Match, writte
                     return current_app.make_default_options_response()
                 return view(*args, **kwargs)
 
+            record(wrapper, clause)
             return cast(F, wrapper)
 
         @functools.wraps(view)
@@ -269,6 +273,7 @@ def _guard(roles: tuple[str, ...], scopes: tuple[str, ...], match: Match, writte
             # ensure_sync: Flask runs the coroutine function (Flask async views).
             return current_app.ensure_sync(view)(*args, **kwargs)
 
+        record(async_wrapper, clause)
         return cast(F, async_wrapper)
 
     return decorator

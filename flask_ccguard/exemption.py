@@ -1,0 +1,80 @@
+"""Open views in a protected app: ``@public``, the contradiction check, and the open set ``protect()`` skips.
+
+A view is declared open with :func:`public` or ``guard.exempt(view |
+blueprint | "endpoint")`` (the idiom of Flask-WTF's ``CSRFProtect.exempt``);
+both record it through :func:`~flask_ccguard.protection.mark_public`.
+:meth:`CCGuard.protect <flask_ccguard.CCGuard.protect>` then lets its
+requests through without a token. A view declared open that also carries a
+ccguard decorator contradicts itself: :func:`check_exemptions` refuses it at
+start-up, naming the view.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+from weakref import WeakKeyDictionary
+
+from flask import Flask
+
+from .core.errors import ConfigurationError
+from .protection import ATTRIBUTE, is_public, mark_public
+
+__all__ = ["check_exemptions", "forget_open_endpoints", "open_endpoints", "public"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Per app, the endpoints declared open; computed at its first protected
+#: request, when no view can be added any more (Flask refuses new routes then).
+_OPEN: WeakKeyDictionary[Flask, frozenset[str]] = WeakKeyDictionary()
+
+
+def _contradiction(name: str, endpoint: str | None) -> ConfigurationError:
+    where = f" (endpoint {endpoint!r})" if endpoint else ""
+    return ConfigurationError(
+        f"The view {name!r}{where} is declared public (@public or guard.exempt()) and also carries "
+        "@require_token, @require_roles or @require_scopes: it cannot be both open and protected. "
+        "Remove the decorator to serve it open, or the exemption to protect it."
+    )
+
+
+def public(view: F) -> F:
+    """Declare ``view`` open: :meth:`CCGuard.protect <flask_ccguard.CCGuard.protect>`
+    does not apply to it and ``flask ccguard routes`` lists it as public.
+
+    Use it under the route decorator, like the ccguard decorators::
+
+        @app.get("/health")
+        @public
+        def health():
+            return {"ok": True}
+
+    :raises ConfigurationError: ``view`` carries a ccguard decorator (also
+        checked at start-up when ``@public`` is written above it).
+    """
+    if getattr(view, ATTRIBUTE, ()):
+        raise _contradiction(getattr(view, "__name__", repr(view)), None)
+    mark_public(view)
+    return view
+
+
+def check_exemptions(app: Flask) -> None:
+    """Refuse a view of ``app`` that is declared open and carries a ccguard decorator.
+
+    :raises ConfigurationError: naming the first such view and its endpoint.
+    """
+    for endpoint, view in list(app.view_functions.items()):
+        if getattr(view, ATTRIBUTE, ()) and is_public(app, endpoint):
+            raise _contradiction(getattr(view, "__name__", endpoint), endpoint)
+
+
+def open_endpoints(app: Flask) -> frozenset[str]:
+    """The endpoints of ``app`` declared open (computed once per app)."""
+    found = _OPEN.get(app)
+    if found is None:
+        found = _OPEN[app] = frozenset(e for e in list(app.view_functions) if is_public(app, e))
+    return found
+
+
+def forget_open_endpoints() -> None:
+    """Drop the computed sets: an exemption was added (``guard.exempt`` calls this)."""
+    _OPEN.clear()

@@ -1,0 +1,211 @@
+"""What each endpoint of an app requires: the record behind the metadata document and the routes map.
+
+The decorators (``@require_token``, ``@require_roles``, ``@require_scopes``)
+record their requirement on the function they return (attribute
+``__ccguard__``, a tuple of :class:`Clause`; stacked decorators add to it,
+since :func:`functools.wraps` copies the inner function's attributes);
+:meth:`CCGuard.protect <flask_ccguard.CCGuard.protect>` records its requirement
+per app or blueprint (:data:`PROTECTED`), and optionally the blueprint's own
+resource identifier (:data:`RESOURCES`, RFC 9728 §3.1).
+:func:`mark_public` declares a view, blueprint or endpoint open (the
+exemption); :func:`requirements` reads it all back per endpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Union
+from weakref import WeakKeyDictionary, WeakSet
+
+from flask import Blueprint, Flask
+
+if TYPE_CHECKING:
+    # Flask 3 registers nested blueprints typed as its sansio base class (flask>=2.2 at run time).
+    from flask.sansio.blueprints import Blueprint as AnyBlueprint
+
+__all__ = [
+    "PROTECTED",
+    "RESOURCES",
+    "Clause",
+    "Requirement",
+    "declared_scopes",
+    "is_public",
+    "mark_public",
+    "record",
+    "requirements",
+    "resource_of",
+]
+
+#: The attribute the decorators set on the view they return.
+ATTRIBUTE = "__ccguard__"
+#: The attribute :func:`mark_public` sets on a view function.
+PUBLIC_ATTRIBUTE = "__ccguard_public__"
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One declared requirement: a decorator or one ``guard.protect()`` call."""
+
+    roles: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    #: ``"all"`` or ``"any"``.
+    match: str = "all"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a request to one endpoint needs, from every clause that applies to it.
+
+    ``roles`` and ``scopes`` are the union of the clauses' names in declaration
+    order (app, outer blueprints, inner blueprints, then decorators from the
+    outermost in); ``match`` is the clauses' common rule, ``"mixed"`` when
+    clauses with names differ, ``"all"`` when none names anything.
+    """
+
+    #: Declared open with :func:`mark_public` (``guard.exempt``, ``@public``): nothing is required.
+    public: bool
+    #: A valid token is needed.
+    token: bool
+    roles: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    match: str = "all"
+    #: The sender constraint a token must carry: ``"dpop"`` (``CCGUARD_DPOP="required"``) or None.
+    binding: str | None = None
+    #: The resource identifier the endpoint belongs to (RFC 9728 §2), or None.
+    resource: str | None = None
+    #: The clauses themselves, in the order above.
+    clauses: tuple[Clause, ...] = field(default=())
+
+
+Target = Union[Flask, "AnyBlueprint"]
+
+#: guard.protect()'s clauses per app or blueprint.
+PROTECTED: WeakKeyDictionary[Target, list[Clause]] = WeakKeyDictionary()
+#: The resource identifier given to guard.protect(blueprint, resource=...).
+RESOURCES: WeakKeyDictionary[Target, str] = WeakKeyDictionary()
+#: Blueprints and apps declared public as a whole.
+_PUBLIC_TARGETS: WeakSet[Target] = WeakSet()
+#: Endpoint names declared public, per owner (the CCGuard that exempted them).
+_PUBLIC_ENDPOINTS: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
+
+
+def record(view: Callable[..., Any], clause: Clause) -> None:
+    """Add ``clause`` to the requirements recorded on ``view`` (a decorator's wrapper)."""
+    inner: tuple[Clause, ...] = getattr(view, ATTRIBUTE, ())
+    # The outermost decorator is applied last but listed first, as written.
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(view, ATTRIBUTE, (clause, *inner))
+
+
+def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any = None) -> None:
+    """Declare ``target`` open: a view function, a blueprint (each of its views), or an endpoint name.
+
+    An endpoint name is app-specific, so it is kept per ``owner`` (the
+    :class:`~flask_ccguard.CCGuard` whose ``exempt`` was called), and read by
+    :func:`is_public` for the apps that guard is initialised on.
+
+    :raises TypeError: an endpoint name without an ``owner``, or anything else.
+    """
+    if isinstance(target, str):
+        if owner is None:
+            raise TypeError("an endpoint name is exempted through its guard: guard.exempt('endpoint')")
+        _PUBLIC_ENDPOINTS.setdefault(owner, set()).add(target)
+    elif isinstance(target, (Flask, Blueprint)):
+        _PUBLIC_TARGETS.add(target)
+    elif callable(target):
+        setattr(target, PUBLIC_ATTRIBUTE, True)
+    else:
+        raise TypeError(f"only a view function, a blueprint or an endpoint name can be public, not {target!r}")
+
+
+def _blueprints(app: Flask, endpoint: str) -> Iterator[AnyBlueprint]:
+    # "outer.inner.view" belongs to "outer" and "outer.inner" (nested
+    # blueprints are registered under their dotted names), outermost first.
+    parts = endpoint.split(".")[:-1]
+    for depth in range(1, len(parts) + 1):
+        blueprint = app.blueprints.get(".".join(parts[:depth]))
+        if blueprint is not None:
+            yield blueprint
+
+
+def _owner(app: Flask) -> Any:
+    state = app.extensions.get("ccguard")
+    return None if state is None else state.guard
+
+
+def is_public(app: Flask, endpoint: str) -> bool:
+    """Whether ``endpoint`` of ``app`` was declared open (:func:`mark_public`)."""
+    owner = _owner(app)
+    if owner is not None and endpoint in _PUBLIC_ENDPOINTS.get(owner, ()):
+        return True
+    if getattr(app.view_functions.get(endpoint), PUBLIC_ATTRIBUTE, False):
+        return True
+    return app in _PUBLIC_TARGETS or any(bp in _PUBLIC_TARGETS for bp in _blueprints(app, endpoint))
+
+
+def resource_of(app: Flask, endpoint: str) -> str | None:
+    """The resource identifier of ``endpoint``: its innermost blueprint's, else the app's."""
+    for blueprint in reversed(list(_blueprints(app, endpoint))):
+        if blueprint in RESOURCES:
+            return RESOURCES[blueprint]
+    state = app.extensions.get("ccguard")
+    resource = RESOURCES.get(app)
+    if resource is None and state is not None:
+        resource = state.settings.get("CCGUARD_RESOURCE")
+    return resource
+
+
+def _clauses(app: Flask, endpoint: str) -> tuple[Clause, ...]:
+    found: list[Clause] = list(PROTECTED.get(app, ()))
+    for blueprint in _blueprints(app, endpoint):
+        found.extend(PROTECTED.get(blueprint, ()))
+    found.extend(getattr(app.view_functions.get(endpoint), ATTRIBUTE, ()))
+    return tuple(found)
+
+
+def _union(groups: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for group in groups for name in group))
+
+
+def _binding(app: Flask) -> str | None:
+    state = app.extensions.get("ccguard")
+    if state is not None and state.settings.get("CCGUARD_DPOP") == "required":
+        return "dpop"
+    return None
+
+
+def requirement(app: Flask, endpoint: str) -> Requirement:
+    """The :class:`Requirement` of one endpoint of ``app``."""
+    clauses = _clauses(app, endpoint)
+    resource = resource_of(app, endpoint)
+    if is_public(app, endpoint):
+        return Requirement(public=True, token=False, resource=resource, clauses=clauses)
+    matches = {c.match for c in clauses if c.roles or c.scopes}
+    return Requirement(
+        public=False,
+        token=bool(clauses),
+        roles=_union(c.roles for c in clauses),
+        scopes=_union(c.scopes for c in clauses),
+        match=matches.pop() if len(matches) == 1 else ("mixed" if matches else "all"),
+        binding=_binding(app) if clauses else None,
+        resource=resource,
+        clauses=clauses,
+    )
+
+
+def requirements(app: Flask) -> dict[str, Requirement]:
+    """Every endpoint of ``app`` → its :class:`Requirement`, in ``app.view_functions`` order.
+
+    Read after every blueprint is registered (e.g. from a CLI command or the
+    first request); the static endpoint is included like any other.
+    """
+    return {endpoint: requirement(app, endpoint) for endpoint in app.view_functions}
+
+
+def declared_scopes(app: Flask, resource: str | None = None) -> tuple[str, ...]:
+    """Every scope a non-public endpoint of ``app`` requires (of ``resource`` when given), first-seen order."""
+    return _union(
+        r.scopes for r in requirements(app).values() if not r.public and (resource is None or r.resource == resource)
+    )

@@ -1,0 +1,105 @@
+"""The map of protection behind ``flask ccguard routes``: every rule of an app and what it requires.
+
+One row per URL rule, as ``flask routes`` lists them (``HEAD`` and
+``OPTIONS`` left out), with the endpoint's
+:class:`~flask_ccguard.protection.Requirement`. Flask's static-file endpoints
+(``static``, ``<blueprint>.static``) are public unless something protects
+them: files in a static folder are open by nature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from .protection import Clause, Requirement, requirements
+
+__all__ = ["format_table", "open_rows", "protection_map"]
+
+_IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
+_BINDINGS = {"dpop": "DPoP-bound token", "mtls": "certificate-bound token (mTLS)"}
+
+
+def _is_static(app: Flask, endpoint: str) -> bool:
+    # Flask routes its static folders under these endpoint names (through a
+    # lambda, so the view itself cannot tell).
+    owner, _, name = endpoint.rpartition(".")
+    if name != "static":
+        return False
+    scaffold = app.blueprints.get(owner) if owner else app
+    return bool(scaffold is not None and scaffold.has_static_folder)
+
+
+def protection_map(app: Flask) -> list[dict[str, Any]]:
+    """One dict per rule of ``app``, sorted by endpoint: ``endpoint``, ``methods``,
+    ``rule``, ``public``, ``roles``, ``scopes``, ``match``, ``binding``, ``token``
+    and ``requires`` (the text column)."""
+    found = requirements(app)
+    rows = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint):
+        req = found.get(rule.endpoint)
+        if req is None:
+            continue
+        static = not req.token and not req.public and _is_static(app, rule.endpoint)
+        rows.append(
+            {
+                "endpoint": rule.endpoint,
+                "methods": sorted((rule.methods or set()) - _IGNORED_METHODS),
+                "rule": rule.rule,
+                "public": req.public or static,
+                "roles": list(req.roles),
+                "scopes": list(req.scopes),
+                "match": req.match,
+                "binding": req.binding,
+                "token": req.token,
+                "requires": "public (static files)" if static else _requires(req),
+            }
+        )
+    return rows
+
+
+def _names(what: str, names: tuple[str, ...], match: str) -> str:
+    if len(names) == 1:
+        return f"{what} {names[0]}"
+    return f"{what} {match} of {', '.join(names)}"
+
+
+def _clause(clause: Clause) -> list[str]:
+    parts = []
+    if clause.roles:
+        parts.append(_names("roles", clause.roles, clause.match))
+    if clause.scopes:
+        parts.append(_names("scopes", clause.scopes, clause.match))
+    return parts
+
+
+def _requires(req: Requirement) -> str:
+    if req.public:
+        return "public"
+    if not req.token:
+        return "OPEN (not declared public)"
+    # Each clause (protect() call, decorator) is checked on its own, so its
+    # match rule is shown with its own names.
+    parts = ["token"]
+    for clause in req.clauses:
+        parts.extend(p for p in _clause(clause) if p not in parts)
+    if req.binding:
+        parts.append(_BINDINGS.get(req.binding, req.binding))
+    return "; ".join(parts)
+
+
+def open_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that need no token and are not declared public."""
+    return [row for row in rows if not row["public"] and not row["token"]]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as ``flask routes`` prints them, with a ``Requires`` column."""
+    headers = ("Endpoint", "Methods", "Rule", "Requires")
+    table = [(r["endpoint"], ", ".join(r["methods"]), r["rule"], r["requires"]) for r in rows]
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
+    row = "  ".join(f"{{{i}:<{w}}}" for i, w in enumerate(widths[:-1])) + "  {3}"
+    lines = [row.format(*headers), row.format(*("-" * w for w in widths))]
+    lines.extend(row.format(*t) for t in table)
+    return "\n".join(line.rstrip() for line in lines)
