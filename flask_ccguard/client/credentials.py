@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -217,6 +218,9 @@ class ClientCredentials(RenewingBearerAuth):
             or (isinstance(cert, tuple) and len(cert) == 2 and all(isinstance(c, str) and c for c in cert))
         ):
             raise ConfigurationError("cert must be a PEM file name or a (certfile, keyfile) pair.")
+        for name in [cert] if isinstance(cert, str) else cert or ():
+            if not os.path.isfile(name):
+                raise ConfigurationError(f"cert: no such file {name!r} (the client certificate and its key, PEM).")
         if dpop is True:
             self.dpop_key = DPoPKey()
         elif isinstance(dpop, DPoPKey):
@@ -487,6 +491,4 @@ class ClientCredentials(RenewingBearerAuth):
             resp = http._run_with_deadline(run)
         except FetchError as exc:
             raise TokenRequestError(None, str(exc), exc.status) from None
-        except OSError as exc:  # the certificate files could not be read
-            raise TokenRequestError(None, f"the client certificate could not be used: {type(exc).__name__}") from None
         return resp.status, resp.data, seen.get("headers", {})
