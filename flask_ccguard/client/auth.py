@@ -7,6 +7,7 @@ fresh ``DPoP`` proof per request, and answers a ``use_dpop_nonce`` challenge
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +53,7 @@ class RenewingBearerAuth(AuthBase):
     #: Set (by the subclass) to send DPoP-bound tokens with proofs (RFC 9449 §7.1).
     dpop_key: DPoPKey | None = None
     _nonces: dict[tuple[str, str, int | None], str]
+    _nonce_lock = threading.Lock()  # shared by all clients: a few dict operations under it
 
     def token(self) -> str:
         """The access token to send."""
@@ -66,11 +68,12 @@ class RenewingBearerAuth(AuthBase):
         """Keep the last ``DPoP-Nonce`` of an origin (RFC 9449 §8.2, §9.1), a bounded number of them."""
         if where is None or not nonce or len(nonce) > _MAX_NONCE_LEN or not nonce.isprintable():
             return
-        nonces = self.__dict__.setdefault("_nonces", {})
-        nonces.pop(where, None)
-        nonces[where] = nonce
-        while len(nonces) > _MAX_NONCES:
-            del nonces[next(iter(nonces))]
+        with self._nonce_lock:
+            nonces = self.__dict__.setdefault("_nonces", {})
+            nonces.pop(where, None)
+            nonces[where] = nonce
+            while len(nonces) > _MAX_NONCES:
+                del nonces[next(iter(nonces))]
 
     def nonce_for(self, where: tuple[str, str, int | None] | None) -> str | None:
         """The last ``DPoP-Nonce`` the origin ``where`` sent, if any."""

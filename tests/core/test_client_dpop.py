@@ -270,3 +270,16 @@ def test_i16_04_bearer_client_sends_no_proof(issuer: TestIssuer, servers: Any) -
     requests.get(api.url + "/a", auth=client, timeout=5)
     assert header(api.seen[0], "DPoP") is None
     assert (header(api.seen[0], "Authorization") or "").startswith("Bearer ")
+
+
+def test_i16_04_rfc9449_8_nonces_are_kept_for_a_bounded_number_of_origins(issuer: TestIssuer) -> None:
+    client = ClientCredentials(issuer.token_endpoint, "app", "secret", dpop=True)
+    for port in range(100):
+        client.remember_nonce(("https", "api.example", port), f"n{port}")
+    assert client.nonce_for(("https", "api.example", 0)) is None  # the oldest were dropped
+    assert client.nonce_for(("https", "api.example", 99)) == "n99"
+    assert len(client._nonces) == 64
+    client.remember_nonce(("https", "big.example", 443), "x" * 513)
+    client.remember_nonce(("https", "ctl.example", 443), "a\nb")
+    assert client.nonce_for(("https", "big.example", 443)) is None
+    assert client.nonce_for(("https", "ctl.example", 443)) is None
