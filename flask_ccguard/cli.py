@@ -20,7 +20,14 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ._version import __version__
-from .client.credentials import AUTH_METHODS, BASIC_ENCODING_OPTIONS, ClientCredentials, TokenRequestError
+from .client.credentials import (
+    AUTH_METHODS,
+    BASIC_ENCODING_OPTIONS,
+    TLS_AUTH_METHODS,
+    ClientCredentials,
+    TokenRequestError,
+)
+from .client.dpop import DPoPKey
 from .core.authorization import MATCHES
 from .core.errors import CCGuardError, ConfigurationError
 from .core.jws import parse_compact
@@ -120,7 +127,7 @@ def _request_options(fn: F) -> F:
         click.option("--token-url", envvar="CCGUARD_TOKEN_URL", help="Token endpoint, instead of discovery."),
         click.option(
             "--auth-method",
-            type=click.Choice(AUTH_METHODS),
+            type=click.Choice(AUTH_METHODS + TLS_AUTH_METHODS),
             default="client_secret_post",
             envvar="CCGUARD_AUTH_METHOD",
             show_default=True,
@@ -159,7 +166,8 @@ def _host(value: str | None, what: str) -> str | None:
 def _client(opts: dict[str, Any], scope: str | None, audience: str | None) -> ClientCredentials:
     tenant = _host(opts["tenant"], "-t/--tenant")
     fqdn = _host(opts["fqdn"], "-f/--fqdn")
-    if not opts["client_id"] or not opts["client_secret"]:
+    tls = opts["auth_method"] in TLS_AUTH_METHODS
+    if not opts["client_id"] or not (opts["client_secret"] or tls):
         _usage(
             "-c/--client-id and -s/--client-secret (or CCGUARD_CLIENT_ID and CCGUARD_CLIENT_SECRET) "
             "are needed to request a token."
@@ -178,12 +186,15 @@ def _client(opts: dict[str, Any], scope: str | None, audience: str | None) -> Cl
         "auth_method": opts["auth_method"],
         "basic_encoding": opts["basic_encoding"],
         "timeout": opts["timeout"],
+        **opts.get("binding", {}),
     }
     try:
         if token_url:
-            return ClientCredentials(token_url, opts["client_id"], opts["client_secret"], **kw)
+            secret = None if tls else opts["client_secret"]
+            return ClientCredentials(token_url, opts["client_id"], secret, **kw)
         if opts["issuer"]:
-            return ClientCredentials.from_issuer(opts["issuer"], opts["client_id"], opts["client_secret"], **kw)
+            secret = None if tls else opts["client_secret"]
+            return ClientCredentials.from_issuer(opts["issuer"], opts["client_id"], secret, **kw)
     except ConfigurationError as exc:
         _usage(str(exc))
     except TokenRequestError as exc:
@@ -238,10 +249,38 @@ def main() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole token response.")
 @click.option("--header-file", type=click.Path(dir_okay=False), help="Write 'Authorization: Bearer …' here (0600).")
-def token(scope: str | None, audience: Sequence[str], as_json: bool, header_file: str | None, **opts: Any) -> None:
+@click.option("--dpop", is_flag=True, help="Request a DPoP-bound token (RFC 9449); see --dpop-key.")
+@click.option(
+    "--dpop-key",
+    type=click.Path(dir_okay=False),
+    help="PEM private key for DPoP: loaded if it exists, else made (P-256) and written (0600). Implies --dpop.",
+)
+@click.option("--cert", type=click.Path(dir_okay=False), help="Client certificate (PEM) for mutual TLS (RFC 8705).")
+@click.option("--cert-key", type=click.Path(dir_okay=False), help="The client certificate's private key (PEM).")
+def token(
+    scope: str | None,
+    audience: Sequence[str],
+    as_json: bool,
+    header_file: str | None,
+    dpop: bool,
+    dpop_key: str | None,
+    cert: str | None,
+    cert_key: str | None,
+    **opts: Any,
+) -> None:
     """Request an access token with the client-credentials grant."""
     if len(audience) > 1:
         _usage(f"a token is requested for one audience; --audience (or CCGUARD_AUDIENCE) names {len(audience)}.")
+    binding: dict[str, Any] = {}
+    if dpop or dpop_key:
+        if header_file:
+            _usage("--header-file cannot hold a DPoP token: each request needs a fresh proof (ccguard dpop-proof).")
+        binding["dpop"] = _load_or_make_dpop_key(dpop_key) if dpop_key else True
+    if cert_key and not cert:
+        _usage("--cert-key needs --cert.")
+    if cert:
+        binding["cert"] = (cert, cert_key) if cert_key else cert
+    opts["binding"] = binding
     response = _fetch(_client(opts, scope, audience[0] if audience else None))
     access_token = response["access_token"]
     if header_file:
@@ -254,6 +293,46 @@ def token(scope: str | None, audience: Sequence[str], as_json: bool, header_file
         click.echo(json.dumps(response, indent=2))
     elif not header_file:
         click.echo(access_token)
+
+
+def _load_or_make_dpop_key(path: str) -> DPoPKey:
+    """The DPoP key in ``path``; a new P-256 key written there (0600, never over a file) if there is none."""
+    try:
+        if os.path.exists(path):
+            with open(path, "rb") as fh:
+                return DPoPKey.load(fh.read(65536))
+        key = DPoPKey()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.pem())
+        click.echo(f"wrote a new DPoP key to {path} (mode 0600)", err=True)
+        return key
+    except ConfigurationError as exc:
+        _usage(f"--dpop-key {path}: {exc}")
+    except OSError as exc:
+        _fail(f"cannot use --dpop-key {path}: {exc.strerror}")
+
+
+@main.command("dpop-proof")
+@click.option("--key", "key_file", required=True, type=click.Path(exists=True, dir_okay=False), help="PEM key.")
+@click.option("--method", default="GET", show_default=True, help="The request's HTTP method (htm).")
+@click.option("--url", required=True, help="The request's URL (htu: query and fragment are left out).")
+@click.option(
+    "-T", "--token", "raw_token", envvar="CCGUARD_TOKEN", help="The access token it goes with (ath; '-': stdin)."
+)
+@click.option("--nonce", help="The server's DPoP-Nonce.")
+def dpop_proof(key_file: str, method: str, url: str, raw_token: str | None, nonce: str | None) -> None:
+    """Print a DPoP proof (RFC 9449 §4.2) for one request, e.g. for curl's 'DPoP:' header.
+
+    A proof is good for one request: make a new one for each.
+    """
+    if not re.fullmatch(r"[A-Za-z]{1,20}", method):
+        _usage("--method must be an HTTP method such as GET or POST.")
+    if not url.lower().startswith(("https://", "http://")):
+        _usage("--url must be the absolute http(s) URL of the request.")
+    key = _load_or_make_dpop_key(key_file)
+    token = _read_token(raw_token) if raw_token else None
+    click.echo(key.proof(method, url, token=token, nonce=nonce))
 
 
 @main.command("check-token")

@@ -5,6 +5,7 @@ The implementation lives in :mod:`flask_ccguard.client.credentials` (no Flask im
 
 from __future__ import annotations
 
-from .credentials import AUTH_METHODS, ClientCredentials, TokenRequestError
+from .credentials import AUTH_METHODS, TLS_AUTH_METHODS, ClientCredentials, TokenRequestError
+from .dpop import DPoPKey
 
-__all__ = ["AUTH_METHODS", "ClientCredentials", "TokenRequestError"]
+__all__ = ["AUTH_METHODS", "TLS_AUTH_METHODS", "ClientCredentials", "DPoPKey", "TokenRequestError"]

@@ -1,7 +1,13 @@
-"""A ``requests`` auth sending a bearer token (RFC 6750 §2.1) that renews it once on ``invalid_token`` (§3.1)."""
+"""A ``requests`` auth sending a bearer token (RFC 6750 §2.1) that renews it once on ``invalid_token`` (§3.1).
+
+With a DPoP key (RFC 9449 §7.1) it sends ``Authorization: DPoP <token>`` and a
+fresh ``DPoP`` proof per request, and answers a ``use_dpop_nonce`` challenge
+(§9) with one more request carrying the resource's nonce.
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -9,9 +15,13 @@ import requests
 from requests.auth import AuthBase
 from requests.cookies import extract_cookies_to_jar
 
-from .challenge import bearer_error
+from .challenge import parse_challenges
+from .dpop import DPoPKey
 
 __all__ = ["RenewingBearerAuth", "origin"]
+
+_MAX_NONCES = 64  # origins whose last DPoP-Nonce is remembered (oldest dropped first)
+_MAX_NONCE_LEN = 512
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -40,16 +50,49 @@ class RenewingBearerAuth(AuthBase):
     redirect target on another origin must not earn it a fresh token.
     """
 
+    #: Set (by the subclass) to send DPoP-bound tokens with proofs (RFC 9449 §7.1).
+    dpop_key: DPoPKey | None = None
+    _nonces: dict[tuple[str, str, int | None], str]
+    _nonce_lock = threading.Lock()  # shared by all clients: a few dict operations under it
+
     def token(self) -> str:
         """The access token to send."""
         raise NotImplementedError
+
+    @property
+    def scheme(self) -> str:
+        """The ``Authorization`` scheme sent: ``DPoP`` with a key, else ``Bearer``."""
+        return "DPoP" if self.dpop_key is not None else "Bearer"
+
+    def remember_nonce(self, where: tuple[str, str, int | None] | None, nonce: str | None) -> None:
+        """Keep the last ``DPoP-Nonce`` of an origin (RFC 9449 §8.2, §9.1), a bounded number of them."""
+        if where is None or not nonce or len(nonce) > _MAX_NONCE_LEN or not nonce.isprintable():
+            return
+        with self._nonce_lock:
+            nonces = self.__dict__.setdefault("_nonces", {})
+            nonces.pop(where, None)
+            nonces[where] = nonce
+            while len(nonces) > _MAX_NONCES:
+                del nonces[next(iter(nonces))]
+
+    def nonce_for(self, where: tuple[str, str, int | None] | None) -> str | None:
+        """The last ``DPoP-Nonce`` the origin ``where`` sent, if any."""
+        nonces: dict[tuple[str, str, int | None], str] = self.__dict__.get("_nonces", {})
+        return nonces.get(where) if where is not None else None
+
+    def _authorize(self, r: requests.PreparedRequest, token: str) -> None:
+        """Set ``Authorization`` (and a fresh ``DPoP`` proof for this method and URL)."""
+        r.headers["Authorization"] = f"{self.scheme} {token}"
+        if self.dpop_key is not None:
+            nonce = self.nonce_for(origin(r.url))
+            r.headers["DPoP"] = self.dpop_key.proof(r.method or "GET", r.url or "", token=token, nonce=nonce)
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget ``token`` so that :meth:`token` returns another one."""
         raise NotImplementedError
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"Bearer {self.token()}"
+        self._authorize(r, self.token())
         tell = getattr(r.body, "tell", None)
         if callable(tell):
             # A streamed body can be sent again only from where it started.
@@ -62,35 +105,75 @@ class RenewingBearerAuth(AuthBase):
         r.register_hook("response", hook)  # type: ignore[no-untyped-call]
         return r
 
+    def _on_redirect(self, resp: requests.Response, asked: tuple[str, str, int | None] | None) -> None:
+        """Re-sign or drop the proof a redirected request would carry.
+
+        ``requests`` follows a redirect with a copy of this request: it strips
+        ``Authorization`` across origins but not ``DPoP``. A proof never goes
+        to another origin; within the origin it is re-signed for the new URL
+        and method (as ``requests`` rebuilds them), so a proof is used once.
+        """
+        req = resp.request
+        if "DPoP" not in req.headers or self.dpop_key is None:
+            return
+        target = requests.compat.urljoin(req.url or "", resp.headers.get("Location", ""))
+        used = req.headers.get("Authorization", "")
+        if asked is None or origin(target) != asked or not used.startswith("DPoP "):
+            del req.headers["DPoP"]
+            return
+        method = req.method or "GET"
+        if (resp.status_code == 303 and method != "HEAD") or (resp.status_code in (301, 302) and method == "POST"):
+            method = "GET"
+        nonce = self.nonce_for(asked)
+        req.headers["DPoP"] = self.dpop_key.proof(method, target, token=used[len("DPoP ") :], nonce=nonce)
+
     def _retry_on_invalid_token(
         self, resp: requests.Response, asked: tuple[str, str, int | None] | None, **kwargs: Any
     ) -> requests.Response:
         """RFC 6750 §3.1: ``invalid_token`` may mean our token expired or was
         revoked early; fetch a fresh one and send the request once more, to
-        the origin ``asked`` (where the caller sent the token) and nowhere else."""
-        if resp.status_code != 401 or bearer_error(resp.headers.get("WWW-Authenticate", "")) != "invalid_token":
-            return resp
+        the origin ``asked`` (where the caller sent the token) and nowhere else.
+        RFC 9449 §9: ``use_dpop_nonce`` asks for the same request with a proof
+        carrying the ``DPoP-Nonce`` the resource sent; also once, same origin."""
         req = resp.request
+        here = origin(req.url)
+        if self.dpop_key is not None and here == asked:
+            self.remember_nonce(asked, resp.headers.get("DPoP-Nonce"))  # §8.2: on any answer
+        if resp.is_redirect:
+            self._on_redirect(resp, asked)
+            return resp
+        if resp.status_code != 401:
+            return resp
+        scheme = self.scheme
+        errors = [
+            p.get("error") for s, p in parse_challenges(resp.headers.get("WWW-Authenticate", "")) if s == scheme.lower()
+        ]
+        error = errors[0] if errors else None
+        if error != "invalid_token" and (error != "use_dpop_nonce" or self.dpop_key is None):
+            return resp
         if getattr(req, "_ccguard_retried", False):
             return resp
         used = req.headers.get("Authorization", "")
-        if asked is None or origin(req.url) != asked or not used.startswith("Bearer "):
+        if asked is None or here != asked or not used.startswith(scheme + " "):
             # A redirect took the request elsewhere, or dropped our token on
             # the way (requests strips it across origins): nothing of ours to renew.
             return resp
+        if error == "use_dpop_nonce" and not resp.headers.get("DPoP-Nonce"):
+            return resp  # nothing new to send: the same request would fail the same way
         if hasattr(req.body, "read"):
             pos = getattr(req, "_ccguard_body_pos", None)
             if pos is None:
                 return resp
             req.body.seek(pos)  # type: ignore[union-attr]
-        self.invalidate(used[len("Bearer ") :])
+        if error == "invalid_token":
+            self.invalidate(used[len(scheme) + 1 :])
         token = self.token()
         resp.content  # noqa: B018 - read the body so the connection can be reused
         resp.close()
         retry = req.copy()
         extract_cookies_to_jar(retry._cookies, req, resp.raw)  # type: ignore[attr-defined,no-untyped-call]
         retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
-        retry.headers["Authorization"] = f"Bearer {token}"
+        self._authorize(retry, token)
         setattr(retry, "_ccguard_retried", True)  # noqa: B010
         again: requests.Response = resp.connection.send(retry, **kwargs)
         again.history.append(resp)

@@ -12,6 +12,11 @@ then base64); servers that expect them raw refuse a secret holding ``:``,
 ``%``, ``+`` or a space. With ``basic_encoding="auto"`` (the default) such a
 refusal is answered by one more request with the raw encoding, and what worked
 is remembered per token URL.
+
+With ``dpop=True`` (RFC 9449) the client holds a key pair, sends a ``DPoP``
+proof with each token request (§5) and one with every request it
+authenticates (§7.1); with ``cert=`` it presents a client certificate to the
+token endpoint (RFC 8705 §2), which may then bind the token to it (§3).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -34,18 +40,29 @@ from ..core.fetch.basic_auth import (
     remembered_encoding,
 )
 from ..core.fetch.discovery import DiscoveryError, discover
-from ..core.fetch.http import FetchError, HTTPClient, check_url
+from ..core.fetch.http import FetchError, HTTPClient, check_url, url_allowed
 from ..core.numbers import bounded_number
-from .auth import RenewingBearerAuth
+from .auth import RenewingBearerAuth, origin
+from .dpop import DPoPKey
 from .token_response import TokenRequestError, parse_token_response
 
-__all__ = ["AUTH_METHODS", "BASIC_ENCODING_OPTIONS", "ClientCredentials", "TokenRequestError", "redact_secret"]
+__all__ = [
+    "AUTH_METHODS",
+    "BASIC_ENCODING_OPTIONS",
+    "TLS_AUTH_METHODS",
+    "ClientCredentials",
+    "TokenRequestError",
+    "redact_secret",
+]
 
 log = logging.getLogger("flask_ccguard")
 
 #: ``client_secret_post`` and ``client_secret_basic`` (RFC 6749 §2.3.1), and
 #: ``json``: every parameter in a JSON body, as Aidbox accepts it.
 AUTH_METHODS = ("client_secret_post", "client_secret_basic", "json")
+#: RFC 8705 §2: the client authenticates with its TLS certificate (``cert=``);
+#: the body carries ``client_id`` and no secret.
+TLS_AUTH_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 _RESERVED = frozenset({"grant_type", "client_id", "client_secret"})
 
 
@@ -130,7 +147,8 @@ class ClientCredentials(RenewingBearerAuth):
     :param scope: requested scope(s), sent space-separated.
     :param resource: RFC 8707 resource indicator(s); Azure AD v1's ``resource``.
     :param audience: requested audience (Aidbox, Auth0).
-    :param auth_method: one of :data:`AUTH_METHODS`.
+    :param auth_method: one of :data:`AUTH_METHODS`, or with ``cert`` one of
+        :data:`TLS_AUTH_METHODS` (RFC 8705 §2; ``client_secret`` is then None).
     :param basic_encoding: for ``client_secret_basic``, one of
         :data:`BASIC_ENCODING_OPTIONS`: ``rfc6749`` (form-encode, then base64,
         RFC 6749 §2.3.1), ``raw`` (base64 of ``id:secret`` as they are, which
@@ -145,6 +163,18 @@ class ClientCredentials(RenewingBearerAuth):
         ``expires_in`` nor a JWT ``exp`` (Aidbox opaque tokens).
     :param http: an :class:`HTTPClient` to share; ``timeout`` is then its own.
     :param clock: seconds since the epoch (for tests).
+    :param dpop: True to request DPoP-bound tokens (RFC 9449 §5) with a P-256
+        key made for this client object (ES256), or a :class:`~.dpop.DPoPKey`
+        or ``cryptography`` private key to use instead. The token endpoint
+        must answer ``token_type`` ``DPoP``: a ``Bearer`` answer (an issuer
+        that ignored the proof) is refused rather than silently used
+        unbound. As a ``requests`` auth the client then sends
+        ``Authorization: DPoP`` and a fresh proof with every request.
+    :param cert: a client certificate for the token request (mutual TLS,
+        RFC 8705): a PEM file holding certificate and key, or a
+        ``(certfile, keyfile)`` pair, as ``requests``' ``cert=``. A
+        ``requests`` auth cannot choose the connection's certificate: pass
+        the same ``cert=`` to ``requests`` for calls to the resource.
     :raises ConfigurationError: for a wrong option.
     """
 
@@ -152,7 +182,7 @@ class ClientCredentials(RenewingBearerAuth):
         self,
         token_url: str,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None,
         *,
         scope: str | Iterable[str] | None = None,
         resource: str | Iterable[str] | None = None,
@@ -165,14 +195,39 @@ class ClientCredentials(RenewingBearerAuth):
         default_lifetime: float = 300,
         http: HTTPClient | None = None,
         clock: Callable[[], float] = time.time,
+        dpop: bool | DPoPKey | Any = False,
+        cert: str | tuple[str, str] | None = None,
     ) -> None:
         self.token_url = check_url(token_url, "token_url")
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id must be the client's non-empty identifier.")
-        if not isinstance(client_secret, str) or not client_secret:
+        tls = auth_method in TLS_AUTH_METHODS
+        if tls:
+            if cert is None:
+                raise ConfigurationError(f"auth_method={auth_method!r} needs cert=(certfile, keyfile) (RFC 8705 §2).")
+            if client_secret is not None:
+                raise ConfigurationError(f"auth_method={auth_method!r} sends no secret: pass client_secret=None.")
+        elif not isinstance(client_secret, str) or not client_secret:
             raise ConfigurationError("client_secret must be the client's non-empty secret.")
-        if auth_method not in AUTH_METHODS:
-            raise ConfigurationError(f"auth_method must be one of {', '.join(AUTH_METHODS)} (got {auth_method!r}).")
+        elif auth_method not in AUTH_METHODS:
+            raise ConfigurationError(
+                f"auth_method must be one of {', '.join(AUTH_METHODS + TLS_AUTH_METHODS)} (got {auth_method!r})."
+            )
+        if cert is not None and not (
+            (isinstance(cert, str) and cert)
+            or (isinstance(cert, tuple) and len(cert) == 2 and all(isinstance(c, str) and c for c in cert))
+        ):
+            raise ConfigurationError("cert must be a PEM file name or a (certfile, keyfile) pair.")
+        for name in [cert] if isinstance(cert, str) else cert or ():
+            if not os.path.isfile(name):
+                raise ConfigurationError(f"cert: no such file {name!r} (the client certificate and its key, PEM).")
+        if dpop is True:
+            self.dpop_key = DPoPKey()
+        elif isinstance(dpop, DPoPKey):
+            self.dpop_key = dpop
+        elif dpop is not False and dpop is not None:
+            self.dpop_key = DPoPKey(dpop)  # raises ConfigurationError for anything else
+        self.cert = cert
         if basic_encoding not in BASIC_ENCODING_OPTIONS:
             raise ConfigurationError(
                 f"basic_encoding must be one of {', '.join(BASIC_ENCODING_OPTIONS)} (got {basic_encoding!r})."
@@ -195,7 +250,7 @@ class ClientCredentials(RenewingBearerAuth):
         if http is None and not timeout > 0:
             raise ConfigurationError("timeout must be more than 0 seconds.")
         self.client_id = client_id
-        self._secret = _Secret(client_secret)
+        self._secret = _Secret(client_secret or "")
         self.scope = " ".join(_strings(scope, "scope")) or None
         self.resource = tuple(_strings(resource, "resource"))
         self.audience = audience
@@ -215,7 +270,7 @@ class ClientCredentials(RenewingBearerAuth):
 
     @classmethod
     def from_issuer(
-        cls, issuer: str, client_id: str, client_secret: str, *, discovery_url: str | None = None, **kw: Any
+        cls, issuer: str, client_id: str, client_secret: str | None, *, discovery_url: str | None = None, **kw: Any
     ) -> ClientCredentials:
         """A client whose token endpoint comes from the issuer's metadata.
 
@@ -238,7 +293,7 @@ class ClientCredentials(RenewingBearerAuth):
     def __repr__(self) -> str:
         return (
             f"ClientCredentials(token_url={self.token_url!r}, client_id={self.client_id!r}, "
-            f"auth_method={self.auth_method!r})"
+            f"auth_method={self.auth_method!r}, dpop={self.dpop_key is not None})"
         )
 
     def close(self) -> None:
@@ -315,7 +370,9 @@ class ClientCredentials(RenewingBearerAuth):
             doc.update(self.extra_params)
             return json.dumps(doc, separators=(",", ":")).encode("utf-8"), "application/json", headers
         params = [("grant_type", "client_credentials")]
-        if self.auth_method == "client_secret_basic":
+        if self.auth_method in TLS_AUTH_METHODS:
+            params.append(("client_id", self.client_id))  # RFC 8705 §2: the certificate authenticates
+        elif self.auth_method == "client_secret_basic":
             headers["Authorization"] = basic_authorization(
                 self.client_id, self._secret.value, basic_encoding or "rfc6749"
             )
@@ -330,6 +387,8 @@ class ClientCredentials(RenewingBearerAuth):
         return urlencode(params).encode("ascii"), "application/x-www-form-urlencoded", headers
 
     def _redact(self, text: str) -> str:
+        if not self._secret.value:
+            return text
         return redact_secret(text, self.client_id, self._secret.value)
 
     def _basic_encodings(self) -> list[str | None]:
@@ -377,14 +436,59 @@ class ClientCredentials(RenewingBearerAuth):
     def _fetch_once(self, basic_encoding: str | None) -> _Token:
         body, media_type, headers = self._encode(basic_encoding)
         sent_at = self._clock()  # expiry counts from before the request: never late
-        self.requests_sent += 1
-        try:
-            resp = self._http.post_body(self.token_url, body, content_type=media_type, headers=headers)
-        except FetchError as exc:
-            raise TokenRequestError(None, str(exc), exc.status) from None
-        access, data, lifetime = parse_token_response(resp.status, resp.data, sent_at, self._redact)
+        where = origin(self.token_url)
+        for attempt in (1, 2):
+            if self.dpop_key is not None:
+                nonce = self.nonce_for(where)
+                headers["DPoP"] = self.dpop_key.proof("POST", self.token_url, nonce=nonce)  # RFC 9449 §5
+            self.requests_sent += 1
+            status, data, answer_headers = self._post(body, media_type, headers)
+            if self.dpop_key is None:
+                break
+            self.remember_nonce(where, answer_headers.get("DPoP-Nonce"))
+            # RFC 9449 §8: the server demands a nonce; once more with it, never more.
+            asked_nonce = status == 400 and isinstance(data, dict) and data.get("error") == "use_dpop_nonce"
+            if not (asked_nonce and attempt == 1 and answer_headers.get("DPoP-Nonce")):
+                break
+        access, data, lifetime = parse_token_response(
+            status, data, sent_at, self._redact, token_type="DPoP" if self.dpop_key is not None else "Bearer"
+        )
         if lifetime is None:
             lifetime = self.default_lifetime
         refresh_at = sent_at + lifetime - min(self.margin, lifetime / 2)
         log.debug("flask_ccguard: got a token from %r for %r, valid %d s", self.token_url, self.client_id, lifetime)
         return _Token(access, data, refresh_at)
+
+    def _post(self, body: bytes, media_type: str, headers: dict[str, str]) -> tuple[int, Any, Mapping[str, str]]:
+        """POST to the token endpoint within the HTTP client's deadline and size cap,
+        with the client certificate if any; the status, JSON answer and headers
+        (a DPoP ``DPoP-Nonce`` is read from them, RFC 9449 §8)."""
+        http = self._http
+        if self.cert is None and self.dpop_key is None:
+            try:
+                resp = http.post_body(self.token_url, body, content_type=media_type, headers=headers)
+            except FetchError as exc:
+                raise TokenRequestError(None, str(exc), exc.status) from None
+            return resp.status, resp.data, {}
+        seen: dict[str, Mapping[str, str]] = {}
+
+        def run(watch: Any) -> Any:
+            if not url_allowed(self.token_url):
+                raise FetchError(f"refusing to contact {self.token_url!r}: https required")
+            raw = http.session.post(
+                self.token_url,
+                data=body,
+                headers={**headers, "Content-Type": media_type},
+                timeout=(http.timeout, http.timeout),
+                allow_redirects=False,
+                stream=True,
+                cert=self.cert,
+            )
+            seen["headers"] = raw.headers
+            return http._read(raw, self.token_url, watch, accept_errors=True)
+
+        try:
+            resp = http._run_with_deadline(run)
+        except FetchError as exc:
+            raise TokenRequestError(None, str(exc), exc.status) from None
+        return resp.status, resp.data, seen.get("headers", {})

@@ -86,7 +86,12 @@ def _safe(value: Any, limit: int, redact: Callable[[str], str]) -> str | None:
 
 
 def parse_token_response(
-    status: int, data: Any, sent_at: float, redact: Callable[[str], str] = str
+    status: int,
+    data: Any,
+    sent_at: float,
+    redact: Callable[[str], str] = str,
+    *,
+    token_type: str = "Bearer",  # noqa: S107 - a token type, not a secret
 ) -> tuple[str, dict[str, Any], float | None]:
     """The access token, the whole answer and the token's lifetime in seconds.
 
@@ -95,6 +100,9 @@ def parse_token_response(
 
     :param sent_at: when the request was sent (seconds since the epoch).
     :param redact: removes secrets from text taken from the answer.
+    :param token_type: the type asked for: ``Bearer``, or ``DPoP`` after a
+        request with a proof (RFC 9449 §5), where an answer without
+        ``token_type: DPoP`` is refused: a Bearer token would be sent unbound.
     :raises TokenRequestError: an error answer, or one that is unusable.
     """
     if status != 200:
@@ -118,10 +126,21 @@ def parse_token_response(
             "RFC 6750 §2.1 allows in an Authorization header",
             status,
         )
-    token_type = data.get("token_type")
+    answered = data.get("token_type")
     # RFC 6749 §7.1: only Bearer tokens are sent as they are (DPoP etc. need proofs).
-    if token_type is not None and (not isinstance(token_type, str) or token_type.lower() != "bearer"):
-        raise TokenRequestError(None, f"token_type {_safe(token_type, 40, redact)!r} is not Bearer", status)
+    if token_type == "DPoP":
+        if not isinstance(answered, str) or answered.lower() != "dpop":
+            # RFC 9449 §5 lets an issuer that ignores DPoP answer Bearer; the
+            # caller asked for a sender-constrained token: say so, don't downgrade.
+            raise TokenRequestError(
+                None,
+                f"asked for a DPoP-bound token but got token_type {_safe(answered, 40, redact)!r} "
+                "(RFC 9449 §5): the issuer does not bind tokens to DPoP keys for this client",
+                status,
+                hint="enable DPoP for this client at the issuer, or drop dpop= to use bearer tokens",
+            )
+    elif answered is not None and (not isinstance(answered, str) or answered.lower() != "bearer"):
+        raise TokenRequestError(None, f"token_type {_safe(answered, 40, redact)!r} is not Bearer", status)
     lifetime = _number(data.get("expires_in"))
     if lifetime is None:
         exp = _jwt_exp(access)

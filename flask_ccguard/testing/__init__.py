@@ -45,9 +45,20 @@ without it.
 
 from __future__ import annotations
 
+from .dpop import cert_thumbprint, dpop_proof, generate_dpop_key, jwk_thumbprint, public_jwk
 from .issuer import TestIssuer
 from .minting import SUPPORTED_ALGORITHMS
 from .profiles import profile_issuer
 from .server import RecordedRequest
 
-__all__ = ["SUPPORTED_ALGORITHMS", "RecordedRequest", "TestIssuer", "profile_issuer"]
+__all__ = [
+    "SUPPORTED_ALGORITHMS",
+    "RecordedRequest",
+    "TestIssuer",
+    "cert_thumbprint",
+    "dpop_proof",
+    "generate_dpop_key",
+    "jwk_thumbprint",
+    "profile_issuer",
+    "public_jwk",
+]

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import token_request
+from .dpop import binding_claims
+from .dpop_check import ProofChecker
 from .keys import KeyRing
 from .minting import Default, PrivateKey, compact, hmac_signer, json_bytes, merge, no_signature
 from .server import IssuerServer
@@ -75,6 +77,7 @@ class TestIssuer(IssuerServer):
         oauth_metadata: bool = True,
         token_lifetime: int = 300,
         clients: Mapping[str, str] | None = None,
+        dpop_nonce: bool = False,
         start: bool = True,
     ) -> None:
         if path and not path.startswith("/"):
@@ -100,6 +103,8 @@ class TestIssuer(IssuerServer):
         self.discovery_overrides: dict[str, Any] = {}
         #: Extra JWKs appended to the published set.
         self.extra_jwks: list[dict[str, Any]] = []
+        #: Checks DPoP proofs on token requests; ``dpop.nonce`` is the nonce demanded, if any.
+        self.dpop = ProofChecker(nonce=dpop_nonce)
         self._clients_lock = threading.Lock()
         self._clients: dict[str, tuple[str, dict[str, Any]]] = {}
         for client_id, secret in (clients or {}).items():
@@ -209,6 +214,8 @@ class TestIssuer(IssuerServer):
         kid: str | Default | None = Default.KID,
         headers: Mapping[str, Any] | None = None,
         expires_in: int | None = None,
+        dpop_key: Any = None,
+        cert: Any = None,
         **claims: Any,
     ) -> str:
         """A signed access token (RFC 9068 shape) from this issuer.
@@ -218,6 +225,10 @@ class TestIssuer(IssuerServer):
             it (the current key for ``alg`` still signs).
         :param headers: merged over the header; None removes a member.
         :param expires_in: seconds until ``exp`` (default ``token_lifetime``).
+        :param dpop_key: bind the token to this DPoP key (a private key or
+            public JWK): ``cnf.jkt`` is its RFC 7638 thumbprint (RFC 9449 §6.1).
+        :param cert: bind the token to this client certificate (DER, PEM or
+            ``x509.Certificate``): ``cnf["x5t#S256"]`` (RFC 8705 §3.1).
         :param claims: override the defaults (``iss``, ``aud``, ``sub``,
             ``client_id``, ``iat``, ``nbf``, ``exp``, ``jti``); None leaves
             a claim out.
@@ -241,6 +252,8 @@ class TestIssuer(IssuerServer):
             "exp": now + lifetime,
             "jti": uuid.uuid4().hex,
         }
+        if dpop_key is not None or cert is not None:
+            payload["cnf"] = binding_claims(dpop_key, cert, claims.pop("cnf", None))
         merge(payload, claims)
         return compact(json_bytes(header), json_bytes(payload), key.signature)
 
@@ -263,8 +276,15 @@ class TestIssuer(IssuerServer):
     def _issue(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
         """The token endpoint's answer to a valid request (RFC 6749 §5.1)."""
         claims = token_request.grant(headers, body, self.issuer, self._client)
+        token_type = "Bearer"
+        proof = next((v for k, v in headers.items() if k.lower() == "dpop"), None)
+        if proof is not None:
+            # RFC 9449 §5: a valid proof binds the token to its key (cnf.jkt, §6.1).
+            jkt = self.dpop.check(proof, "POST", self.token_endpoint)
+            claims["cnf"] = {**claims.get("cnf", {}), "jkt": jkt}
+            token_type = "DPoP"
         token = self.mint(alg=self.token_alg, expires_in=self.token_lifetime, **claims)
-        response: dict[str, Any] = {"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime}
+        response: dict[str, Any] = {"access_token": token, "token_type": token_type, "expires_in": self.token_lifetime}
         if isinstance(claims.get("scope"), str):
             response["scope"] = claims["scope"]
         return response

@@ -184,6 +184,8 @@ class IssuerServer(LoopbackServer):
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
             "response_types_supported": ["token"],
+            # RFC 9449 §5.1: the token endpoint binds tokens to DPoP proofs.
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA"],
         }
         if openid:
             doc["subject_types_supported"] = ["public"]

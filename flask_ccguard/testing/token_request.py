@@ -24,11 +24,21 @@ class OAuthError(Exception):
     """An RFC 6749 §5.2 error response of the token endpoint.
 
     ``basic_realm`` is set when the client used HTTP Basic: the response
-    then carries a matching ``WWW-Authenticate`` challenge.
+    then carries a matching ``WWW-Authenticate`` challenge; ``dpop_nonce``
+    is sent as ``DPoP-Nonce`` (RFC 9449 §8).
     """
 
-    def __init__(self, status: int, error: str, description: str, basic_realm: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        description: str,
+        basic_realm: str | None = None,
+        *,
+        dpop_nonce: str | None = None,
+    ) -> None:
         super().__init__(error)
+        self.dpop_nonce = dpop_nonce
         self.status = status
         self.error = error
         self.description = description
@@ -147,6 +157,8 @@ def answer(issue: Callable[[], dict[str, Any]]) -> tuple[int, list[tuple[str, st
         extra = list(_NO_STORE)
         if exc.basic_realm is not None:
             extra.append(("WWW-Authenticate", f'Basic realm="{exc.basic_realm}"'))
+        if exc.dpop_nonce is not None:
+            extra.append(("DPoP-Nonce", exc.dpop_nonce))
         error = {"error": exc.error, "error_description": exc.description}
         return exc.status, extra, json_bytes(error)
     return 200, list(_NO_STORE), json_bytes(result)
