@@ -13,7 +13,7 @@ import pytest
 
 from flask_ccguard import ExpiredToken, InvalidToken, KeysUnavailable, TokenValidator
 from flask_ccguard.core.telemetry import INSTRUMENTS, NO_TELEMETRY, SCOPE, Telemetry
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import TestIssuer, profile_issuer
 from tests.conftest import bearer, make_app, unverified_claims
 
 pytest.importorskip("opentelemetry.sdk")
@@ -109,6 +109,20 @@ def otel() -> Iterator[Recorded]:
         _reset_globals()
 
 
+def _request_span() -> Any:
+    """A recording span standing for the request (the validation span is only made under one)."""
+    return trace.get_tracer("tests").start_as_current_span("request")
+
+
+def test_i19_01_a_validation_outside_any_trace_starts_none_but_is_measured(
+    otel: Recorded, ccguard_issuer: TestIssuer
+) -> None:
+    validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience)
+    validator.validate(ccguard_issuer.mint())
+    assert otel.spans("ccguard.validate") == []
+    assert [count for _attrs, count in otel.points("ccguard.validation.duration")] == [1]
+
+
 def test_i19_01_one_protected_request_gives_the_flask_span_our_span_under_it_and_metrics(
     otel: Recorded, ccguard_issuer: TestIssuer
 ) -> None:
@@ -155,7 +169,7 @@ def test_i19_01_refusals_are_counted_by_reason_with_the_rfc6750_code(
     otel: Recorded, ccguard_issuer: TestIssuer
 ) -> None:
     validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience)
-    with pytest.raises(ExpiredToken):
+    with pytest.raises(ExpiredToken), _request_span():
         validator.validate(ccguard_issuer.mint(expires_in=-600))
     (span,) = otel.spans("ccguard.validate")
     assert dict(span.attributes or {}) == {
@@ -176,7 +190,7 @@ def test_i19_01_unreachable_keys_are_an_error_span_and_failed_fetches(otel: Reco
     token = issuer.mint()
     validator = TokenValidator(issuer.issuer, issuer.audience, jwks_uri=issuer.jwks_uri)
     issuer.stop()
-    with pytest.raises(KeysUnavailable):
+    with pytest.raises(KeysUnavailable), _request_span():
         validator.validate(token)
     (span,) = otel.spans("ccguard.validate")
     assert span.status.status_code is StatusCode.ERROR
@@ -239,7 +253,7 @@ _NO_SDK = """
 import json, sys
 from flask_ccguard import ExpiredToken, InvalidToken, KeysUnavailable, TokenValidator
 from flask_ccguard.core.telemetry import Telemetry
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import TestIssuer, profile_issuer
 if sys.argv[1] == "api":
     import opentelemetry.trace, opentelemetry.metrics  # the API alone: its no-op providers
 issuer = TestIssuer()
@@ -275,3 +289,34 @@ def test_i19_01_no_telemetry_records_nothing() -> None:
     with NO_TELEMETRY.fetch("key_set", "GET", "https://idp.example/jwks") as found:
         found["http.response.status_code"] = 200
     assert Telemetry.detect().active is False  # the API's no-op providers here (no fixture)
+
+
+def test_i19_01_introspection_calls_cache_hits_and_client_span(otel: Recorded) -> None:
+    with profile_issuer("ibm_verify") as idp:
+        name, secret = next(iter(idp.introspection_clients.items()))
+        validator = TokenValidator(
+            [
+                {
+                    "issuer": idp.issuer,
+                    "audience": idp.audience,
+                    "introspection": {
+                        "endpoint": idp.introspection_endpoint,
+                        "client_id": name,
+                        "client_secret": secret,
+                    },
+                }
+            ]
+        )
+        token = idp.mint()
+        with _request_span():
+            for _ in range(3):
+                validator.validate(token)
+    assert otel.points("ccguard.introspection.calls") == [({}, 1)]
+    assert otel.points("ccguard.introspection.cache_hits") == [({}, 2)]
+    (fetch,) = otel.spans("ccguard.fetch.introspection")
+    assert fetch.kind is SpanKind.CLIENT and fetch.attributes is not None
+    assert fetch.attributes["http.request.method"] == "POST"
+    assert fetch.attributes["http.response.status_code"] == 200
+    assert "?" not in str(fetch.attributes["url.path"])
+    text = otel.all_attribute_text()
+    assert token not in text and secret not in text

@@ -126,8 +126,13 @@ class Telemetry:
         duration = self._instruments.get("ccguard.validation.duration")
         refusals = self._instruments.get("ccguard.validation.refusals")
 
+        current_span = sys.modules["opentelemetry.trace"].get_current_span if tracer is not None else None
+        accepted: dict[str, dict[str, str]] = {}  # algorithm -> the attributes, built once
+
         def traced(token: str | bytes, request: HTTPRequest | None = None) -> VerifiedToken:
-            if tracer is None:
+            # Only as a child of a recording span (the request's): a validation is
+            # never the start of a trace, and an unsampled request costs no span.
+            if current_span is None or not current_span().is_recording():
                 return measured(token, request, None)
             # Current, so that the fetches made while validating nest under it.
             with tracer.start_as_current_span(
@@ -160,11 +165,16 @@ class Telemetry:
                 raise
             elapsed = time.perf_counter() - start
             # The header as held, not .header (a copy per access); introspected tokens have none.
-            attrs = {"ccguard.outcome": "accepted", "ccguard.algorithm": str(verified._header.get("alg", "none"))}
+            alg = str(verified._header.get("alg", "none"))
+            done = accepted.get(alg)
+            if done is None:
+                done = {"ccguard.outcome": "accepted", "ccguard.algorithm": alg[:32]}
+                if len(accepted) < 32:  # only allowed algorithms are accepted: a few
+                    accepted[alg] = done
             if duration is not None:
-                duration.record(elapsed, attrs)
+                duration.record(elapsed, done)
             if span is not None:
-                span.set_attributes(attrs)
+                span.set_attributes(done)
                 span.set_attribute("ccguard.issuer", verified.issuer)
             return verified
 
