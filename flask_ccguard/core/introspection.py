@@ -185,10 +185,14 @@ class Introspector:
                     if len(self._parsed) >= self._max_parsed:
                         self._parsed.clear()
                     parsed = self._parsed[hit] = json.loads(hit[_UNTIL.size :])
+                if self._http.telemetry.active:
+                    self._http.telemetry.count("ccguard.introspection.cache_hits")
                 return dict(parsed)
             self._answers.delete(digest)
         seen = self._inactive.get(digest)
         if seen is not None and now < _UNTIL.unpack_from(seen)[0]:
+            if self._http.telemetry.active:
+                self._http.telemetry.count("ccguard.introspection.cache_hits")
             return dict(_INACTIVE)
         with self._lock:
             allowed = self._take_call(now)
@@ -271,8 +275,9 @@ class Introspector:
             data["client_id"] = self._client_id
             data["client_secret"] = self._client_secret
         self.calls += 1
+        self._http.telemetry.count("ccguard.introspection.calls")
         try:
-            resp = self._http.post_form(url, data, headers=headers)
+            resp = self._http.post_form(url, data, headers=headers, purpose="introspection")
         except FetchError as exc:
             log.warning("flask_ccguard: introspection failed: %s", exc)
             raise IntrospectionUnavailable() from None

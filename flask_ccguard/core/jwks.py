@@ -226,6 +226,7 @@ class KeySet:
             if self._fetching:
                 if not wait:
                     self.stale_served += 1
+                    self._http.telemetry.count("ccguard.key_set.stale_served")
                     return False
                 # Single flight: wait for the fetch under way rather than start another.
                 self._done.wait(self._http.timeout * 3 + 1)
@@ -239,11 +240,13 @@ class KeySet:
                 return False
             if not wait:
                 self.stale_served += 1  # this caller goes on with the keys it has
+                self._http.telemetry.count("ccguard.key_set.stale_served")
             cooling = self._last_attempt is not None and now - self._last_attempt < self._cooldown
             forced = reason in _FORCED
             if cooling and (forced or self._last_failed):
                 if forced:
                     self.cooldown_refusals += 1
+                    self._http.telemetry.count("ccguard.key_set.cooldown_refusals")
                 self._raise_if_unusable(now)
                 return False
             if forced:
@@ -300,6 +303,8 @@ class KeySet:
                 self._last_failed = True
                 self.fetches += 1
                 self.fetch_failures += 1
+                self._http.telemetry.count("ccguard.key_set.fetches", {"ccguard.outcome": "failure"})
+                self._http.telemetry.count("ccguard.key_set.fetch_failures")
                 self._raise_if_unusable(self._clock())
             return False
         with self._lock:
@@ -311,6 +316,7 @@ class KeySet:
             self._last_failed = False
             self.last_failure = None
             self.fetches += 1
+            self._http.telemetry.count("ccguard.key_set.fetches", {"ccguard.outcome": "success"})
         return True
 
     def _raise_if_unusable(self, now: float) -> None:
@@ -382,13 +388,13 @@ class KeySet:
 
     def _fetch(self, *, fresh: bool, scheduled: bool) -> tuple[list[VerifyingKey], int | None, bool]:
         uri = self._resolve_jwks_uri(after_failure=self._last_failed, scheduled=scheduled)
-        resp = self._http.get_json(uri, fresh=fresh)
+        resp = self._http.get_json(uri, fresh=fresh, purpose="key_set")
         if resp.from_cache:
             self.cache_hits += 1
             if not fresh and resp.max_age is not None and resp.max_age > self.issuer_max_age_cap:
                 # The HTTP cache keeps this copy as long as the issuer said,
                 # longer than we accept, and its age is unknown: ask the issuer.
-                resp = self._http.get_json(uri, fresh=True)
+                resp = self._http.get_json(uri, fresh=True, purpose="key_set")
         try:
             keys = read_key_set(resp.data, self._allowed, self.issuer)
         except NoKeysArray as exc:

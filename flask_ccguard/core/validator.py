@@ -27,6 +27,7 @@ from .pipeline import Pipeline, Run, check_binding
 from .registry import IssuerRegistry, IssuerSpec
 from .request import HTTPRequest
 from .stats import ValidationCounter, snapshot
+from .telemetry import Telemetry
 from .token_cache import TokenCache
 
 __all__ = ["TokenValidator"]
@@ -120,6 +121,10 @@ class TokenValidator:
         # Only a shared cache needs heuristic freshness; its lifetime is set below.
         freshness = DefaultFreshness(0) if shared is not None else None
         self.http = HTTPClient(timeout=timeout, cache=shared, heuristic=freshness)
+        # Decided once (telemetry.py): without an OpenTelemetry SDK, validate() is not wrapped.
+        self.http.telemetry = telemetry = Telemetry.detect()
+        if telemetry.active:
+            self.validate = telemetry.wrap_validate(self.validate)  # type: ignore[method-assign]
         self._counter = ValidationCounter()
         #: Most verified tokens remembered (0: no cache).
         self.token_cache_size = size = _check("token_cache_size", token_cache_size, option_name)

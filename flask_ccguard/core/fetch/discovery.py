@@ -19,6 +19,7 @@ issuer is not asked again for every token.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -280,16 +281,19 @@ def _get_json_by(http: HTTPClient, url: str, deadline: float, *, fresh: bool = F
     if remaining <= 0:
         raise FetchError(f"{url!r} not tried: the discovery deadline ({http.timeout:g} s in all) has passed")
     if remaining >= http.timeout:
-        return http.get_json(url, fresh=fresh)
+        return http.get_json(url, fresh=fresh, purpose="metadata")
     box: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            box["result"] = http.get_json(url, fresh=fresh)
+            box["result"] = http.get_json(url, fresh=fresh, purpose="metadata")
         except Exception as exc:  # handed to the caller below
             box["error"] = exc
 
-    worker = threading.Thread(target=work, name="ccguard-discovery", daemon=True)
+    # In a copy of this context, so that the fetch's telemetry span has the caller's as its parent.
+    worker = threading.Thread(
+        target=contextvars.copy_context().run, args=(work,), name="ccguard-discovery", daemon=True
+    )
     worker.start()
     worker.join(remaining)
     if worker.is_alive():

@@ -24,6 +24,7 @@ from cachecontrol.heuristics import BaseHeuristic
 
 from ..._version import __version__
 from ..errors import CCGuardBaseError, ConfigurationError
+from ..telemetry import NO_TELEMETRY, Telemetry
 from .http_cache import MemoryCache
 from .transport import Adapter, Watch, is_loopback_address, watching
 
@@ -182,6 +183,8 @@ class HTTPClient:
         self.cache_hits = 0
         self.network_fetches = 0
         self._count_lock = threading.Lock()
+        #: Spans for fetches (:mod:`~flask_ccguard.core.telemetry`); set by the validator.
+        self.telemetry: Telemetry = NO_TELEMETRY
 
     def close(self) -> None:
         self.session.close()
@@ -194,13 +197,17 @@ class HTTPClient:
         if controller is not None:
             self.cache.delete(controller.cache_url(url))
 
-    def get_json(self, url: str, *, fresh: bool = False) -> JSONResponse:
+    def get_json(self, url: str, *, fresh: bool = False, purpose: str = "document") -> JSONResponse:
         """GET ``url`` and return its JSON body.
 
         :param fresh: bypass the HTTP cache (``Cache-Control: no-cache``), as
             for a refetch after an unknown key id.
+        :param purpose: what is fetched (``metadata``, ``key_set``): names the
+            telemetry span ``ccguard.fetch.<purpose>``.
         :raises FetchError: for any failure, with a message safe to log.
         """
+        if self.telemetry.active:
+            return self._traced(purpose, "GET", url, lambda watch: self._get(url, fresh, watch))
         return self._run_with_deadline(lambda watch: self._get(url, fresh, watch))
 
     def post_form(
@@ -210,10 +217,12 @@ class HTTPClient:
         *,
         auth: tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        purpose: str = "form",
     ) -> JSONResponse:
         """POST a form and return the JSON answer, whatever its status.
 
-        Used for token and introspection endpoints; never cached.
+        Used for token and introspection endpoints; never cached. ``purpose``
+        names the telemetry span, as for :meth:`get_json`.
         """
 
         def run(watch: Watch) -> JSONResponse:
@@ -230,6 +239,8 @@ class HTTPClient:
             )
             return self._read(resp, url, watch, accept_errors=True)
 
+        if self.telemetry.active:
+            return self._traced(purpose, "POST", url, run)
         return self._run_with_deadline(run)
 
     def post_body(
@@ -263,6 +274,14 @@ class HTTPClient:
         return self._run_with_deadline(run)
 
     # -- internals -----------------------------------------------------------------
+
+    def _traced(self, purpose: str, method: str, url: str, fn: Any) -> JSONResponse:
+        """``_run_with_deadline(fn)`` inside a client span (origin and path only: no query)."""
+        with self.telemetry.fetch(purpose, method, url) as found:
+            resp = self._run_with_deadline(fn)
+            found["http.response.status_code"] = resp.status
+            found["ccguard.cache_hit"] = resp.from_cache
+            return resp
 
     def _run_with_deadline(self, fn: Any) -> JSONResponse:
         """Run ``fn`` in a worker so the caller gets an answer by the deadline.
