@@ -60,13 +60,13 @@ class Recorded:
                     if metric.name == name:
                         for point in metric.data.data_points:
                             value = getattr(point, "value", None)
-                            found.append((dict(point.attributes or {}), point.count if value is None else value))
+                            found.append((dict(point.attributes or {}), getattr(point, "count", None) if value is None else value))
         return found
 
     def metric_units(self) -> dict[str, str]:
         data = self.reader.get_metrics_data()
         return {
-            m.name: m.unit
+            m.name: m.unit or ""
             for rm in (data.resource_metrics if data else ())
             for sm in rm.scope_metrics
             for m in sm.metrics
@@ -78,15 +78,15 @@ class Recorded:
         parts: list[str] = []
         for span in self.spans():
             parts += [span.name, str(span.status.description or "")]
-            parts += [f"{k}={v}" for k, v in (span.attributes or {}).items()]
+            parts += [f"{k}={v!s}" for k, v in (span.attributes or {}).items()]
             for event in span.events:
-                parts += [event.name] + [f"{k}={v}" for k, v in (event.attributes or {}).items()]
+                parts += [event.name] + [f"{k}={v!s}" for k, v in (event.attributes or {}).items()]
         data = self.reader.get_metrics_data()
         for rm in data.resource_metrics if data else ():
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
                     for point in metric.data.data_points:
-                        parts += [f"{k}={v}" for k, v in (point.attributes or {}).items()]
+                        parts += [f"{k}={v!s}" for k, v in (point.attributes or {}).items()]
         return "\n".join(parts)
 
 
@@ -127,11 +127,11 @@ def test_i19_01_one_protected_request_gives_the_flask_span_our_span_under_it_and
     otel: Recorded, ccguard_issuer: TestIssuer
 ) -> None:
     app = make_app(ccguard_issuer)
-    FlaskInstrumentor().instrument_app(app)
+    FlaskInstrumentor().instrument_app(app)  # type: ignore[no-untyped-call]
     try:
         resp = app.test_client().get("/v", headers=bearer(ccguard_issuer.mint()))
     finally:
-        FlaskInstrumentor().uninstrument_app(app)
+        FlaskInstrumentor().uninstrument_app(app)  # type: ignore[no-untyped-call]
     assert resp.status_code == 200
     (server,) = [s for s in otel.spans() if s.kind is SpanKind.SERVER]
     (validate,) = otel.spans("ccguard.validate")
@@ -218,7 +218,7 @@ def test_i19_01_cooldown_refusals_and_dpop_replays_are_counted(otel: Recorded, c
 
 def test_i19_01_nothing_sensitive_in_any_attribute(otel: Recorded, ccguard_issuer: TestIssuer) -> None:
     app = make_app(ccguard_issuer)
-    FlaskInstrumentor().instrument_app(app)
+    FlaskInstrumentor().instrument_app(app)  # type: ignore[no-untyped-call]
     client = app.test_client()
     good = ccguard_issuer.mint(client_id="client-secretive-42", scope="assets:read-confidential")
     bad = ccguard_issuer.mint(sub="subject-hidden-77", kid="kid-never-shown-9")
@@ -227,7 +227,7 @@ def test_i19_01_nothing_sensitive_in_any_attribute(otel: Recorded, ccguard_issue
         assert client.get("/v", headers=bearer(bad)).status_code == 401
         assert client.get("/v", headers=bearer(good + "x")).status_code == 401
     finally:
-        FlaskInstrumentor().uninstrument_app(app)
+        FlaskInstrumentor().uninstrument_app(app)  # type: ignore[no-untyped-call]
     text = otel.all_attribute_text()
     assert "ccguard.validate" in text and "ccguard.reason=" in text  # something was recorded
     secrets = {good, bad, *good.split("."), *bad.split(".")}
