@@ -22,7 +22,8 @@ from .core.bearer import extract_token, is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope, MissingToken
 from .http_request import describe
-from .protection import Clause, record, requirement
+from .protection import RESOURCES, Clause, record, requirement
+from .resource_metadata import check_audience
 from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
 from .state import CCGuardState, get_state
@@ -157,6 +158,9 @@ def _validated_token(req: Request) -> VerifiedToken:
             raw = _token_from_request(state, req)
         # Described only when a binding step (DPoP, mTLS) will read it.
         token = validator.validate(raw, describe(req) if validator.pipeline.bindings else None)
+        if RESOURCES:
+            # The app has resources of its own (guard.protect(bp, resource=...)): the endpoint's must be named.
+            check_audience(current_app._get_current_object(), req.endpoint, token)  # type: ignore[attr-defined]
         setattr(req, _TOKEN_ATTR, token)
         if token_verified.receivers:  # blinker's send() costs even with no receiver
             announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from .core.errors import CCGuardError
 from .core.option_checks import resource as check_resource
 from .decorators import Match, check_match, names, verify_request
 from .protection import PROTECTED, RESOURCES, Clause, is_public
-from .resource_metadata import check_resources, install, metadata_url
+from .resource_metadata import accept_resources, check_resources, install, metadata_url
 from .responses import BEARER, error_response
 from .route_order import check_route_order
 from .state import EXTENSION_KEY, CCGuardState, get_state
@@ -54,6 +54,7 @@ def _serve_resource(setup: BlueprintSetupState) -> None:
     app = cast(Flask, setup.app)
     install(app)
     check_resources(app)
+    accept_resources(app)
 
 
 def _check_route_order_once() -> Callable[[], None]:
@@ -124,6 +125,7 @@ class CCGuard:
         if resource is not None or app in RESOURCES:
             install(app)
         check_resources(app)
+        accept_resources(app)
         # A handler the app registered before us wins; one registered later
         # replaces ours, as Flask's own registration does.
         if CCGuardError not in app.error_handler_spec[None][None]:
@@ -146,7 +148,8 @@ class CCGuard:
         own (RFC 9728): its metadata is served at the path built from this
         identifier, its views' challenges name that document and its scopes
         are listed there, not in the app's ``CCGUARD_RESOURCE`` document.
-        Tokens are still checked against the app's audience.
+        With ``CCGUARD_AUDIENCE`` unset its views need tokens whose ``aud``
+        names this resource (and the app's other views tokens naming theirs).
 
         The requirement belongs to the blueprint, so it holds on every app the
         blueprint is registered on: protect a blueprint once where it is
@@ -195,6 +198,7 @@ class CCGuard:
         else:
             install(target)
             check_resources(target)
+            accept_resources(target)
 
     def warm_up(self, app: Flask | None = None) -> dict[str, str | None]:
         """Fetch the metadata and keys of each fixed issuer of ``app`` (default:

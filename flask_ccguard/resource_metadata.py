@@ -35,7 +35,8 @@ from weakref import WeakKeyDictionary
 
 from flask import Flask, Response, current_app, jsonify, request
 
-from .core.errors import ConfigurationError
+from .core.claims import VerifiedToken, canonical_uri
+from .core.errors import ConfigurationError, InvalidToken
 from .protection import RESOURCES, declared_scopes, mark_public, resource_of
 
 __all__ = ["WELL_KNOWN", "challenge_params", "check_resources", "document", "install", "metadata_path", "metadata_url"]
@@ -176,6 +177,39 @@ def _sender_constraints(settings: Mapping[str, Any]) -> dict[str, Any]:
     if settings.get("CCGUARD_CLIENT_CERT_SOURCE") is not None:
         members["tls_client_certificate_bound_access_tokens"] = True
     return members
+
+
+def accept_resources(app: Flask) -> None:
+    """Let the issuers whose audience is the resource (``CCGUARD_AUDIENCE`` unset) accept
+    the app's other resources too (``guard.protect(bp, resource=...)``); which one a
+    request needs is checked per endpoint (:func:`check_audience`)."""
+    state = app.extensions.get("ccguard")
+    if state is None:
+        return  # init_app calls this again
+    extra = frozenset(canonical_uri(r) for r in _resources(app))
+    for entry in state.validator.registry.entries():
+        for rules in (entry.rules, entry.introspected_rules):
+            if rules.canonical_audience:
+                rules.audiences = rules.audiences | extra
+
+
+def check_audience(app: Flask, endpoint: str | None, token: VerifiedToken) -> None:
+    """RFC 8707 §2: a token for one resource of the app is no token for another.
+
+    Only for audiences defaulted from the resources (an explicit
+    ``CCGUARD_AUDIENCE`` is the app's single audience), and only when the app
+    has a resource of its own besides ``CCGUARD_RESOURCE``.
+
+    :raises InvalidToken: the token's ``aud`` does not name the endpoint's resource.
+    """
+    if endpoint is None or not token.audience_defaulted:
+        return
+    resource = resource_of(app, endpoint)
+    if resource is None:
+        return
+    wanted = canonical_uri(resource)
+    if not any(canonical_uri(a) == wanted for a in token.audiences[:32]):
+        raise InvalidToken("The access token is meant for another audience.", reason="audience", claim="aud")
 
 
 def challenge_params(app: Flask, endpoint: str | None) -> dict[str, str]:

@@ -286,3 +286,23 @@ def test_i17_04_bad_hierarchy_refused(ccguard_issuer: TestIssuer) -> None:
 def test_i17_04_cyclic_hierarchy_terminates(ccguard_issuer: TestIssuer) -> None:
     app, _ = _app(ccguard_issuer, CCGUARD_SCOPE_HIERARCHY={"a": ["b"], "b": ["a", "assets:read"]})
     assert app.test_client().get("/assets", headers=bearer(ccguard_issuer.mint(scope="a"))).status_code == 200
+
+
+def test_i17_03_blueprint_resource_is_its_endpoints_audience(ccguard_issuer: TestIssuer) -> None:
+    app, guard = _app(ccguard_issuer)
+    reports = Blueprint("reports", __name__)
+    guard.protect(reports, resource="https://api.example.com/reports")
+
+    @reports.get("/summary")
+    def summary() -> Any:
+        return {"ok": True}
+
+    app.register_blueprint(reports, url_prefix="/reports")
+    client = app.test_client()
+    for_reports = bearer(ccguard_issuer.mint(aud="https://api.example.com/reports/"))
+    for_app = bearer(ccguard_issuer.mint(aud=RESOURCE))
+    assert client.get("/reports/summary", headers=for_reports).status_code == 200
+    # A token for one resource of the app is no token for another (RFC 8707 §2).
+    assert client.get("/me", headers=for_reports).status_code == 401
+    assert client.get("/reports/summary", headers=for_app).status_code == 401
+    assert client.get("/me", headers=for_app).status_code == 200

@@ -415,6 +415,11 @@ class VerifiedToken:
         return self._rules.issuer
 
     @property
+    def audience_defaulted(self) -> bool:
+        """Whether the issuer's audience is the resource identifier (``CCGUARD_AUDIENCE`` unset)."""
+        return self._rules.canonical_audience
+
+    @property
     def audiences(self) -> tuple[str, ...]:
         aud = self._claims.get("aud")
         return (aud,) if isinstance(aud, str) else tuple(aud or ())
