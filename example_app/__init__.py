@@ -32,6 +32,7 @@ from flask_ccguard import CCGuard, ConfigurationError
 from flask_ccguard.config import CLIENT_KEYS as CCGUARD_CLIENT_KEYS
 from flask_ccguard.config import DEFAULTS as CCGUARD_SETTINGS
 from flask_ccguard.config import PREFIX as CCGUARD_PREFIX
+from flask_ccguard.core.option_checks import resource as check_resource
 from flask_ccguard.environment import parse_variable
 
 from . import applications, assets, cli, db, errors, issuer, openapi, registrations, settings
@@ -93,6 +94,18 @@ def _env_ccguard() -> dict[str, Any]:
             continue
         found[key] = parse_variable(key, raw)  # as the ccguard command reads it
     return found
+
+
+def _resource(audience: str) -> str | None:
+    """The audience as the API's resource identifier (RFC 8707 §2), if it is one.
+
+    An audience such as ``api://assets`` or an http URL off loopback is no
+    resource identifier; the API then serves no metadata rather than refuse to start.
+    """
+    try:
+        return check_resource(audience, "EXAMPLE_AUDIENCE")
+    except ConfigurationError:
+        return None
 
 
 def _flask_command() -> str:
@@ -171,7 +184,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     guard_config: dict[str, Any] = {
         "CCGUARD_ISSUER": app.config["EXAMPLE_ISSUER"],
         "CCGUARD_AUDIENCE": app.config["EXAMPLE_AUDIENCE"],
+        "CCGUARD_RESOURCE_NAME": "Example asset API",
     }
+    resource = _resource(app.config["EXAMPLE_AUDIENCE"])
+    if resource is not None:
+        # RFC 9728: the API names itself, serves its metadata and points every 401 at it.
+        guard_config["CCGUARD_RESOURCE"] = resource
     guard_config.update(_env_ccguard())
     guard_config.update({k: v for k, v in overrides.items() if k.startswith("CCGUARD_")})
     if guard_config["CCGUARD_ISSUER"] == app.config["EXAMPLE_ISSUER"]:

@@ -39,7 +39,6 @@ CLIENT_KEYS = frozenset(
         "CCGUARD_TENANT",
         "CCGUARD_FQDN",
         "CCGUARD_SCOPE",
-        "CCGUARD_RESOURCE",
         "CCGUARD_AUTH_METHOD",
         "CCGUARD_AUTHORITY",
         "CCGUARD_TOKEN",

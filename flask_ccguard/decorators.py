@@ -22,7 +22,8 @@ from .core.bearer import extract_token, is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope, MissingToken
 from .http_request import describe
-from .protection import Clause, record
+from .protection import RESOURCES, Clause, record, requirement
+from .resource_metadata import check_audience
 from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
 from .state import CCGuardState, get_state
@@ -157,6 +158,9 @@ def _validated_token(req: Request) -> VerifiedToken:
             raw = _token_from_request(state, req)
         # Described only when a binding step (DPoP, mTLS) will read it.
         token = validator.validate(raw, describe(req) if validator.pipeline.bindings else None)
+        if RESOURCES:
+            # The app has resources of its own (guard.protect(bp, resource=...)): the endpoint's must be named.
+            check_audience(current_app._get_current_object(), req.endpoint, token)  # type: ignore[attr-defined]
         setattr(req, _TOKEN_ATTR, token)
         if token_verified.receivers:  # blinker's send() costs even with no receiver
             announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]
@@ -176,14 +180,28 @@ def _check_permissions(token: VerifiedToken, roles: tuple[str, ...], scopes: tup
     # Each claim is parsed only when the view asks for it.
     role_problem = _lacking(token.roles, roles, match, "role(s)") if roles else None
     scope_problem = _lacking(token.scopes, scopes, match, "scope(s)") if scopes else None
+    if scope_problem:
+        # Only when the scopes as granted fall short: a broader scope may imply the rest.
+        hierarchy = get_state().settings.get("CCGUARD_SCOPE_HIERARCHY")
+        if hierarchy is not None:
+            scope_problem = _lacking(hierarchy.expand(token.scopes), scopes, match, "scope(s)")
     if role_problem or scope_problem:
         # RFC 6750 §3.1: insufficient_scope is a 403, and its scope attribute
-        # names the scopes a new token needs.
+        # names the scopes a new token needs: all the operation requires
+        # (RFC 9728 §5.1), not only this clause's, or the client would step up
+        # one refusal at a time.
         raise InsufficientScope(
             " ".join(p for p in (role_problem, scope_problem) if p),
-            scopes=scopes if scope_problem else (),
+            scopes=_all_scopes(scopes) if scope_problem else (),
             roles=roles if role_problem else (),
         )
+
+
+def _all_scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    endpoint = request.endpoint
+    declared = requirement(app, endpoint).scopes if endpoint is not None else ()
+    return tuple(dict.fromkeys((*declared, *scopes)))
 
 
 def verify_token_in_request(

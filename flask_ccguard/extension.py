@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 
 from .config import build_validator, read_settings
 from .core.errors import CCGuardError
+from .core.option_checks import resource as check_resource
 from .decorators import Match, check_match, names, verify_request
 from .exemption import check_exemptions, forget_open_endpoints, open_endpoints
-from .protection import PROTECTED, Clause, mark_public
+from .protection import PROTECTED, RESOURCES, Clause, mark_public
+from .resource_metadata import accept_resources, check_resources, install, metadata_url
 from .responses import BEARER, error_response
 from .route_order import check_route_order
 from .state import EXTENSION_KEY, CCGuardState, get_state
@@ -36,7 +39,7 @@ def _protection(requirements: list[Clause]) -> Callable[[], Response | None]:
         # lookup and a property (~0.9 µs a request, measured).
         rule = request._get_current_object().url_rule  # type: ignore[attr-defined]
         if rule is not None and rule.endpoint in open_endpoints(current_app._get_current_object()):  # type: ignore[attr-defined]
-            return None  # declared open: @public or guard.exempt()
+            return None  # declared open: the metadata document, @public, guard.exempt()
         for clause in requirements:
             if verify_request(clause.roles, clause.scopes, clause.match) is None:
                 rule = request.url_rule
@@ -49,6 +52,14 @@ def _protection(requirements: list[Clause]) -> Callable[[], Response | None]:
         return None
 
     return require_valid_token
+
+
+def _serve_resource(setup: BlueprintSetupState) -> None:
+    # When a blueprint with a resource of its own is registered: serve its document there.
+    app = cast(Flask, setup.app)
+    install(app)
+    check_resources(app)
+    accept_resources(app)
 
 
 def _check_route_order_once() -> Callable[[], None]:
@@ -98,6 +109,7 @@ class CCGuard:
         check_route_order(app)
         settings = read_settings(app.config, self._options, import_name=app.import_name)
         validator = build_validator(settings)
+        resource = settings["CCGUARD_RESOURCE"] = validator.resource
         if settings["CCGUARD_WARM_UP"]:
             outcome = warm_up(validator)
             if settings["CCGUARD_WARM_UP"] == "require":
@@ -113,8 +125,14 @@ class CCGuard:
             # entry, e.g. ("DPoP", {"algs": "ES256 PS256"}) (RFC 9449 §7.1), and
             # a common auth-param one more key, e.g. resource_metadata (RFC 9728 §5.1).
             schemes=BEARER,
-            challenge_params=MappingProxyType({}),
+            challenge_params=MappingProxyType(
+                {} if resource is None else {"resource_metadata": metadata_url(resource)}
+            ),
         )
+        if resource is not None or app in RESOURCES:
+            install(app)
+        check_resources(app)
+        accept_resources(app)
         # A handler the app registered before us wins; one registered later
         # replaces ours, as Flask's own registration does.
         if CCGuardError not in app.error_handler_spec[None][None]:
@@ -128,9 +146,18 @@ class CCGuard:
         roles: Iterable[str] = (),
         scopes: Iterable[str] = (),
         match: Match = "all",
+        *,
+        resource: str | None = None,
     ) -> None:
         """Require a valid token (and ``roles`` / ``scopes``) for every view
         of an app or blueprint. Per-view decorators add their requirements.
+
+        ``resource`` makes the blueprint (or app) a protected resource of its
+        own (RFC 9728): its metadata is served at the path built from this
+        identifier, its views' challenges name that document and its scopes
+        are listed there, not in the app's ``CCGUARD_RESOURCE`` document.
+        With ``CCGUARD_AUDIENCE`` unset its views need tokens whose ``aud``
+        names this resource (and the app's other views tokens naming theirs).
 
         The requirement belongs to the blueprint, so it holds on every app the
         blueprint is registered on: protect a blueprint once where it is
@@ -145,6 +172,8 @@ class CCGuard:
         """
         requirement = Clause(names(roles, "roles"), names(scopes, "scopes"), match)
         check_match(match)
+        if resource is not None:
+            self._resource(app_or_blueprint, check_resource(resource, "guard.protect(resource=...)"))
         # The requirements guard.protect() put on each app or blueprint, whichever
         # CCGuard made them: one before_request function per target applies them all.
         requirements = PROTECTED.get(app_or_blueprint)
@@ -185,6 +214,21 @@ class CCGuard:
         mark_public(target, owner=self)
         forget_open_endpoints()
         return target
+
+    @staticmethod
+    def _resource(target: Flask | Blueprint, resource: str | None) -> None:
+        if resource is None:
+            return
+        if RESOURCES.get(target, resource) != resource:
+            raise RuntimeError(f"guard.protect() already gave {target.name!r} the resource {RESOURCES[target]!r}.")
+        RESOURCES[target] = resource
+        if isinstance(target, Blueprint):
+            # Served by each app the blueprint is registered on, checked there.
+            target.record_once(_serve_resource)
+        else:
+            install(target)
+            check_resources(target)
+            accept_resources(target)
 
     def warm_up(self, app: Flask | None = None) -> dict[str, str | None]:
         """Fetch the metadata and keys of each fixed issuer of ``app`` (default:

@@ -137,12 +137,16 @@ def _owner(app: Flask) -> Any:
 
 def is_public(app: Flask, endpoint: str) -> bool:
     """Whether ``endpoint`` of ``app`` was declared open (:func:`mark_public`)."""
-    owner = _owner(app)
-    if owner is not None and endpoint in _PUBLIC_ENDPOINTS.get(owner, ()):
-        return True
+    # Runs on every request to a protect()ed app: the common answers first, cheaply.
     if getattr(app.view_functions.get(endpoint), PUBLIC_ATTRIBUTE, False):
         return True
-    return app in _PUBLIC_TARGETS or any(bp in _PUBLIC_TARGETS for bp in _blueprints(app, endpoint))
+    if _PUBLIC_ENDPOINTS:
+        owner = _owner(app)
+        if owner is not None and endpoint in _PUBLIC_ENDPOINTS.get(owner, ()):
+            return True
+    if _PUBLIC_TARGETS:
+        return app in _PUBLIC_TARGETS or any(bp in _PUBLIC_TARGETS for bp in _blueprints(app, endpoint))
+    return False
 
 
 def resource_of(app: Flask, endpoint: str) -> str | None:

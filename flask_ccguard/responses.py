@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, has_request_context, jsonify, request
 
 from .core.errors import CCGuardError, format_challenge
+from .protection import RESOURCES
+from .resource_metadata import challenge_params as resource_challenge_params
 
 __all__ = ["BEARER", "Scheme", "challenges", "error_response"]
 
@@ -86,6 +88,9 @@ def error_response(error: CCGuardError, realm: str | None = None) -> Response:
     response.status_code = error.status
     if error.has_challenge:
         params = {"realm": (state.realm if realm is None else realm) or None, **state.challenge_params}
+        if RESOURCES and has_request_context():
+            # A blueprint that is a resource of its own names its own document (RFC 9728 §5.1).
+            params.update(resource_challenge_params(current_app._get_current_object(), request.endpoint))  # type: ignore[attr-defined]
         response.headers["WWW-Authenticate"] = ", ".join(challenges(error, state.schemes, params))
     response.headers.update(error.headers())
     return response

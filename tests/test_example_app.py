@@ -226,7 +226,7 @@ def test_guest_cannot_create_an_asset(live: LiveExample, guest_token: str) -> No
     response = requests.post(live.assets_url, json=ASSET, headers=bearer(guest_token), timeout=10)
     # The description names the missing role(s); the header must carry the body's.
     description = response.json()["error_description"]
-    assert_challenge(response, 403, "insufficient_scope", description, realm="example_app")
+    assert_challenge(response, 403, "insufficient_scope", description, realm="example_app", params=_metadata(live))
 
 
 def _expired(live: LiveExample, token: str) -> str:
@@ -249,12 +249,36 @@ def test_bad_tokens_get_401_invalid_token(live: LiveExample, guest_token: str, k
     else:
         token = "not.a.jwt"
     response = requests.get(live.assets_url, headers=bearer(token), timeout=10)
-    assert_challenge(response, 401, "invalid_token", response.json()["error_description"], realm="example_app")
+    assert_challenge(
+        response,
+        401,
+        "invalid_token",
+        response.json()["error_description"],
+        realm="example_app",
+        params=_metadata(live),
+    )
 
 
 def test_no_token_gets_401_without_error_code(live: LiveExample) -> None:
     response = requests.get(live.assets_url, timeout=10)
-    assert_challenge(response, 401, realm="example_app")
+    assert_challenge(response, 401, realm="example_app", params=_metadata(live))
+
+
+def _metadata(live: LiveExample) -> dict[str, str]:
+    # i17-07: the example names its resource; every challenge points at its metadata (RFC 9728 §5.1).
+    return {"resource_metadata": live.base + "/.well-known/oauth-protected-resource/archivist"}
+
+
+def test_i17_07_the_example_serves_its_metadata(live: LiveExample) -> None:
+    url = _metadata(live)["resource_metadata"]
+    response = requests.get(url, timeout=10)
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.json() == {
+        "resource": live.base + "/archivist",
+        "authorization_servers": [live.issuer],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Example asset API",
+    }
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,7 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
 
 def test_i14_05_readme_walkthrough_sets_base_once_and_needs_no_jq() -> None:
     blocks = walkthrough_blocks()
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     assert blocks[0].splitlines()[0] == DEFAULT_BASE
     assert "--data-urlencode" in blocks[0]
     assert "umask 077" in blocks[0]
@@ -121,12 +121,16 @@ def test_i14_05_readme_walkthrough_runs_as_written_on_another_port(started: Star
         ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-    first_list, asset, application = (json.loads(line) for line in result.stdout.splitlines() if line.strip())
+    first_list, asset, application, metadata = (json.loads(line) for line in result.stdout.splitlines() if line.strip())
     assert set(first_list) == {"assets", "next_page_token"}
     assert asset["identity"].startswith("assets/")
     assert asset["attributes"] == {"arc_display_name": "Container #1"}
     assert application["display_name"] == "TrafficLight101"
     assert len(application["credentials"][0]["secret"]) == 64
+    # i17-07: the authorization server, found from a 401 alone (RFC 9728 §5.1).
+    assert metadata["resource"] == started.base + "/archivist"
+    assert metadata["authorization_servers"] == [started.base + "/archivist/iam/v1/appidp"]
+    assert metadata["resource_name"] == "Example asset API"
 
     header_file = tmp_path / "bearer_token"
     assert stat.S_IMODE(header_file.stat().st_mode) == 0o600

@@ -60,7 +60,12 @@ class Recorded:
                     if metric.name == name:
                         for point in metric.data.data_points:
                             value = getattr(point, "value", None)
-                            found.append((dict(point.attributes or {}), getattr(point, "count", None) if value is None else value))
+                            found.append(
+                                (
+                                    dict(point.attributes or {}),
+                                    getattr(point, "count", None) if value is None else value,
+                                )
+                            )
         return found
 
     def metric_units(self) -> dict[str, str]:

@@ -25,6 +25,7 @@ README_SECTIONS = {
     "Example asset API": "quickstart",
     "Protecting views": "views",
     "Responses": "views",
+    "Protected resource metadata": "views",
     "Signals and logging": "views",
     "Configuration": "configuration",
     "Warm-up": "configuration",

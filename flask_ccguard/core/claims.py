@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ExpiredToken, InvalidToken
 
@@ -14,6 +15,7 @@ __all__ = [
     "ID_TOKEN_CLAIMS",
     "ClaimRules",
     "VerifiedToken",
+    "canonical_uri",
     "check_aud",
     "check_claims",
     "check_exp",
@@ -90,6 +92,7 @@ class ClaimRules:
 
     __slots__ = (
         "audiences",
+        "canonical_audience",
         "id_token_claims",
         "issuer",
         "leeway",
@@ -114,8 +117,12 @@ class ClaimRules:
         require_aud: bool = True,
         id_token_claims: Iterable[str] = ID_TOKEN_CLAIMS,
         roles_delimiter: str | None = None,
+        canonical_audience: bool = False,
     ) -> None:
         self.issuer = issuer
+        #: ``aud`` values are compared in canonical form (:func:`~.option_checks.canonical_uri`):
+        #: the audience defaulted from the resource identifier.
+        self.canonical_audience = canonical_audience
         self.audiences = frozenset(audiences)
         self.leeway = leeway
         self.require_iat = require_iat
@@ -139,6 +146,7 @@ class ClaimRules:
             require_aud=self.require_aud,
             id_token_claims=self.id_token_claims,
             roles_delimiter=self.roles_delimiter,
+            canonical_audience=self.canonical_audience,
         )
 
 
@@ -187,13 +195,46 @@ def check_iss(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
         raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
 
 
+#: ``aud`` entries put in canonical form at most (a token may list many).
+_MAX_AUDIENCES = 32
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def canonical_uri(value: str) -> str:
+    """``value`` in the form resource identifiers are compared in (RFC 3986 §6.2.2-6.2.3).
+
+    Scheme and host lower-case, the scheme's default port and a trailing
+    ``/`` of the path dropped; anything unparsable is returned as it is
+    (it then equals only itself). Used for the audience defaulted from
+    ``resource`` (RFC 8707 §2).
+    """
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return value
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return value
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    if parts.username is not None or parts.password is not None:
+        return value
+    path = parts.path.rstrip("/")
+    return urlunsplit((scheme, netloc, path, parts.query, parts.fragment))
+
+
 def check_aud(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
     """RFC 7519 §4.1.3: ``aud`` (a string or a list) must name a configured audience."""
     aud = claims.get("aud")
     if isinstance(aud, str):
-        ok = aud in rules.audiences
+        ok = aud in rules.audiences or (rules.canonical_audience and canonical_uri(aud) in rules.audiences)
     elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
-        ok = not rules.audiences.isdisjoint(aud)
+        ok = not rules.audiences.isdisjoint(aud) or (
+            rules.canonical_audience and not rules.audiences.isdisjoint(canonical_uri(a) for a in aud[:_MAX_AUDIENCES])
+        )
     elif aud is None:
         if not rules.require_aud:
             return
@@ -372,6 +413,11 @@ class VerifiedToken:
     @property
     def issuer(self) -> str:
         return self._rules.issuer
+
+    @property
+    def audience_defaulted(self) -> bool:
+        """Whether the issuer's audience is the resource identifier (``CCGUARD_AUDIENCE`` unset)."""
+        return self._rules.canonical_audience
 
     @property
     def audiences(self) -> tuple[str, ...]:

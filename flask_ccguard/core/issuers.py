@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from .claims import ClaimRules
+from .claims import ClaimRules, canonical_uri
 from .errors import ConfigurationError
 from .fetch.discovery import EndpointFinder
 from .fetch.http import HTTPClient, check_url
@@ -71,6 +71,7 @@ class IssuerEntry:
             # The endpoint vouches that the token is an access token.
             id_token_claims=(),
             roles_delimiter=rules.roles_delimiter,
+            canonical_audience=rules.canonical_audience,
         )
 
 
@@ -96,6 +97,12 @@ def build_issuer(
         )
     opts = dict(defaults)
     opts.update(spec)
+    resource = opts.pop("resource", None)
+    # RFC 8707 §2 / RFC 9068 §4: without an audience of its own the API is its
+    # resource, compared canonically (case, default port, trailing slash).
+    canonical = opts.get("audience") is None and resource is not None
+    if canonical:
+        opts["audience"] = canonical_uri(resource)
     in_dict = isinstance(spec, Mapping) and len(spec) > 1
 
     def name(option: str) -> str:
@@ -137,6 +144,7 @@ def build_issuer(
         scopes_claim=v["scopes_claim"],
         id_token_claims=v["id_token_claims"],
         roles_delimiter=v["roles_delimiter"],
+        canonical_audience=canonical,
     )
     cooldown = v["jwks_refresh_cooldown"]
     cross_origin = v["allow_cross_origin_metadata"]

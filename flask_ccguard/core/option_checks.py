@@ -8,8 +8,11 @@ one to each option.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from .authorization import ScopeHierarchy
 from .claims import ID_TOKEN_CLAIMS
 from .errors import ConfigurationError
 from .keys import ASYMMETRIC_ALGORITHMS
@@ -172,3 +175,63 @@ def warm_up(value: Any, name: str) -> bool | str:
     if not (isinstance(value, bool) or value == "require"):
         raise ConfigurationError(f"{name} must be False, True or 'require' (got {value!r}).")
     return value  # type: ignore[no-any-return]
+
+
+def resource(value: Any, name: str) -> str | None:
+    """RFC 8707 §2, RFC 9728 §1.2: an absolute https URI (http on loopback) already in
+    canonical form: lower-case scheme and host, no fragment, query or user info."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]  # CCGUARD_RESOURCE from the environment is read as a list
+    if value is None:
+        return None
+    fix = f"set {name} to the API's identifier, e.g. 'https://api.example.com' or 'https://api.example.com/v2'"
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be one URI string; {fix}.")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # raises ValueError for a malformed port
+    except ValueError:
+        raise ConfigurationError(f"{name} {value!r} is not a valid URI; {fix}.") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(f"{name} {value!r} must be an absolute https URI; {fix}.")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ConfigurationError(f"{name} {value!r} must use https (http only for localhost or 127.0.0.1).")
+    if "#" in value or "?" in value or "@" in parts.netloc:
+        raise ConfigurationError(f"{name} {value!r} must have no fragment, query or user info (RFC 8707 §2); {fix}.")
+    # urlsplit lower-cases the scheme itself: compare with the text as written.
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if not value.startswith(origin.lower()):
+        raise ConfigurationError(f"{name} {value!r} must be canonical: write {origin.lower()!r} in lower case.")
+    return value
+
+
+def scope_hierarchy(value: Any, name: str) -> ScopeHierarchy | None:
+    if value is None:
+        return None
+    if isinstance(value, ScopeHierarchy):
+        return value
+    if callable(value):
+        return ScopeHierarchy(value)
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, (list, tuple, set, frozenset)) and all(isinstance(s, str) for s in v)
+        for k, v in value.items()
+    ):
+        return ScopeHierarchy(value)
+    raise ConfigurationError(
+        f"{name} must be a mapping of a broad scope to the narrower scopes it implies, e.g. "
+        "{'assets': ['assets:read', 'assets:write']}, or a callable scope -> implied scopes."
+    )
+
+
+def uri_or_none(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http") or not urlsplit(value).netloc:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL, e.g. 'https://api.example.com/docs'.")
+    return value
+
+
+def text_or_none(value: Any, name: str) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    raise ConfigurationError(f"{name} must be a short human-readable name, e.g. 'Asset API'.")

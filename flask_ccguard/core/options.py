@@ -82,6 +82,15 @@ _ALL = (
         c.leeway,
         issuer=True,
     ),
+    _o(
+        "resource",
+        None,
+        "The API's canonical resource identifier (RFC 8707 §2; an https URI in lower case, no fragment, "
+        "e.g. ``https://api.example.com``): the extension serves its metadata (RFC 9728, see "
+        "`Protected resource metadata`_), names it in every challenge, and, when ``CCGUARD_AUDIENCE`` "
+        "is unset, tokens must name it in ``aud`` (compared canonically).",
+        c.resource,
+    ),
     _o("require_iat", True, "Refuse tokens without an ``iat`` claim.", c.boolean, issuer=True),
     _o(
         "jwks_uri",
@@ -216,6 +225,36 @@ _ALL = (
         c.boolean,
         layer="extension",
     ),
+    _o(
+        "scope_hierarchy",
+        None,
+        "Scopes that imply others: ``{broad: [narrower, ...]}`` or a callable ``scope -> implied scopes``; "
+        "``@require_scopes`` and ``scopes_supported`` follow it.",
+        c.scope_hierarchy,
+        layer="extension",
+    ),
+    _o(
+        "resource_name",
+        None,
+        "``resource_name`` of the metadata document (RFC 9728 §2).",
+        c.text_or_none,
+        layer="extension",
+    ),
+    _o(
+        "resource_documentation",
+        None,
+        "``resource_documentation`` of the metadata document: a URL of the API's documentation.",
+        c.uri_or_none,
+        layer="extension",
+    ),
+    _o(
+        "resource_policy_uri",
+        None,
+        "``resource_policy_uri`` of the metadata document.",
+        c.uri_or_none,
+        layer="extension",
+    ),
+    _o("resource_tos_uri", None, "``resource_tos_uri`` of the metadata document.", c.uri_or_none, layer="extension"),
     _o(
         "warm_up",
         False,

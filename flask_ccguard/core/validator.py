@@ -48,7 +48,9 @@ class TokenValidator:
     :param issuer: the issuer identifier, or a list of identifiers or of
         dicts of per-issuer settings (``issuer`` plus any of
         :data:`~flask_ccguard.core.issuers.PER_ISSUER_OPTIONS`).
-    :param audience: the audience (or audiences) a token must name in ``aud``.
+    :param audience: the audience (or audiences) a token must name in ``aud``;
+        None with ``resource``: the resource, compared canonically.
+    :param resource: the API's resource identifier (RFC 8707 §2, RFC 9728).
     :param algorithms: the allowed JWS algorithms; asymmetric only.
     :param leeway: seconds of clock skew allowed on ``exp``, ``nbf``, ``iat``.
     :param require_iat: refuse tokens without ``iat``.
@@ -90,6 +92,7 @@ class TokenValidator:
         algorithms: Iterable[str] = _D["algorithms"],
         leeway: float = _D["leeway"],
         *,
+        resource: str | None = _D["resource"],
         require_iat: bool = _D["require_iat"],
         jwks_uri: str | None = _D["jwks_uri"],
         discovery_url: str | None = _D["discovery_url"],
@@ -131,6 +134,8 @@ class TokenValidator:
         self._cache = TokenCache(size) if size else None
         # Validator-wide values of the per-issuer options; each issuer's dict may override them.
         defaults = {name: given[name] for name in PER_ISSUER_OPTIONS if name in OPTIONS}
+        #: The API's resource identifier (RFC 8707 §2), the default audience.
+        self.resource = defaults["resource"] = _check("resource", resource, option_name)
         #: The configured issuers and the selection among them.
         self.registry = IssuerRegistry(issuer, defaults, option_name=option_name, http=self.http, clock=self._clock)
         #: The validation steps (:mod:`.pipeline`); check-token walks the same object.
