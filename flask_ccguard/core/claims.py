@@ -144,6 +144,9 @@ class ClaimRules:
 
 def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float | None:
     value = claims.get(name)
+    if type(value) is int and 0 <= value <= _MAX_NUMERIC_DATE:
+        # What every issuer sends: a plain integer in range (bool is not ``int`` exactly).
+        return value
     if value is None:
         if required or name in claims:
             raise InvalidToken(f"The access token has no '{name}' claim.", reason="missing_claim", claim=name)
@@ -257,13 +260,16 @@ CLAIM_CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any], ClaimRules, float], 
 )
 
 
+_CHECKS = tuple(check for _, check in CLAIM_CHECKS)
+
+
 def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
     """Check ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud``, and that the token is no ID token.
 
     :param now: the current time in seconds since the epoch.
     :raises InvalidToken: (or :class:`ExpiredToken`) naming the claim.
     """
-    for _name, check in CLAIM_CHECKS:
+    for check in _CHECKS:
         check(claims, rules, now)
 
 
