@@ -8,7 +8,10 @@ from pathlib import Path
 import flask_ccguard
 import flask_ccguard.cli
 import flask_ccguard.decorators
-from flask_ccguard.core import authorization
+from flask_ccguard import TokenValidator
+from flask_ccguard.core import authorization, steps
+from flask_ccguard.core.pipeline import SIGNED_STEPS, STEPS
+from flask_ccguard.testing import TestIssuer
 
 PACKAGE = Path(flask_ccguard.__file__).parent
 
@@ -29,3 +32,17 @@ def test_i15_owner_02_check_token_commands_declare_their_requirement_options_onc
     source = Path(str(flask_ccguard.cli.__file__)).read_text(encoding="utf-8")
     assert source.count('"--roles-match"') == 1
     assert source.count('"--scopes-match"') == 1
+
+
+def test_i15_speed_01_validate_walk_is_worked_out_once_and_add_binding_extends_it(ccguard_issuer: TestIssuer) -> None:
+    # validate()'s walk: the steps of a signed token as one call, no binding step until one is added.
+    validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, token_cache_size=0)
+    pipeline = validator.pipeline
+    assert list(pipeline._active) == [steps.parse, steps.select_issuer, steps.signed]
+    seen: list[str] = []
+    pipeline.add_binding(lambda request, token: seen.append(token["iss"]))
+    assert list(pipeline._active) == [steps.parse, steps.select_issuer, steps.signed, steps.check_binding]
+    assert validator.validate(ccguard_issuer.mint())["iss"] == ccguard_issuer.issuer
+    assert seen == [ccguard_issuer.issuer]
+    # check-token still walks (and reports) every named step.
+    assert [name for name, _ in STEPS][2:6] == sorted(SIGNED_STEPS, key=["header", "key", "signature", "claims"].index)
