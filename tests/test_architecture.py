@@ -46,3 +46,25 @@ def test_i15_speed_01_validate_walk_is_worked_out_once_and_add_binding_extends_i
     assert seen == [ccguard_issuer.issuer]
     # check-token still walks (and reports) every named step.
     assert [name for name, _ in STEPS][2:6] == sorted(SIGNED_STEPS, key=["header", "key", "signature", "claims"].index)
+
+
+def test_i15_map_01_architecture_states_layers_path_and_where_features_go() -> None:
+    root = PACKAGE.parent
+    text = (root / "ARCHITECTURE.rst").read_text(encoding="utf-8")
+    for needed in (
+        "The core imports no Flask",
+        "The client imports no verification code",
+        "testing is independent of the validator",
+        "One request's path",
+        "A new claim rule",
+        "A new option",
+        "A new binding step",
+        "A new cache or store backend",
+        "A new Flask feature",
+        "A new CLI command",
+    ):
+        assert needed in text, needed
+    assert (root / "docs" / "architecture.rst").read_text(
+        encoding="utf-8"
+    ).strip() == ".. include:: ../ARCHITECTURE.rst"
+    assert "ARCHITECTURE.rst" in (root / "MANIFEST.in").read_text(encoding="utf-8")
