@@ -82,7 +82,6 @@ LONG_MODULES = {
     "introspection_endpoint on trusted origins: kept whole so the rules are read together",
     "client/credentials.py": "ClientCredentials: the token cache, renewal and retry of one client",
     "cli.py": "the click commands; each is short, their shared options are declared once",
-    "core/introspection.py": "RFC 7662: the request, the answer's checks and its cache, a few lines over",
 }
 
 
