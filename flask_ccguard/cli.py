@@ -151,19 +151,16 @@ def _requirement_options(fn: F) -> F:
     options = [
         click.option("--role", multiple=True, help="Required role (repeatable); see --roles-match."),
         click.option("--scope", multiple=True, help="Required scope (repeatable); see --scopes-match."),
-        click.option(
-            "--roles-match",
-            type=click.Choice(MATCHES),
-            default="any",
-            show_default=True,
-            help="'any': one of the --role values suffices; 'all': as @require_roles(..., match='all').",
-        ),
-        click.option(
-            "--scopes-match",
-            type=click.Choice(MATCHES),
-            default="all",
-            show_default=True,
-            help="'all': every --scope is needed, as @require_scopes; 'any': one suffices.",
+        *(
+            click.option(flag, type=click.Choice(MATCHES), default=default, show_default=True, help=text)
+            for flag, default, text in (
+                (
+                    "--roles-match",
+                    "any",
+                    "'any': one of the --role values suffices; 'all': as @require_roles(..., match='all').",
+                ),
+                ("--scopes-match", "all", "'all': every --scope is needed, as @require_scopes; 'any': one suffices."),
+            )
         ),
     ]
     for option in reversed(options):
