@@ -116,6 +116,11 @@ def write_header_file(path: str, token: str) -> None:
 # -- shared options ------------------------------------------------------------------
 
 
+def _list_option(flag: str, envvar: str, help: str) -> Callable[[F], F]:
+    """A repeatable option whose environment variable holds a list (see :class:`_ListVariable`)."""
+    return click.option(flag, multiple=True, type=_ListVariable(envvar), envvar=envvar, help=help)
+
+
 def _request_options(fn: F) -> F:
     """Where and how to request a token (the original script's -t/-c/-s/-f and more)."""
     options = [
@@ -140,17 +145,33 @@ def _request_options(fn: F) -> F:
             show_default=True,
             help="client_secret_basic: RFC 6749 form-encoding, raw, or auto (RFC 6749, then raw if refused).",
         ),
-        click.option(
-            "--resource",
-            multiple=True,
-            type=_ListVariable("CCGUARD_RESOURCE"),
-            envvar="CCGUARD_RESOURCE",
-            help="Resource indicator (repeatable).",
-        ),
+        _list_option("--resource", "CCGUARD_RESOURCE", "Resource indicator (repeatable)."),
         click.option(
             "--authority", default=AZURE_AUTHORITY, envvar="CCGUARD_AUTHORITY", show_default=True, hidden=True
         ),
         click.option("--timeout", type=float, default=10, envvar="CCGUARD_HTTP_TIMEOUT", show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _requirement_options(fn: F) -> F:
+    """What check-token requires of the token: --role/--scope and their match rule (as the decorators' ``match=``)."""
+    options = [
+        click.option("--role", multiple=True, help="Required role (repeatable); see --roles-match."),
+        click.option("--scope", multiple=True, help="Required scope (repeatable); see --scopes-match."),
+        *(
+            click.option(flag, type=click.Choice(MATCHES), default=default, show_default=True, help=text)
+            for flag, default, text in (
+                (
+                    "--roles-match",
+                    "any",
+                    "'any': one of the --role values suffices; 'all': as @require_roles(..., match='all').",
+                ),
+                ("--scopes-match", "all", "'all': every --scope is needed, as @require_scopes; 'any': one suffices."),
+            )
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -240,13 +261,7 @@ def main() -> None:
 @main.command()
 @_request_options
 @click.option("--scope", envvar="CCGUARD_SCOPE", help="Scope(s) to request, space-separated.")
-@click.option(
-    "--audience",
-    multiple=True,
-    type=_ListVariable("CCGUARD_AUDIENCE"),
-    envvar="CCGUARD_AUDIENCE",
-    help="Audience to request (Aidbox, Auth0).",
-)
+@_list_option("--audience", "CCGUARD_AUDIENCE", "Audience to request (Aidbox, Auth0).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole token response.")
 @click.option("--header-file", type=click.Path(dir_okay=False), help="Write 'Authorization: Bearer …' here (0600).")
 @click.option("--dpop", is_flag=True, help="Request a DPoP-bound token (RFC 9449); see --dpop-key.")
@@ -338,37 +353,10 @@ def dpop_proof(key_file: str, method: str, url: str, raw_token: str | None, nonc
 @main.command("check-token")
 @click.option("-T", "--token", "raw_token", envvar="CCGUARD_TOKEN", help="The token to check ('-': stdin).")
 @_request_options
-@click.option(
-    "--audience",
-    multiple=True,
-    type=_ListVariable("CCGUARD_AUDIENCE"),
-    envvar="CCGUARD_AUDIENCE",
-    help="Expected audience (repeatable).",
-)
-@click.option("--role", multiple=True, help="Required role (repeatable); see --roles-match.")
-@click.option("--scope", multiple=True, help="Required scope (repeatable); see --scopes-match.")
-@click.option(
-    "--roles-match",
-    type=click.Choice(MATCHES),
-    default="any",
-    show_default=True,
-    help="'any': one of the --role values suffices; 'all': as @require_roles(..., match='all').",
-)
-@click.option(
-    "--scopes-match",
-    type=click.Choice(MATCHES),
-    default="all",
-    show_default=True,
-    help="'all': every --scope is needed, as @require_scopes; 'any': one suffices.",
-)
+@_list_option("--audience", "CCGUARD_AUDIENCE", "Expected audience (repeatable).")
+@_requirement_options
 @click.option("--request-scope", envvar="CCGUARD_SCOPE", help="Scope to request when fetching the token.")
-@click.option(
-    "--algorithm",
-    multiple=True,
-    type=_ListVariable("CCGUARD_ALGORITHMS"),
-    envvar="CCGUARD_ALGORITHMS",
-    help="Allowed algorithm [RS256] (repeatable).",
-)
+@_list_option("--algorithm", "CCGUARD_ALGORITHMS", "Allowed algorithm [RS256] (repeatable).")
 @click.option("--leeway", type=float, default=60, envvar="CCGUARD_LEEWAY", show_default=True)
 @click.option("--jwks-uri", envvar="CCGUARD_JWKS_URI", help="The issuer's JWKS, instead of discovery.")
 @click.option(
@@ -458,22 +446,7 @@ flask_group = AppGroup(
 
 @flask_group.command("check-token")
 @click.argument("raw_token", metavar="TOKEN")
-@click.option("--role", multiple=True, help="Required role (repeatable); see --roles-match.")
-@click.option("--scope", multiple=True, help="Required scope (repeatable); see --scopes-match.")
-@click.option(
-    "--roles-match",
-    type=click.Choice(MATCHES),
-    default="any",
-    show_default=True,
-    help="'any': one of the --role values suffices; 'all': as @require_roles(..., match='all').",
-)
-@click.option(
-    "--scopes-match",
-    type=click.Choice(MATCHES),
-    default="all",
-    show_default=True,
-    help="'all': every --scope is needed, as @require_scopes; 'any': one suffices.",
-)
+@_requirement_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def flask_check_token(
     raw_token: str, role: Sequence[str], scope: Sequence[str], roles_match: str, scopes_match: str, as_json: bool

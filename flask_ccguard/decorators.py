@@ -10,23 +10,24 @@ error handler turns into the RFC 6750 response.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable
 from inspect import iscoroutinefunction
 from typing import Any, Callable, Literal, TypeVar, cast, overload
 
-from flask import Request, Response, abort, after_this_request, current_app, has_request_context, request
+from flask import Request, abort, current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
-from .core.bearer import extract_token, is_b64token
+from .core.authorization import lacking
+from .core.bearer import is_b64token
 from .core.claims import VerifiedToken
-from .core.errors import CCGuardError, InsufficientScope, MissingToken
+from .core.errors import CCGuardError, InsufficientScope
 from .http_request import describe
 from .protection import RESOURCES, Clause, record, requirement
+from .request_token import token_from_request
 from .resource_metadata import check_audience
 from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
-from .state import CCGuardState, get_state
+from .state import get_state
 
 __all__ = [
     "current_token",
@@ -69,75 +70,6 @@ def _cached(req: Request | None = None) -> VerifiedToken | None:
     return cast("VerifiedToken | None", getattr(req, _TOKEN_ATTR, None))
 
 
-def _cache_private(response: Response) -> Response:
-    # RFC 6750 §2.3: success responses to a query token SHOULD be "private".
-    if 200 <= response.status_code < 300 and "Cache-Control" not in response.headers:
-        response.headers["Cache-Control"] = "private"
-    return response
-
-
-# A scheme name short and plain enough to repeat without echoing a credential
-# (RFC 9110 §11.1: auth-scheme = token); anything else stays unnamed.
-_SCHEME_NAME = re.compile(r"[A-Za-z][A-Za-z-]{0,19}")
-_SEND_BEARER = "send it in the Authorization header as 'Bearer <token>'."
-
-
-def _missing_because(state: CCGuardState, req: Request) -> str | None:
-    """What the request sent instead of a bearer token (never the value itself), or None."""
-    header = req.environ.get("HTTP_AUTHORIZATION")
-    if header is not None:
-        scheme, separator, _ = header.strip(" \t").replace("\t", " ").partition(" ")
-        if not scheme:
-            return "The Authorization header is empty; this API expects 'Bearer <token>'."
-        if not separator:
-            # One word: most likely a token without its scheme; never repeat it.
-            return "The Authorization header has no scheme before its credentials; this API expects 'Bearer <token>'."
-        if _SCHEME_NAME.fullmatch(scheme):
-            return f"The Authorization header uses the {scheme!r} scheme; this API expects 'Bearer <token>'."
-        return "The Authorization header uses an unrecognised scheme; this API expects 'Bearer <token>'."
-    if not state.allow_query_token and "access_token" in req.args:
-        return "A token was sent in the query string, which this API does not accept; " + _SEND_BEARER
-    if (
-        not state.allow_form_token
-        and req.method not in ("GET", "HEAD")
-        and req.mimetype == "application/x-www-form-urlencoded"
-        and "access_token" in req.form
-    ):
-        return "A token was sent in the form body, which this API does not accept; " + _SEND_BEARER
-    return None
-
-
-def _token_from_request(state: CCGuardState, req: Request) -> str:
-    try:
-        return _read_token(state, req)
-    except MissingToken:
-        # Still RFC 6750 §3.1's bare 401 (no error code): only the text says more.
-        raise MissingToken(_missing_because(state, req)) from None
-
-
-def _read_token(state: CCGuardState, req: Request) -> str:
-    # WSGI hands over every Authorization field as one HTTP_AUTHORIZATION value
-    # (joined by commas), so this is what request.headers.getlist() would
-    # return, without its walk over the whole environ.
-    header = req.environ.get("HTTP_AUTHORIZATION")
-    authorization = [] if header is None else [header]
-    if not state.allow_query_token and not state.allow_form_token:
-        return extract_token(authorization)
-    query = req.args.getlist("access_token") if state.allow_query_token else None
-    form = None
-    # RFC 6750 §2.2: only a single-part form-encoded body of a method with body semantics.
-    if (
-        state.allow_form_token
-        and req.method not in ("GET", "HEAD")
-        and req.mimetype == "application/x-www-form-urlencoded"
-    ):
-        form = req.form.getlist("access_token")
-    token = extract_token(authorization, query=query, form=form)
-    if query:
-        after_this_request(_cache_private)
-    return token
-
-
 def _validated_token(req: Request) -> VerifiedToken:
     token: VerifiedToken | None = getattr(req, _TOKEN_ATTR, None)
     if token is None:
@@ -153,9 +85,9 @@ def _validated_token(req: Request) -> VerifiedToken:
             # The common case, "Bearer <b64token>" exactly: the token is what
             # the general path would extract, found without its regexes.
             probe = header[7:]
-            raw = probe if is_b64token(probe) else _token_from_request(state, req)
+            raw = probe if is_b64token(probe) else token_from_request(state, req)
         else:
-            raw = _token_from_request(state, req)
+            raw = token_from_request(state, req)
         # Described only when a binding step (DPoP, mTLS) will read it.
         token = validator.validate(raw, describe(req) if validator.pipeline.bindings else None)
         if RESOURCES:
@@ -167,24 +99,15 @@ def _validated_token(req: Request) -> VerifiedToken:
     return token
 
 
-def _lacking(have: frozenset[str], need: tuple[str, ...], match: str, what: str) -> str | None:
-    if not need or (match == "all" and have.issuperset(need)):
-        return None
-    if match == "any":
-        return None if not have.isdisjoint(need) else f"The access token has none of the {what} {', '.join(need)}."
-    missing = [n for n in need if n not in have]
-    return f"The access token lacks the {what} {', '.join(missing)}." if missing else None
-
-
 def _check_permissions(token: VerifiedToken, roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> None:
     # Each claim is parsed only when the view asks for it.
-    role_problem = _lacking(token.roles, roles, match, "role(s)") if roles else None
-    scope_problem = _lacking(token.scopes, scopes, match, "scope(s)") if scopes else None
+    role_problem = lacking(token.roles, roles, match, "role(s)") if roles else None
+    scope_problem = lacking(token.scopes, scopes, match, "scope(s)") if scopes else None
     if scope_problem:
         # Only when the scopes as granted fall short: a broader scope may imply the rest.
         hierarchy = get_state().settings.get("CCGUARD_SCOPE_HIERARCHY")
         if hierarchy is not None:
-            scope_problem = _lacking(hierarchy.expand(token.scopes), scopes, match, "scope(s)")
+            scope_problem = lacking(hierarchy.expand(token.scopes), scopes, match, "scope(s)")
     if role_problem or scope_problem:
         # RFC 6750 §3.1: insufficient_scope is a 403, and its scope attribute
         # names the scopes a new token needs: all the operation requires

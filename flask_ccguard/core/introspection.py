@@ -25,15 +25,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from .claims import ClaimRules, check_claims
-from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
+from .errors import ConfigurationError, IntrospectionUnavailable
 from .fetch.basic_auth import basic_authorization
 from .fetch.discovery import DiscoveryError
 from .fetch.http import FetchError, HTTPClient, check_url
 from .numbers import bounded_number
 from .store import ByteStore, MemoryStore
 
-__all__ = ["ANSWER_CACHE_BYTES", "INTROSPECTION_OPTIONS", "Introspector", "check_introspected", "looks_like_jws"]
+__all__ = ["ANSWER_CACHE_BYTES", "INTROSPECTION_OPTIONS", "Introspector", "looks_like_jws"]
 
 log = logging.getLogger("flask_ccguard")
 
@@ -295,22 +294,3 @@ class Introspector:
             log.error("flask_ccguard: introspection endpoint %r did not answer a JSON object", url)
             raise IntrospectionUnavailable()
         return resp.data
-
-
-def check_introspected(answer: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
-    """Check an introspection answer like a JWT's claims (RFC 7662 §2.2).
-
-    ``active`` must be true and ``exp`` present; ``iss``, ``aud``, ``nbf`` and
-    ``iat`` are checked when present (RFC 7662 makes them optional, and an
-    endpoint that authenticated this API usually omits ``aud``).
-
-    :raises InvalidToken: (or :class:`ExpiredToken`) naming the claim.
-    """
-    if answer.get("active") is not True:
-        raise InvalidToken("The access token is not active.", reason="inactive")
-    token_type = answer.get("token_type")
-    if isinstance(token_type, str) and "refresh" in token_type.lower():
-        raise InvalidToken("The token is not an access token.", reason="token_type")
-    probe = dict(answer)
-    probe.setdefault("iss", rules.issuer)
-    check_claims(probe, rules, now)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["MAX_SECONDS", "bounded_number"]
+__all__ = ["MAX_SECONDS", "bounded_number", "is_number"]
 
 #: 9999-12-31T23:59:59Z: the last NumericDate (RFC 7519 §2) a ``datetime`` can
 #: hold, and more seconds than any lifetime, TTL or timeout needs.
@@ -28,3 +29,12 @@ def bounded_number(value: Any, limit: float = MAX_SECONDS) -> float | None:
     if not -limit <= value <= limit:
         return None
     return float(value)
+
+
+def is_number(value: Any) -> bool:
+    """True for a JSON number that is finite (a NumericDate's type, RFC 7519 §2)."""
+    # bool is an int in Python but never a NumericDate (RFC 7519 §2). Ints are
+    # compared as ints: math.isfinite() would overflow on a huge one.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)

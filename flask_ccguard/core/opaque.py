@@ -1,16 +1,16 @@
-"""Which configured issuer vouches for a token by RFC 7662 introspection (the pipeline's ``issuer`` step for them)."""
+"""Which configured issuer vouches for a token by RFC 7662 introspection (the pipeline's ``issuer`` step for them), and the checks its answer passes."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Mapping
+from typing import Any, Callable
 
-from .claims import VerifiedToken
+from .claims import ClaimRules, VerifiedToken, check_claims
 from .errors import IntrospectionUnavailable, InvalidToken
-from .introspection import check_introspected
 from .issuers import IssuerEntry
 from .registry import IssuerRegistry
 
-__all__ = ["introspect_opaque", "introspect_with"]
+__all__ = ["check_introspected", "introspect_opaque", "introspect_with"]
 
 
 def introspect_opaque(registry: IssuerRegistry, token: str, clock: Callable[[], float]) -> VerifiedToken:
@@ -46,3 +46,22 @@ def introspect_with(entry: IssuerEntry, token: str, clock: Callable[[], float]) 
     answer = entry.introspector.introspect(token)
     check_introspected(answer, entry.introspected_rules, clock())
     return VerifiedToken(answer, {}, entry.introspected_rules)
+
+
+def check_introspected(answer: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
+    """Check an introspection answer like a JWT's claims (RFC 7662 §2.2).
+
+    ``active`` must be true and ``exp`` present; ``iss``, ``aud``, ``nbf`` and
+    ``iat`` are checked when present (RFC 7662 makes them optional, and an
+    endpoint that authenticated this API usually omits ``aud``).
+
+    :raises InvalidToken: (or :class:`ExpiredToken`) naming the claim.
+    """
+    if answer.get("active") is not True:
+        raise InvalidToken("The access token is not active.", reason="inactive")
+    token_type = answer.get("token_type")
+    if isinstance(token_type, str) and "refresh" in token_type.lower():
+        raise InvalidToken("The token is not an access token.", reason="token_type")
+    probe = dict(answer)
+    probe.setdefault("iss", rules.issuer)
+    check_claims(probe, rules, now)

@@ -9,33 +9,41 @@ RFC 8705) → ``authorization`` (required roles/scopes, RFC 6750 §3.1).
 
 :meth:`.validator.TokenValidator.validate` and check-token (:mod:`.report`) both
 walk :data:`STEPS`, so the report is the validator's verdict step by step. Each
-step is a function of the :class:`Pipeline` and one :class:`Run`; it raises a
+step (in :mod:`.steps`) is a function of the :class:`Pipeline` and one :class:`Run`; it raises a
 :class:`~.errors.CCGuardError` to refuse, returns None when it passed, or returns
 a reason (a constant string) when it does not apply (an introspected token has no
 signature); check-token prints that as SKIP. Nothing is raised or formatted on
-the way through, so walking them costs a few calls beside the signature check.
+the way through, and validate()'s walk is worked out once per configuration
+(:meth:`Pipeline._steps`): the four steps of a signed token run as one call
+(:func:`.steps.signed`), and ``binding`` only once a binding is added.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any, Callable, Protocol
 
-from .authorization import lacking
-from .claims import VerifiedToken, check_claims
-from .errors import InsufficientScope, InvalidToken
-from .header import check_algorithm, check_header_rules
-from .introspection import looks_like_jws
+from .claims import VerifiedToken
 from .issuers import IssuerEntry
-from .jws import ParsedToken, parse_compact
+from .jws import ParsedToken
 from .keys import VerifyingKey
 from .opaque import introspect_opaque, introspect_with
 from .registry import IssuerRegistry
 from .request import HTTPRequest
-from .signature import first_verifying
+from .steps import (
+    authorize,
+    check_binding,
+    check_header,
+    check_token_claims,
+    find_key,
+    parse,
+    select_issuer,
+    signed,
+    verify_signature,
+)
 
 __all__ = [
+    "SIGNED_STEPS",
     "STEPS",
     "Binding",
     "Pipeline",
@@ -45,9 +53,6 @@ __all__ = [
     "introspect_opaque",
     "introspect_with",
 ]
-
-# RFC 6750 §2.1 b64token: what an opaque bearer token may consist of.
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 class Binding(Protocol):
@@ -132,9 +137,17 @@ class Pipeline:
         self._active = self._steps()
 
     def _steps(self) -> tuple[Step, ...]:
-        # The walk without requirements (validate()'s): "authorization" has nothing to
-        # check, and "binding" nothing to run until a binding is added.
-        return tuple(step for name, step in STEPS if name != "authorization" and (name != "binding" or self.bindings))
+        # The walk without requirements (validate()'s), worked out once: "authorization"
+        # has nothing to check, "binding" nothing to run until a binding is added, and
+        # the steps of a signed token run as one call (signed()).
+        walk: list[Step] = []
+        for name, step in STEPS:
+            if name == "authorization" or (name == "binding" and not self.bindings):
+                continue
+            step = signed if name in SIGNED_STEPS else step
+            if step not in walk:
+                walk.append(step)
+        return tuple(walk)
 
     def run(self, run: Run) -> VerifiedToken:
         """Walk every step; the verified token, or the first step's refusal."""
@@ -148,127 +161,8 @@ class Pipeline:
 Step = Callable[[Pipeline, Run], "str | None"]
 
 
-# -- the steps ------------------------------------------------------------------------
-
-
-def parse(p: Pipeline, run: Run) -> str | None:
-    """RFC 7515 §7.1 compact serialization (or an opaque token for introspection)."""
-    token = run.token
-    if isinstance(token, bytes):
-        try:
-            run.token = token = token.decode("ascii")
-        except UnicodeDecodeError:
-            raise InvalidToken("The access token is malformed: it is not ASCII.", reason="malformed") from None
-    if p.registry.introspecting and not looks_like_jws(token):
-        if len(token) > p.max_token_bytes:
-            raise InvalidToken("The access token is too large.", reason="too_large")
-        if not _B64TOKEN.fullmatch(token):
-            raise InvalidToken("The access token is malformed.", reason="malformed")
-        run.opaque = True
-        return None
-    run.parsed = parse_compact(token, p.max_token_bytes)
-    return None
-
-
-def select_issuer(p: Pipeline, run: Run) -> str | None:
-    """Only a configured issuer, chosen by the token's unverified ``iss``; introspected
-    tokens are answered here (RFC 7662 §2), and the signature steps skip them."""
-    if run.opaque:
-        run.verified = introspect_opaque(p.registry, run.token, p.clock)
-        return None
-    claims = run.parsed.payload
-    entry = p.registry.select(claims)
-    if entry is None:
-        p.registry.log_near_miss(claims.get("iss"))
-        raise InvalidToken("The access token is from an unexpected issuer.", reason="issuer", claim="iss")
-    run.entry = entry
-    if entry.introspector is not None and entry.introspector.all_tokens:
-        run.verified = introspect_with(entry, run.token, p.clock)
-    return None
-
-
-def check_header(p: Pipeline, run: Run) -> str | None:
-    """The algorithm allowlist, then the header rules (see :func:`check_header_rules`)."""
-    if run.verified is not None:
-        return "introspected"
-    check_algorithm(run.parsed.header, run.entry)
-    check_header_rules(run.parsed.header, run.entry)
-    return None
-
-
-def find_key(p: Pipeline, run: Run) -> str | None:
-    """The issuer's keys for the header's ``kid`` and ``alg`` (RFC 7517 §4.5)."""
-    if run.verified is not None:
-        return "introspected"
-    kid = run.parsed.header.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        raise InvalidToken("The token's key id is malformed.", reason="malformed")
-    keys = run.entry.keys
-    # Read before the lookup: material withdrawn while this runs may have verified the token.
-    run.generation = keys.generation
-    run.candidates = keys.candidates(kid, run.parsed.header["alg"])  # raises KeysUnavailable/InvalidToken if none
-    return None
-
-
-def verify_signature(p: Pipeline, run: Run) -> str | None:
-    """RFC 7515 §5.2 with the selected issuer's keys; an unknown ``kid`` may refetch (cooldown-bounded)."""
-    if run.verified is not None:
-        return "introspected"
-    parsed, entry = run.parsed, run.entry
-    header, claims = parsed.header, parsed.payload
-    alg, kid, iss = header["alg"], header.get("kid"), claims.get("iss")
-    keys = entry.keys
-    found = run.candidates
-    key, wrong_issuer = first_verifying(found, alg, iss, claims, parsed.signing_input, parsed.signature)
-    if key is None and kid is not None and not wrong_issuer:
-        # The issuer may have put new material under this kid (cooldown-bounded refetch).
-        replacement = keys.replacement(kid, alg, found[0])
-        if replacement is not None:
-            key, wrong_issuer = first_verifying(
-                (replacement,), alg, iss, claims, parsed.signing_input, parsed.signature
-            )
-    if key is None:
-        if wrong_issuer:
-            raise InvalidToken("The token's signing key belongs to another issuer.", reason="key_issuer")
-        raise InvalidToken("The token's signature is invalid.", reason="bad_signature")
-    run.key = key
-    return None
-
-
-def check_token_claims(p: Pipeline, run: Run) -> str | None:
-    """RFC 7519 §4.1 / RFC 9068 §4 claims (introspection answers were checked when answered)."""
-    if run.verified is not None:
-        return "introspected"
-    parsed, entry = run.parsed, run.entry
-    check_claims(parsed.payload, entry.rules, run.now)
-    run.verified = VerifiedToken(parsed.payload, parsed.header, entry.rules)
-    return None
-
-
-def check_binding(p: Pipeline, run: Run) -> str | None:
-    """Sender constraints (RFC 9449 DPoP, RFC 8705 mTLS): each configured :class:`Binding`."""
-    if not p.bindings:
-        return "no sender constraint configured"
-    assert run.verified is not None
-    for binding in p.bindings:
-        binding(run.request, run.verified)
-    return None
-
-
-def authorize(p: Pipeline, run: Run) -> str | None:
-    """Required roles and scopes (RFC 6750 §3.1 ``insufficient_scope``), when the caller states them."""
-    required = run.required
-    if required is None or not (required.roles or required.scopes):
-        return "nothing required"
-    token = run.verified
-    assert token is not None
-    problem = (lacking(token.roles, required.roles, required.match, "role(s)") if required.roles else None) or (
-        lacking(token.scopes, required.scopes, required.match, "scope(s)") if required.scopes else None
-    )
-    if problem:
-        raise InsufficientScope(problem)
-    return None
-
+#: The steps that :func:`signed` runs as one, in validate()'s walk.
+SIGNED_STEPS = frozenset({"header", "key", "signature", "claims"})
 
 #: The steps, named and in order: the one place their order is written.
 STEPS: tuple[tuple[str, Step], ...] = (

@@ -24,9 +24,10 @@ from .errors import CCGuardError
 from .header import check_algorithm, check_header_rules
 from .issuers import IssuerEntry
 from .jws import ParsedToken
-from .pipeline import Run, check_binding, find_key, parse, select_issuer, verify_signature
+from .pipeline import Run
 from .report_lines import _CLAIM_LINES, CHECK_NAMES, Check, Report, claim_detail
 from .request import HTTPRequest
+from .steps import check_binding, find_key, parse, select_issuer, verify_signature
 from .validator import TokenValidator
 
 __all__ = ["CHECK_NAMES", "Check", "Report", "run_checks"]

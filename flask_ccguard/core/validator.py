@@ -23,10 +23,11 @@ from .introspection import Introspector
 from .issuers import PER_ISSUER_OPTIONS, IssuerEntry
 from .jwks import KeySet
 from .options import OPTIONS
-from .pipeline import Pipeline, Run, check_binding
+from .pipeline import Pipeline, Run
 from .registry import IssuerRegistry, IssuerSpec
 from .request import HTTPRequest
 from .stats import ValidationCounter, snapshot
+from .steps import check_binding
 from .telemetry import Telemetry
 from .token_cache import TokenCache
 

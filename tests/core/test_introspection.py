@@ -12,7 +12,7 @@ import pytest
 from flask_ccguard import ConfigurationError, ExpiredToken, InvalidToken, TokenValidator
 from flask_ccguard.core.claims import ClaimRules, VerifiedToken
 from flask_ccguard.core.errors import IntrospectionUnavailable, Unavailable
-from flask_ccguard.core.introspection import check_introspected
+from flask_ccguard.core.opaque import check_introspected
 from flask_ccguard.testing import profile_issuer
 from flask_ccguard.testing.profiles import profile_class
 
