@@ -15,19 +15,22 @@ import hashlib
 import hmac
 import json
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, NamedTuple
 
 from .dpop_nonce import NonceSource
 from .errors import ConfigurationError, InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from .jws import b64url_decode, parse_compact
-from .keys import ASYMMETRIC_ALGORITHMS, UnusableKey, prepare_jwk
+from .keys import ASYMMETRIC_ALGORITHMS, UnusableKey, VerifyingKey, prepare_jwk
 from .replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
 from .request_url import normalize_url
 
 __all__ = [
     "DEFAULT_DPOP_ALGORITHMS",
+    "KEY_CACHE_SIZE",
     "MAX_JTI_LENGTH",
     "MAX_PROOF_BYTES",
     "DPoPProof",
@@ -46,6 +49,9 @@ DEFAULT_DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "PS256", "PS384", "PS512",
 MAX_PROOF_BYTES = 8192
 #: RFC 9449 §4.2 asks for >= 96 random bits in ``jti``; 256 characters is plenty and bounds the store's input.
 MAX_JTI_LENGTH = 256
+#: Prepared proof keys kept per verifier, by exact header bytes (LRU). A
+#: header is at most 8 KiB; 1024 entries stay under ~3 MB with RSA-4096 keys.
+KEY_CACHE_SIZE = 1024
 
 # RFC 7638 §3.2: the required members of each key type, the only ones hashed.
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
@@ -194,6 +200,8 @@ class DPoPVerifier:
         self.replay_store: ReplayStore = replay_store if replay_store is not None else MemoryReplayStore()
         self.nonce_source = nonce_source
         self._clock = clock
+        self._keys: OrderedDict[bytes, tuple[str, VerifyingKey]] = OrderedDict()
+        self._keys_lock = threading.Lock()
 
     def verify(self, proof: Any, *, method: str, url: str, access_token: str, jkt: str | None) -> DPoPProof:
         """Check ``proof`` for a request and, last, record its ``jti``.
@@ -224,14 +232,20 @@ class DPoPVerifier:
         jwk = header.get("jwk")
         if not isinstance(jwk, dict):
             raise _refuse("The DPoP proof has no 'jwk' header.", "bad_jwk")
-        thumbprint = jwk_thumbprint(jwk)
-        try:
-            # Only the header's algorithm: one verifier built, no needless work.
-            key = prepare_jwk(jwk, frozenset((alg,)))
-        except (UnusableKey, ValueError, TypeError, OverflowError):
-            # §4.3 step 7: a public key that can verify `alg`; private members, small
-            # RSA, off-curve points, small-order Ed25519 and type mismatches end here.
-            raise _refuse("The DPoP proof's key is not a usable public key for its algorithm.", "bad_jwk") from None
+        # A client sends the same header (typ, alg, jwk) with every proof, so
+        # the prepared key is cached under the header's exact bytes.
+        cache_key = hashlib.sha256(parsed.signing_input.split(b".", 1)[0]).digest()
+        with self._keys_lock:
+            cached = self._keys.get(cache_key)
+            if cached is not None:
+                self._keys.move_to_end(cache_key)
+        if cached is None:
+            cached = self._prepare(jwk, alg)
+            with self._keys_lock:
+                self._keys[cache_key] = cached
+                if len(self._keys) > KEY_CACHE_SIZE:
+                    self._keys.popitem(last=False)
+        thumbprint, key = cached
         # §4.3 step 6: the signature, with the key in the proof.
         if not key.verify(alg, parsed.signing_input, parsed.signature):
             raise _refuse("The DPoP proof's signature is invalid.", "bad_signature")
@@ -288,6 +302,18 @@ class DPoPVerifier:
         if not fresh:
             raise _refuse("The DPoP proof has already been used.", "replayed")
         return DPoPProof(thumbprint, jti, float(iat), htm, htu, nonce)
+
+    @staticmethod
+    def _prepare(jwk: dict[str, Any], alg: str) -> tuple[str, VerifyingKey]:
+        thumbprint = jwk_thumbprint(jwk)
+        try:
+            # Only the header's algorithm: one verifier built, no needless work.
+            key = prepare_jwk(jwk, frozenset((alg,)))
+        except (UnusableKey, ValueError, TypeError, OverflowError):
+            # §4.3 step 7: a public key that can verify `alg`; private members, small
+            # RSA, off-curve points, small-order Ed25519 and type mismatches end here.
+            raise _refuse("The DPoP proof's key is not a usable public key for its algorithm.", "bad_jwk") from None
+        return thumbprint, key
 
     def _parse(self, proof: Any) -> Any:
         if isinstance(proof, str) and "," in proof:

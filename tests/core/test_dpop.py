@@ -689,3 +689,28 @@ def test_spring_17202_path_stripping_proxy() -> None:
         trusted_proxies=PROXY,
     )
     assert verify(proof, url=url).htu == "https://api.example.com/svc1/items"
+
+
+def test_i16_01_proof_key_is_prepared_once_per_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flask_ccguard.core.dpop as dpop
+
+    calls: list[str] = []
+    real = dpop.prepare_jwk
+
+    def counting(jwk: Any, allowed: frozenset[str]) -> Any:
+        calls.append(jwk["kty"])
+        return real(jwk, allowed)
+
+    monkeypatch.setattr(dpop, "prepare_jwk", counting)
+    monkeypatch.setattr(dpop, "KEY_CACHE_SIZE", 1)
+    v = verifier()
+    verify(make_proof(), v)
+    verify(make_proof(), v)
+    assert calls == ["EC"]
+    verify(make_proof(OTHER), v, jkt=OTHER.jkt)  # evicts ES's key (bound of 1)
+    verify(make_proof(), v)
+    assert calls == ["EC", "EC", "EC"]
+    for _ in range(2):  # a refused key is never cached
+        with pytest.raises(InvalidDPoPProof):
+            verify(make_proof(header={"jwk": {**ES.jwk, "d": "AAAA"}}), v)
+    assert len(calls) == 5
