@@ -693,9 +693,10 @@ def test_spring_17202_path_stripping_proxy() -> None:
 
 def test_i16_01_proof_key_is_prepared_once_per_header(monkeypatch: pytest.MonkeyPatch) -> None:
     import flask_ccguard.core.dpop as dpop
+    import flask_ccguard.core.keys as keys
 
     calls: list[str] = []
-    real = dpop.prepare_jwk
+    real = keys.prepare_jwk
 
     def counting(jwk: Any, allowed: frozenset[str]) -> Any:
         calls.append(jwk["kty"])
