@@ -215,6 +215,13 @@ class DPoPVerifier:
         :raises UseDPoPNonce: if nonces are on and the proof lacks a current one.
         :raises InvalidDPoPProof: for every other failure.
         """
+        try:
+            return self._verify(proof, method, url, access_token, jkt)
+        except InvalidDPoPProof as error:
+            error.algs = self.algorithms
+            raise
+
+    def _verify(self, proof: Any, method: str, url: str, access_token: str, jkt: str | None) -> DPoPProof:
         parsed = self._parse(proof)
         header, claims = parsed.header, parsed.payload
 

@@ -217,6 +217,15 @@ class InvalidDPoPProof(CCGuardError):
     default_description = "The DPoP proof is invalid."
     default_reason = "invalid_dpop_proof"
     scheme: ClassVar[str] = "DPoP"
+    #: The proof algorithms accepted, offered as ``algs`` (RFC 9449 §7.1);
+    #: the verifier fills it in.
+    algs: tuple[str, ...] = ()
+
+    def challenge_params(self) -> list[tuple[str, str]]:
+        params = super().challenge_params()
+        if self.algs:
+            params.append(("algs", " ".join(self.algs)))
+        return params
 
     def challenge(self, realm: str | None = None) -> str:
         params = [("realm", realm)] if realm else []

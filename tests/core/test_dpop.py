@@ -236,6 +236,7 @@ def test_proof_breaking_a_rule_is_refused(case: dict[str, Any], reason: str) -> 
         verify(proof, jkt=jkt if signer is ES else signer.jkt)
     assert info.value.reason == reason
     assert info.value.status == 401 and info.value.error == "invalid_dpop_proof"
+    assert info.value.challenge().endswith(f'algs="{" ".join(DEFAULT_DPOP_ALGORITHMS)}"')
 
 
 def test_rfc9449_4_3_proof_signed_with_the_key_it_names_but_refused_alg_is_not_verified() -> None:
@@ -438,6 +439,7 @@ MALFORMED_JWKS: list[Any] = [
     pytest.param({**ES.jwk, "x": ES.jwk["x"] + "="}, id="x-padded"),
     pytest.param({**ES.jwk, "x": ES.jwk["x"][:-2]}, id="x-short"),
     pytest.param({**ES.jwk, "y": b64(b"\x01" * 32)}, id="ec-point-off-curve"),
+    pytest.param({**ES.jwk, "x": ES.jwk["y"], "y": ES.jwk["x"]}, id="keycloak-49440-ec-xy-swapped"),
     pytest.param({**ES.jwk, "crv": "P-999"}, id="crv-unknown"),
     pytest.param({**ES.jwk, "crv": {"a": 1}}, id="crv-object"),
     pytest.param({**ES.jwk, "use": "enc"}, id="use-enc"),
