@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import random
@@ -13,6 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flask_ccguard.core.dpop import (
     DEFAULT_DPOP_ALGORITHMS,
@@ -717,3 +720,57 @@ def test_i16_01_proof_key_is_prepared_once_per_header(monkeypatch: pytest.Monkey
         with pytest.raises(InvalidDPoPProof):
             verify(make_proof(header={"jwk": {**ES.jwk, "d": "AAAA"}}), v)
     assert len(calls) == 5
+
+
+# --- property-based: only InvalidDPoPProof ever leaves verify() -----------------------------------
+
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None)
+_json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+_json = st.recursive(
+    _json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+)
+_jwk_members = st.sampled_from(["kty", "crv", "x", "y", "n", "e", "d", "alg", "use", "key_ops", "kid", "k"])
+_jwk_values = _json | st.sampled_from([*ES.jwk.values(), *SIGNERS["RS256"].jwk.values(), "RSA", "OKP", "EC", "sig"])
+
+
+@FUZZ
+@given(
+    jwk_changes=st.dictionaries(_jwk_members, _jwk_values, max_size=4),
+    header_changes=st.dictionaries(st.sampled_from(["typ", "alg", "crit", "kid", "x5c"]), _json, max_size=2),
+    claim_changes=st.dictionaries(
+        st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nonce", "exp"]), _json | st.just(int(NOW)), max_size=3
+    ),
+)
+def test_fuzzed_header_jwk_and_claims_give_only_invalid_dpop_proof(
+    jwk_changes: dict[str, Any], header_changes: dict[str, Any], claim_changes: dict[str, Any]
+) -> None:
+    header = {"jwk": {**ES.jwk, **jwk_changes}, **header_changes}
+    proof = make_proof(header=header, claims=claim_changes)
+    with contextlib.suppress(InvalidDPoPProof):  # accepted, or refused with our error: nothing else
+        verify(proof)
+
+
+@FUZZ
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/., é\x00", max_size=300))
+def test_fuzzed_proof_text_gives_only_invalid_dpop_proof(proof: str) -> None:
+    with pytest.raises(InvalidDPoPProof):
+        verify(proof)
+
+
+def test_rfc9449_11_1_concurrent_replays_accept_exactly_one() -> None:
+    import threading
+
+    store = MemoryReplayStore()
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(store.add_if_absent(b"k" * 32, 60))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 7 + [True]
