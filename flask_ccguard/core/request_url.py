@@ -17,7 +17,13 @@ from urllib.parse import quote
 
 from .errors import ConfigurationError
 
-__all__ = ["TrustedProxies", "effective_request_url", "normalize_url", "parse_trusted_proxies"]
+__all__ = [
+    "TrustedProxies",
+    "effective_request_url",
+    "normalize_url",
+    "parse_public_base_url",
+    "parse_trusted_proxies",
+]
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 TrustedProxies = tuple[Network, ...]
@@ -107,6 +113,21 @@ def normalize_url(url: str) -> str | None:
         return None
     norm_path = _remove_dot_segments(norm_path) if norm_path else "/"
     return f"{scheme}://{netloc}{norm_path}"
+
+
+def parse_public_base_url(value: str, option: str = "CCGUARD_PUBLIC_BASE_URL") -> str:
+    """A public base URL, checked and normalised once at start-up, without a trailing slash.
+
+    :raises ConfigurationError: naming ``option`` unless ``value`` is an
+        absolute ``http``/``https`` URL with a host and no userinfo, query or fragment.
+    """
+    normalized = normalize_url(value) if isinstance(value, str) else None
+    if normalized is None or "?" in value or "#" in value:
+        raise ConfigurationError(
+            f"{option} must be the absolute http(s) URL at which the application's root is public, "
+            "without query or fragment (e.g. 'https://api.example.com' or 'https://api.example.com/svc1')"
+        )
+    return normalized.rstrip("/")
 
 
 def parse_trusted_proxies(values: Iterable[str], option: str = "CCGUARD_TRUSTED_PROXIES") -> TrustedProxies:

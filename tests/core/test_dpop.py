@@ -35,7 +35,12 @@ from flask_ccguard.core.errors import (
     UseDPoPNonce,
 )
 from flask_ccguard.core.replay import MemoryReplayStore, ReplayStoreFull
-from flask_ccguard.core.request_url import effective_request_url, normalize_url, parse_trusted_proxies
+from flask_ccguard.core.request_url import (
+    effective_request_url,
+    normalize_url,
+    parse_public_base_url,
+    parse_trusted_proxies,
+)
 
 NOW = 1_800_000_000.0
 URL = "https://api.example.com/items"
@@ -774,3 +779,23 @@ def test_rfc9449_11_1_concurrent_replays_accept_exactly_one() -> None:
     for t in threads:
         t.join()
     assert sorted(results) == [False] * 7 + [True]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("HTTPS://API.example.com:443/", "https://api.example.com"),
+        ("https://api.example.com/svc1/", "https://api.example.com/svc1"),
+        ("http://localhost:8000", "http://localhost:8000"),
+    ],
+)
+def test_public_base_url_is_normalised_once(value: str, expected: str) -> None:
+    assert parse_public_base_url(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["api.example.com", "/svc1", "https://api.example.com/?x=1", "https://u@api.example.com", "ftp://a", 5]
+)
+def test_public_base_url_configuration_error_names_the_option(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="CCGUARD_PUBLIC_BASE_URL"):
+        parse_public_base_url(value)
