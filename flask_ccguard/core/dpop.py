@@ -68,6 +68,9 @@ class DPoPProof(NamedTuple):
     htm: str
     htu: str
     nonce: str | None
+    #: With nonces on, the current nonce when the proof used the previous
+    #: one: send it in ``DPoP-Nonce`` with the response (RFC 9449 §8.2, §9).
+    next_nonce: str | None = None
 
 
 def _refuse(description: str, reason: str) -> InvalidDPoPProof:
@@ -284,6 +287,7 @@ class DPoPVerifier:
             raise _refuse("The DPoP proof's key is not the one the access token is bound to.", "jkt_mismatch")
         # §9 / §4.3 step 10: a current server nonce, if we use them.
         nonce = claims.get("nonce")
+        next_nonce = None
         if self.nonce_source is not None:
             if nonce is None:
                 raise UseDPoPNonce("A DPoP nonce is required.", nonce=self.nonce_source.current(), reason="no_nonce")
@@ -291,6 +295,8 @@ class DPoPVerifier:
                 raise UseDPoPNonce(
                     "The DPoP nonce is stale or unknown.", nonce=self.nonce_source.current(), reason="stale_nonce"
                 )
+            current = self.nonce_source.current()
+            next_nonce = None if hmac.compare_digest(nonce.encode(), current.encode()) else current
         elif nonce is not None and not isinstance(nonce, str):
             raise _refuse("The DPoP proof's 'nonce' is not a string.", "bad_nonce")
 
@@ -308,7 +314,7 @@ class DPoPVerifier:
             ) from None
         if not fresh:
             raise _refuse("The DPoP proof has already been used.", "replayed")
-        return DPoPProof(thumbprint, jti, float(iat), htm, htu, nonce)
+        return DPoPProof(thumbprint, jti, float(iat), htm, htu, nonce, next_nonce)
 
     @staticmethod
     def _prepare(jwk: dict[str, Any], alg: str) -> tuple[str, VerifyingKey]:

@@ -363,7 +363,11 @@ def test_rfc9449_9_nonce_rotation(issued_at: float, accepted: bool) -> None:
     nonce = HmacNonceSource(SECRET, step=300, clock=lambda: issued_at).current()
     proof = make_proof(claims={"nonce": nonce})
     if accepted:
-        assert verify(proof, nonce_verifier()).nonce == nonce
+        result = verify(proof, nonce_verifier())
+        assert result.nonce == nonce
+        # RFC 9449 §8.2: a proof with the previous nonce is told the current one.
+        current = HmacNonceSource(SECRET, step=300, clock=lambda: NOW).current()
+        assert result.next_nonce == (None if issued_at == NOW else current)
     else:
         with pytest.raises(UseDPoPNonce) as info:
             verify(proof, nonce_verifier())
