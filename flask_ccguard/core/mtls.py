@@ -13,11 +13,12 @@ Where the certificate comes from (``CCGUARD_CLIENT_CERT_SOURCE``):
     ``SSLOptions +ExportCertData``, or a server that terminates TLS itself).
 ``"rfc9440"``
     ``Client-Cert``: an RFC 8941 §3.3.5 byte sequence, ``:base64(DER):``
-    (RFC 9440 §2.1-§2.2).
+    (RFC 9440 §2.1-§2.2); Cloudflare, for one, can send it.
 ``"envoy"``
-    ``X-Forwarded-Client-Cert`` (Envoy's XFCC, envoyproxy.io "HTTP header
-    manipulation"): comma-separated elements, each ``;``-separated ``key=value``
-    pairs, ``Cert="<URL-encoded PEM>"``. Envoy *appends* an element for its own
+    ``X-Forwarded-Client-Cert`` (Envoy's XFCC, https://www.envoyproxy.io/docs/
+    envoy/latest/configuration/http/http_conn_man/headers): comma-separated
+    elements, each ``;``-separated ``key=value`` pairs, ``Cert="<URL-encoded
+    PEM>"``. Envoy *appends* an element for its own
     downstream, so we read the **last** element, the only one written by the
     trusted peer; configure the proxy that terminates the client's TLS with
     ``forward_client_cert_details: SANITIZE_SET`` (one element) and
@@ -25,16 +26,19 @@ Where the certificate comes from (``CCGUARD_CLIENT_CERT_SOURCE``):
     the DER) alone is not enough: we need ``Cert``; when both are present they
     must agree.
 ``"nginx"``
-    ``X-SSL-Client-Cert`` set from ``$ssl_client_escaped_cert``: URL-encoded PEM.
+    ``X-SSL-Client-Cert`` set from ``$ssl_client_escaped_cert``: URL-encoded PEM
+    (https://nginx.org/en/docs/http/ngx_http_ssl_module.html#var_ssl_client_escaped_cert).
 ``"traefik"``
     ``X-Forwarded-Tls-Client-Cert`` from the ``passTLSClientCert`` middleware
-    with ``pem: true``: base64 DER without the PEM delimiters, several
+    with ``pem: true`` (https://doc.traefik.io/traefik/middlewares/http/
+    passtlsclientcert/): base64 DER without the PEM delimiters, several
     certificates separated by ``,`` (the first is the leaf); Traefik v2
     URL-escapes the value, v3 does not, so a ``%`` escape is undone.
 ``"aws-alb"``
-    ``X-Amzn-Mtls-Clientcert`` (ALB mutual TLS, passthrough mode): URL-encoded
-    PEM of the chain, leaf first, with ``+``, ``=`` and ``/`` left as they are
-    (so ``+`` is not a space).
+    ``X-Amzn-Mtls-Clientcert`` (ALB mutual TLS, passthrough mode,
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/application/
+    mutual-authentication.html): URL-encoded PEM of the chain, leaf first,
+    with ``+``, ``=`` and ``/`` left as they are (so ``+`` is not a space).
 
 A header is read only when the request's immediate peer is one of
 ``CCGUARD_TRUSTED_PROXIES`` (:mod:`.proxies`); that proxy must drop any copy
