@@ -93,13 +93,15 @@ _B64URL_SHA256 = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, unpadded (RFC 751
 _HEX_SHA256 = re.compile(r"[0-9A-Fa-f]{64}")
 
 
-def _refuse(reason: str, description: str) -> InvalidToken:
+def _refuse(reason: str, description: str, claim: str | None = "cnf") -> InvalidToken:
     # RFC 8705 §3: a failed binding is answered 401 invalid_token.
-    return InvalidToken(description, reason=reason, claim="cnf")
+    return InvalidToken(description, reason=reason, claim=claim)
 
 
 def _malformed() -> InvalidToken:
-    return _refuse("client_certificate_malformed", "The client certificate forwarded with the request is unreadable.")
+    return _refuse(
+        "client_certificate_malformed", "The client certificate forwarded with the request is unreadable.", None
+    )
 
 
 def check_client_cert_options(source: object, trusted_proxies: object) -> tuple[str | None, tuple[Network, ...]]:
@@ -162,7 +164,9 @@ def client_certificate(
     if not isinstance(raw, str) or not raw.isascii():
         raise _malformed()
     if len(raw) > MAX_CLIENT_CERT_FIELD:
-        raise _refuse("client_certificate_too_large", "The client certificate forwarded with the request is too large.")
+        raise _refuse(
+            "client_certificate_too_large", "The client certificate forwarded with the request is too large.", None
+        )
     raw = raw.strip()
     if not raw:
         return None
@@ -259,6 +263,10 @@ def _from_envoy(raw: str) -> bytes | None:
 def _from_url_encoded_pem(raw: str) -> bytes:
     # nginx $ssl_client_escaped_cert and the ALB header: percent-encoded PEM.
     # unquote, not unquote_plus: the ALB leaves "+" of base64 unescaped.
+    if "," in raw:
+        # PEM holds no comma: the header came twice (RFC 9110 §5.3 joins
+        # repeated fields), and which copy the proxy wrote is unknowable.
+        raise _malformed()
     return _pem_to_der(unquote(raw))
 
 

@@ -200,6 +200,8 @@ MALFORMED: list[Any] = [
     pytest.param("traefik", "TRAILING_GARBAGE", id="i16_02_traefik_der_with_trailing_bytes"),
     pytest.param("aws-alb", "-----BEGIN+CERTIFICATE-----", id="i16_02_aws_alb_truncated"),
     pytest.param("aws-alb", "PEM_BAD_BODY", id="i16_02_aws_alb_bad_base64_body"),
+    pytest.param("nginx", "TWO_VALUES", id="i16_02_nginx_header_sent_twice"),
+    pytest.param("aws-alb", "TWO_VALUES", id="i16_02_aws_alb_header_sent_twice"),
 ]
 
 
@@ -211,11 +213,13 @@ def test_i16_02_malformed_value_is_a_refusal_not_an_exception(source: str, value
         value = f'Hash=xyz;Cert="{quote(leaf.pem, safe="")}"'
     elif value == "TRAILING_GARBAGE":
         value = base64.b64encode(leaf.der + b"\x00\x00").decode()
+    elif value == "TWO_VALUES":  # a forged copy first, then the proxy's (RFC 9110 §5.3)
+        value = quote(_self_signed("forged").pem, safe="+=/") + ", " + quote(leaf.pem, safe="+=/")
     elif value == "PEM_BAD_BODY":
         value = quote(leaf.pem.replace("M", "*", 3), safe="+=/")
     with pytest.raises(InvalidToken) as caught:
         _get(source, value)
-    assert caught.value.reason == "client_certificate_malformed"
+    assert (caught.value.reason, caught.value.claim) == ("client_certificate_malformed", None)
     assert caught.value.status == 401 and caught.value.error == "invalid_token"
     assert value not in caught.value.description
 
