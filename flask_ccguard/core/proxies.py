@@ -19,6 +19,7 @@ __all__ = ["Network", "is_trusted_peer", "parse_trusted_proxies"]
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
+_ADDRESS_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network)
 # Trusting every address would let any client forge the forwarded headers.
 _EVERYONE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
@@ -42,7 +43,10 @@ def parse_trusted_proxies(value: object, option: str = "CCGUARD_TRUSTED_PROXIES"
     networks: list[Network] = []
     for entry in value:
         try:
-            network = ipaddress.ip_network(entry if not isinstance(entry, str) else entry.strip())
+            # An int would parse too (10 -> 0.0.0.10/32): only text or ipaddress objects.
+            if not isinstance(entry, (str, *_ADDRESS_TYPES)):
+                raise TypeError(entry)
+            network = ipaddress.ip_network(entry.strip() if isinstance(entry, str) else entry)
         except (TypeError, ValueError):
             raise ConfigurationError(
                 f"{option} holds {entry!r}, which is not an IP address or network; "

@@ -10,6 +10,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -252,6 +253,11 @@ def test_i16_02_trusted_proxy_matching(proxies: list[str], peer: str, trusted: b
     assert is_trusted_peer(peer, parse_trusted_proxies(proxies)) is trusted
 
 
+def test_i16_02_ipaddress_objects_accepted() -> None:
+    networks = parse_trusted_proxies([ipaddress.ip_address("10.0.0.7"), ipaddress.ip_network("fd00::/8")])
+    assert is_trusted_peer("10.0.0.7", networks) and is_trusted_peer("fd00::1", networks)
+
+
 def test_i16_02_non_string_peer_is_not_trusted() -> None:
     assert is_trusted_peer(None, TRUSTED) is False
 
@@ -378,6 +384,8 @@ def test_i16_02_header_source_without_trusted_proxies_fails_at_start_up(source: 
         pytest.param(["10.0.0.1/8"], "host bits of a network must be zero", id="host_bits_set"),
         pytest.param(["proxy.internal"], "not an IP address or network", id="hostname"),
         pytest.param([None], "not an IP address or network", id="none_entry"),
+        pytest.param([167772161], "not an IP address or network", id="int_entry"),
+        pytest.param([True], "not an IP address or network", id="bool_entry"),
         pytest.param(["0.0.0.0/0"], "trusts every peer", id="ipv4_everyone"),
         pytest.param(["::/0"], "trusts every peer", id="ipv6_everyone"),
     ],
