@@ -9,13 +9,12 @@ express-oauth2-jwt-bearer 1.9.1).
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Iterable, Mapping
-from typing import Union
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from .errors import ConfigurationError
+from .proxies import Network, is_trusted_peer, parse_trusted_proxies
 
 __all__ = [
     "TrustedProxies",
@@ -25,7 +24,6 @@ __all__ = [
     "parse_trusted_proxies",
 ]
 
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 TrustedProxies = tuple[Network, ...]
 
 # RFC 3986 §2: the only characters a URI may hold; anything else (spaces,
@@ -130,34 +128,6 @@ def parse_public_base_url(value: str, option: str = "CCGUARD_PUBLIC_BASE_URL") -
     return normalized.rstrip("/")
 
 
-def parse_trusted_proxies(values: Iterable[str], option: str = "CCGUARD_TRUSTED_PROXIES") -> TrustedProxies:
-    """Addresses or networks (``"10.0.0.0/8"``, ``"::1"``) as networks.
-
-    :raises ConfigurationError: naming ``option`` for a value that is neither.
-    """
-    if isinstance(values, str):
-        raise ConfigurationError(f"{option} must be a list of addresses or networks, not a string")
-    out = []
-    for value in values:
-        try:
-            out.append(ipaddress.ip_network(str(value).strip(), strict=False))
-        except ValueError:
-            raise ConfigurationError(
-                f"{option}: {str(value)[:64]!r} is not an IP address or network (e.g. '10.0.0.0/8')"
-            ) from None
-    return tuple(out)
-
-
-def _is_trusted(remote_addr: str | None, proxies: TrustedProxies) -> bool:
-    if not remote_addr or not proxies:
-        return False
-    try:
-        address = ipaddress.ip_address(remote_addr.split("%", 1)[0])
-    except ValueError:
-        return False
-    return any(address in network for network in proxies)
-
-
 def _last(value: str | None) -> str | None:
     """The right-most list element: the one our trusted proxy wrote (earlier ones came from the client)."""
     if value is None:
@@ -240,7 +210,7 @@ def effective_request_url(
         path = "/" + path
     if public_base_url is not None:
         return public_base_url.rstrip("/") + path
-    if _is_trusted(remote_addr, trusted_proxies):
+    if is_trusted_peer(remote_addr, trusted_proxies):
         lowered = {k.lower(): v for k, v in headers.items() if k.lower() in _FORWARDING_HEADERS}
         forwarded = lowered.get("forwarded")
         if forwarded is not None:

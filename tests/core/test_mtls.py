@@ -11,7 +11,6 @@ import datetime
 import hashlib
 import hmac
 import ipaddress
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
@@ -406,9 +405,8 @@ def test_i16_02_bad_trusted_proxies_fail_at_start_up(proxies: object, fragment: 
     ],
 )
 def test_i16_02_hostile_value_at_the_size_cap_is_cheap(source: str, value: str) -> None:
-    """Parsing stays linear: a lazy PEM regex took ~120 ms on 16 KiB of BEGIN lines."""
+    """Hostile values at the cap are refused (tests assert no timings; the PEM
+    is cut with str.find, not a lazy regular expression that went quadratic)."""
     assert len(value) <= MAX_CLIENT_CERT_FIELD
-    started = time.perf_counter()
     with pytest.raises(InvalidToken):
         _get(source, value)
-    assert time.perf_counter() - started < 0.025
