@@ -19,8 +19,10 @@ from flask import Blueprint, Flask, Response, current_app, request
 from .config import build_validator, read_settings
 from .core.errors import CCGuardError
 from .decorators import Match, check_match, names, verify_request
-from .responses import BEARER, error_response
+from .responses import error_response
 from .route_order import check_route_order
+from .sender import apply_profile
+from .sender import configure as configure_sender
 from .state import EXTENSION_KEY, CCGuardState, get_state
 from .warm_up import require_warm, warm_up
 
@@ -92,8 +94,10 @@ class CCGuard:
         # Views routed so far are checked now, the rest (blueprints register
         # late) before the first request, after which no view can be added.
         check_route_order(app)
-        settings = read_settings(app.config, self._options, import_name=app.import_name)
+        settings = apply_profile(read_settings(app.config, self._options, import_name=app.import_name))
         validator = build_validator(settings)
+        # The binding step (DPoP, RFC 9449; mTLS, RFC 8705) and the schemes it accepts.
+        sender = configure_sender(settings, validator)
         if settings["CCGUARD_WARM_UP"]:
             outcome = warm_up(validator)
             if settings["CCGUARD_WARM_UP"] == "require":
@@ -108,8 +112,9 @@ class CCGuard:
             # What every 401/403 challenges with: another scheme is one more
             # entry, e.g. ("DPoP", {"algs": "ES256 PS256"}) (RFC 9449 §7.1), and
             # a common auth-param one more key, e.g. resource_metadata (RFC 9728 §5.1).
-            schemes=BEARER,
+            schemes=sender.schemes,
             challenge_params=MappingProxyType({}),
+            sender=sender,
         )
         # A handler the app registered before us wins; one registered later
         # replaces ours, as Flask's own registration does.

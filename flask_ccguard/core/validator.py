@@ -78,6 +78,9 @@ class TokenValidator:
         this process, ``"file:///dir"`` or ``"redis://host:port/db"`` to share
         them between workers, or a CacheControl cache object
         (see :func:`~flask_ccguard.core.fetch.http_cache.make_cache`).
+    :param dpop: ``"disabled"``, ``"allowed"`` or ``"required"`` (RFC 9449); also per
+        issuer. Enforced by a :class:`~flask_ccguard.core.binding.SenderConstraint`
+        added to :attr:`pipeline` (the Flask extension adds one).
     :param clock: returns the time in seconds since the epoch (for tests).
     :raises ConfigurationError: for any missing or wrong option.
     """
@@ -106,6 +109,7 @@ class TokenValidator:
         allow_cross_origin_metadata: bool | Sequence[str] = _D["allow_cross_origin_metadata"],
         token_cache_size: int = _D["token_cache_size"],
         cache: CacheSpec = _D["cache"],
+        dpop: str = _D["dpop"],
         clock: Callable[[], float] | None = None,
         option_name: Callable[[str], str] = str,
     ) -> None:
@@ -121,6 +125,8 @@ class TokenValidator:
         freshness = DefaultFreshness(0) if shared is not None else None
         self.http = HTTPClient(timeout=timeout, cache=shared, heuristic=freshness)
         self._counter = ValidationCounter()
+        #: The validator-wide DPoP mode (RFC 9449); issuers' dicts may override it.
+        self.dpop = _check("dpop", dpop, option_name)
         #: Most verified tokens remembered (0: no cache).
         self.token_cache_size = size = _check("token_cache_size", token_cache_size, option_name)
         self._cache = TokenCache(size) if size else None
