@@ -94,7 +94,8 @@ class CCGuard:
         # Views routed so far are checked now, the rest (blueprints register
         # late) before the first request, after which no view can be added.
         check_route_order(app)
-        settings = apply_profile(read_settings(app.config, self._options, import_name=app.import_name))
+        explicit = {k for k in app.config if k.startswith("CCGUARD_")} | {"CCGUARD_" + k.upper() for k in self._options}
+        settings = apply_profile(read_settings(app.config, self._options, import_name=app.import_name), explicit)
         validator = build_validator(settings)
         # The binding step (DPoP, RFC 9449; mTLS, RFC 8705) and the schemes it accepts.
         sender = configure_sender(settings, validator)

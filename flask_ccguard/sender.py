@@ -10,7 +10,7 @@ validator's pipeline and says which schemes the app challenges with;
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +23,6 @@ from .core.dpop_nonce import HmacNonceSource, NonceSource
 from .core.errors import ConfigurationError, InvalidToken
 from .core.mtls import HEADER_SOURCES, client_certificate
 from .core.option_checks_binding import FAPI2_ALGORITHMS
-from .core.options import OPTIONS
 from .core.proxies import Network
 from .core.replay import ReplayMemoryStore
 from .core.request_url import effective_request_url
@@ -57,7 +56,7 @@ def _issuer_dicts(settings: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return []
 
 
-def apply_profile(settings: dict[str, Any]) -> dict[str, Any]:
+def apply_profile(settings: dict[str, Any], explicit: Collection[str] = ()) -> dict[str, Any]:
     """The settings with ``CCGUARD_PROFILE`` applied; conflicts fail here, at start-up.
 
     ``"fapi2"`` (FAPI 2.0 Security Profile §5.3.4, §5.4.1): tokens only in the
@@ -65,6 +64,9 @@ def apply_profile(settings: dict[str, Any]) -> dict[str, Any]:
     (defaults become these three; anything else is refused); a token must be
     sender-constrained (DPoP, or certificate-bound when a certificate source is
     set). RSA keys under 2048 bits are refused everywhere already.
+
+    :param explicit: the keys the application set (the others hold defaults,
+        which the profile replaces).
 
     :raises ConfigurationError: naming the key that conflicts and the fix.
     """
@@ -80,7 +82,7 @@ def apply_profile(settings: dict[str, Any]) -> dict[str, Any]:
             )
     for key in ("CCGUARD_ALGORITHMS", "CCGUARD_DPOP_ALGORITHMS"):
         value = out.get(key)
-        if value is None or tuple(value) == tuple(OPTIONS[key[len("CCGUARD_") :].lower()].default):
+        if key not in explicit or value is None:
             out[key] = FAPI2_ALGORITHMS
         else:
             algs = [value] if isinstance(value, str) else list(value)
