@@ -89,6 +89,9 @@ class _Report:
         self.header: Mapping[str, Any] | None = None
         self.payload: Mapping[str, Any] | None = None
         self.verdict: tuple[VerifiedToken | None, CCGuardError | None] | None = None
+        #: Whether the binding step already ran (with its verdict in binding_failed).
+        self.bound = False
+        self.binding_failed = False
 
     def add(self, name: str, status: str, detail: str) -> None:
         self.checks.append(Check(name, status, detail))
@@ -103,14 +106,18 @@ class _Report:
         """The validator's own verdict, asked once (introspection answers cost a request)."""
         if self.verdict is None:
             try:
-                self.verdict = (self.validator.validate(self.token, self.run.request), None)
+                # Not twice through the binding step: a proof is accepted once (RFC 9449 §11.1).
+                request = None if self.bound else self.run.request
+                self.verdict = (self.validator.validate(self.token, request), None)
             except CCGuardError as exc:
                 self.verdict = (None, exc)
         return self.verdict
 
     def final(self) -> None:
         error = self.validate()[1]
-        if error is not None:
+        if error is None and self.binding_failed:
+            self.add("validate", "FAIL", "TokenValidator refuses the request: see the binding line")
+        elif error is not None:
             self.add("validate", "FAIL", f"TokenValidator refuses the token: {error.description}")
         else:
             self.add("validate", "PASS", "TokenValidator accepts the token")
@@ -224,18 +231,47 @@ class _Report:
         return results
 
     def binding(self, verified: VerifiedToken | None) -> None:
-        """Step "binding": shown only when a sender constraint is configured."""
+        """Step "binding": shown only when a sender constraint is configured; one line
+        per constraint the token or request carries (``certificate``: RFC 8705 §3,
+        ``dpop``: RFC 9449 §4.3), then the step's verdict."""
         if not self.pipeline.bindings:
             return
         if verified is None:
             self.add("binding", "SKIP", "the token failed an earlier check")
             return
         self.run.verified = verified
+        # The step runs here, once: a proof's jti is burned by it, so the final
+        # verdict below does not run it again (see validate()).
+        self.bound = True
+        request = self.run.request
+        cnf = verified._claims.get("cnf")
+        cert_bound = isinstance(cnf, Mapping) and "x5t#S256" in cnf
+        dpop = isinstance(cnf, Mapping) and "jkt" in cnf
+        if request is not None:
+            dpop = dpop or (request.headers.get("Authorization") or "").strip()[:5].lower() == "dpop "
         try:
             check_binding(self.pipeline, self.run)
-            self.add("binding", "PASS", "the request proves possession of the token's key")
         except CCGuardError as exc:
+            self.binding_failed = True
+            on_certificate = exc.reason.startswith("certificate") or exc.reason == "cnf_malformed"
+            if cert_bound:
+                self.add("mtls", "FAIL" if on_certificate else "PASS", exc.description if on_certificate else _CERT_OK)
+            if dpop:
+                self.add(
+                    "dpop", "SKIP" if on_certificate else "FAIL", _CERT_FIRST if on_certificate else exc.description
+                )
             self.add("binding", "FAIL", exc.description)
+            return
+        if request is None:
+            self.add("binding", "SKIP", "no request given (--dpop-proof, --client-cert): the token is checked alone")
+            return
+        if cert_bound:
+            self.add("mtls", "PASS", _CERT_OK)
+        if dpop:
+            self.add("dpop", "PASS", "the proof is valid for this method, URL and token, signed by the token's key")
+        self.add(
+            "binding", "PASS", "the request proves possession of the token's key" if dpop or cert_bound else _UNBOUND
+        )
 
     def introspected(self) -> None:
         """RFC 7662: the issuer vouches for the token; report its answer as the validator judged it."""
@@ -286,6 +322,11 @@ _SIGNATURE_FAILURES = {
     "bad_signature": "the signature does not verify with the issuer's key",
     "key_issuer": "the token's signing key belongs to another issuer",
 }
+
+
+_CERT_OK = "the client certificate's SHA-256 thumbprint is the token's cnf x5t#S256"
+_CERT_FIRST = "not checked: the certificate check failed first"
+_UNBOUND = "the token is not sender-constrained and the request uses no DPoP proof"
 
 
 def _expected(entry: IssuerEntry) -> str:
