@@ -24,7 +24,7 @@ from .errors import CCGuardError
 from .header import check_algorithm, check_header_rules
 from .issuers import IssuerEntry
 from .jws import ParsedToken
-from .pipeline import Run, check_binding, find_key, parse, select_issuer, verify_signature
+from .pipeline import Run, find_key, parse, select_issuer, verify_signature
 from .report_lines import _CLAIM_LINES, CHECK_NAMES, Check, Report, claim_detail
 from .request import HTTPRequest
 from .validator import TokenValidator
@@ -89,9 +89,6 @@ class _Report:
         self.header: Mapping[str, Any] | None = None
         self.payload: Mapping[str, Any] | None = None
         self.verdict: tuple[VerifiedToken | None, CCGuardError | None] | None = None
-        #: Whether the binding step already ran (with its verdict in binding_failed).
-        self.bound = False
-        self.binding_failed = False
 
     def add(self, name: str, status: str, detail: str) -> None:
         self.checks.append(Check(name, status, detail))
@@ -106,18 +103,14 @@ class _Report:
         """The validator's own verdict, asked once (introspection answers cost a request)."""
         if self.verdict is None:
             try:
-                # Not twice through the binding step: a proof is accepted once (RFC 9449 §11.1).
-                request = None if self.bound else self.run.request
-                self.verdict = (self.validator.validate(self.token, request), None)
+                self.verdict = (self.validator.validate(self.token, self.run.request), None)
             except CCGuardError as exc:
                 self.verdict = (None, exc)
         return self.verdict
 
     def final(self) -> None:
         error = self.validate()[1]
-        if error is None and self.binding_failed:
-            self.add("validate", "FAIL", "TokenValidator refuses the request: see the binding line")
-        elif error is not None:
+        if error is not None:
             self.add("validate", "FAIL", f"TokenValidator refuses the token: {error.description}")
         else:
             self.add("validate", "PASS", "TokenValidator accepts the token")
@@ -239,20 +232,16 @@ class _Report:
         if verified is None:
             self.add("binding", "SKIP", "the token failed an earlier check")
             return
-        self.run.verified = verified
-        # The step runs here, once: a proof's jti is burned by it, so the final
-        # verdict below does not run it again (see validate()).
-        self.bound = True
+        # The validator's own verdict runs the step (once: a proof's jti is burned by
+        # it, RFC 9449 §11.1); every earlier line passed, so a refusal is the step's.
         request = self.run.request
         cnf = verified._claims.get("cnf")
         cert_bound = isinstance(cnf, Mapping) and "x5t#S256" in cnf
         dpop = isinstance(cnf, Mapping) and "jkt" in cnf
         if request is not None:
             dpop = dpop or (request.headers.get("Authorization") or "").strip()[:5].lower() == "dpop "
-        try:
-            check_binding(self.pipeline, self.run)
-        except CCGuardError as exc:
-            self.binding_failed = True
+        exc = self.validate()[1]
+        if exc is not None:
             on_certificate = exc.reason.startswith("certificate") or exc.reason == "cnf_malformed"
             if cert_bound:
                 self.add("mtls", "FAIL" if on_certificate else "PASS", exc.description if on_certificate else _CERT_OK)
