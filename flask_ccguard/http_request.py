@@ -18,7 +18,7 @@ def describe(req: Request, sender: SenderSettings | None = None) -> HTTPRequest:
     its proof's ``htu`` must name (RFC 9449 §4.3: the public base URL or a trusted
     proxy's forwarding headers, never ``Host``,
     :func:`~flask_ccguard.sender.request_url`); other requests keep werkzeug's
-    view, which no check reads. ``client_cert`` comes from the configured source
+    view of itself, which no check reads. ``client_cert`` comes from the configured source
     (RFC 8705 §3, :func:`~flask_ccguard.sender.request_certificate`).
     """
     if sender is None:
@@ -29,14 +29,27 @@ def describe(req: Request, sender: SenderSettings | None = None) -> HTTPRequest:
             client_cert=None,
             remote_addr=req.remote_addr,
         )
-    authorization = req.environ.get("HTTP_AUTHORIZATION")
+    environ = req.environ
+    authorization = environ.get("HTTP_AUTHORIZATION")
     dpop = authorization is not None and authorization.lstrip(" \t")[:5].lower() == "dpop "
-    # Only what the binding step reads: the credentials and the proofs (each DPoP field).
+    # Only what the binding step reads: the credentials and the proof (WSGI joins
+    # repeated DPoP fields with commas, which single_proof refuses).
     items = [] if authorization is None else [("Authorization", authorization)]
-    items += [("DPoP", value) for value in req.headers.getlist("DPoP")]
+    proof = environ.get("HTTP_DPOP")
+    if proof is not None:
+        items.append(("DPoP", proof))
+    if dpop:
+        url = request_url(req, sender)
+    else:
+        # No check reads it: the server's own view, built without werkzeug's
+        # base_url (a third of a repeated token's time).
+        url = (
+            f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('SERVER_NAME', '')}:"
+            f"{environ.get('SERVER_PORT', '')}{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+        )
     return HTTPRequest(
         method=req.method,
-        url=request_url(req, sender) if dpop else req.base_url,
+        url=url,
         headers=Headers(items),
         client_cert=request_certificate(req, sender),
         remote_addr=req.remote_addr,

@@ -60,6 +60,8 @@ class SenderConstraint:
         self.mode = mode
         self.issuer_modes = dict(issuer_modes or {})
         self.require_bound = require_bound
+        # Whether an unbound token may come as Bearer from every issuer.
+        self._plain_bearer_ok = not require_bound and "required" not in {mode, *self.issuer_modes.values()}
 
     def mode_for(self, claims: Mapping[str, Any]) -> str:
         """The ``dpop`` mode of the token's issuer (RFC 9449 §7: per resource policy)."""
@@ -69,6 +71,14 @@ class SenderConstraint:
         return self.issuer_modes.get(iss, self.mode) if isinstance(iss, str) else self.mode
 
     def __call__(self, request: HTTPRequest | None, token: VerifiedToken) -> None:
+        if request is None:
+            return
+        if self._plain_bearer_ok and token._claims.get("cnf") is None:
+            # The common case, an unbound Bearer token where Bearer is accepted:
+            # nothing to check, and no more work than reading one header.
+            value = request.headers.get("Authorization")
+            if value is None or value.lstrip(" \t")[:5].lower() != "dpop ":
+                return
         self.check(request, token)
 
     def check(self, request: HTTPRequest | None, token: VerifiedToken) -> DPoPProof | None:

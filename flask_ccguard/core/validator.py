@@ -23,7 +23,7 @@ from .introspection import Introspector
 from .issuers import PER_ISSUER_OPTIONS, IssuerEntry
 from .jwks import KeySet
 from .options import OPTIONS
-from .pipeline import Pipeline, Run, check_binding
+from .pipeline import Pipeline, Run
 from .registry import IssuerRegistry, IssuerSpec
 from .request import HTTPRequest
 from .stats import ValidationCounter, snapshot
@@ -206,10 +206,10 @@ class TokenValidator:
                 # re-checked by the cache itself).
                 hit.keys.refresh_if_due()
                 verified = hit.token
-                if self.pipeline.bindings:
-                    run = Run(token, now, request)
-                    run.verified = verified
-                    check_binding(self.pipeline, run)
+                # The "binding" step (check_binding) without its Run: a proof or a
+                # certificate belongs to this request, so it runs on every hit.
+                for binding in self.pipeline.bindings:
+                    binding(request, verified)
             else:
                 verified = self._validate(token, request, cache, now)
         except CCGuardError as exc:
