@@ -137,6 +137,14 @@ def _read_token(state: CCGuardState, req: Request) -> str:
     return token
 
 
+def _with_nonce(nonce: str) -> Callable[[Response], Response]:
+    def add(response: Response) -> Response:
+        response.headers.setdefault("DPoP-Nonce", nonce)
+        return response
+
+    return add
+
+
 def _validated_token(req: Request) -> VerifiedToken:
     token: VerifiedToken | None = getattr(req, _TOKEN_ATTR, None)
     if token is None:
@@ -157,6 +165,10 @@ def _validated_token(req: Request) -> VerifiedToken:
             raw = _token_from_request(state, req)
         # Described only when a binding step (DPoP, mTLS) will read it.
         token = validator.validate(raw, describe(req, state.sender) if validator.pipeline.bindings else None)
+        sender = state.sender
+        if sender is not None and sender.nonce is not None and "HTTP_DPOP" in req.environ:
+            # RFC 9449 §8.2: a DPoP client learns the next nonce from any response.
+            after_this_request(_with_nonce(sender.nonce.current()))
         setattr(req, _TOKEN_ATTR, token)
         if token_verified.receivers:  # blinker's send() costs even with no receiver
             announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]

@@ -225,6 +225,8 @@ def test_i16_01_rfc9449_9_use_dpop_nonce_carries_the_nonce(ccguard_issuer: TestI
     nonce = resp.headers["DPoP-Nonce"]
     again = client.get("/v", headers=_dpop(token, KEY.proof("GET", URL, token, claims={"nonce": nonce})))
     assert_challenge(again, 200, realm="assets")
+    # RFC 9449 §8.2: the success response carries the nonce for the next proof.
+    assert again.headers["DPoP-Nonce"] == nonce
 
 
 # -- prior art --------------------------------------------------------------------------------------
