@@ -144,7 +144,8 @@ def configure(settings: Mapping[str, Any], validator: TokenValidator) -> SenderS
         require_bound=settings.get("CCGUARD_PROFILE") == "fapi2",
     )
     validator.pipeline.add_binding(constraint)
-    all_modes = {validator.dpop, *modes.values()}
+    # The modes in force: each issuer's own, or the validator-wide one.
+    all_modes = {modes.get(identifier, validator.dpop) for identifier in validator.issuers}
     dpop_offer: Scheme = ("DPoP", {"algs": " ".join(algorithms)})
     if all_modes == {"disabled"}:
         schemes: tuple[Scheme, ...] = BEARER

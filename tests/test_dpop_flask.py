@@ -14,6 +14,7 @@ from typing import Any, Callable
 import pytest
 from flask import Flask
 
+from flask_ccguard import CCGuard, ConfigurationError, require_token
 from flask_ccguard.core import pipeline
 from flask_ccguard.core.dpop import DPoPVerifier
 from flask_ccguard.testing import TestIssuer
@@ -403,3 +404,31 @@ def test_i16_01_cached_token_with_fresh_proof_costs_one_proof_verification(
     proof = KEY.proof("GET", URL, token)
     client.get("/v", headers=_dpop(token, proof))
     assert client.get("/v", headers=_dpop(token, proof)).status_code == 401
+
+
+def _per_issuer(issuer: TestIssuer, dpop: str) -> Flask:
+    app = Flask("assets")
+    app.config.update(CCGUARD_ISSUER=[{"issuer": issuer.issuer, "dpop": dpop}], CCGUARD_AUDIENCE=issuer.audience)
+    CCGuard(app)
+
+    @app.get("/v")
+    @require_token
+    def view() -> Any:
+        return {}
+
+    return app
+
+
+def test_i16_01_rfc9449_7_1_per_issuer_required(ccguard_issuer: TestIssuer) -> None:
+    app = _per_issuer(ccguard_issuer, "required")
+    client = app.test_client()
+    description = "This API requires DPoP: send 'Authorization: DPoP <token>' with a DPoP proof."
+    resp = client.get("/v", headers=[("Authorization", f"Bearer {ccguard_issuer.mint()}")])
+    assert_challenge(resp, 401, "invalid_dpop_proof", description, realm="assets", schemes=DPOP_ONLY)
+    token = ccguard_issuer.mint(cnf={"jkt": KEY.jkt})
+    assert_challenge(client.get("/v", headers=_dpop(token, KEY.proof("GET", URL, token))), 200, realm="assets")
+
+
+def test_i16_01_per_issuer_dpop_is_checked_at_start_up(ccguard_issuer: TestIssuer) -> None:
+    with pytest.raises(ConfigurationError, match="dpop"):
+        _per_issuer(ccguard_issuer, "sometimes")
