@@ -25,6 +25,7 @@ from .header import check_algorithm, check_header_rules
 from .issuers import IssuerEntry
 from .jws import ParsedToken
 from .pipeline import Run, find_key, parse, select_issuer, verify_signature
+from .report_binding import binding_lines
 from .report_lines import _CLAIM_LINES, CHECK_NAMES, Check, Report, claim_detail
 from .request import HTTPRequest
 from .validator import TokenValidator
@@ -234,33 +235,7 @@ class _Report:
             return
         # The validator's own verdict runs the step (once: a proof's jti is burned by
         # it, RFC 9449 §11.1); every earlier line passed, so a refusal is the step's.
-        request = self.run.request
-        cnf = verified._claims.get("cnf")
-        cert_bound = isinstance(cnf, Mapping) and "x5t#S256" in cnf
-        dpop = isinstance(cnf, Mapping) and "jkt" in cnf
-        if request is not None:
-            dpop = dpop or (request.headers.get("Authorization") or "").strip()[:5].lower() == "dpop "
-        exc = self.validate()[1]
-        if exc is not None:
-            on_certificate = exc.reason.startswith("certificate") or exc.reason == "cnf_malformed"
-            if cert_bound:
-                self.add("mtls", "FAIL" if on_certificate else "PASS", exc.description if on_certificate else _CERT_OK)
-            if dpop:
-                self.add(
-                    "dpop", "SKIP" if on_certificate else "FAIL", _CERT_FIRST if on_certificate else exc.description
-                )
-            self.add("binding", "FAIL", exc.description)
-            return
-        if request is None:
-            self.add("binding", "SKIP", "no request given (--dpop-proof, --client-cert): the token is checked alone")
-            return
-        if cert_bound:
-            self.add("mtls", "PASS", _CERT_OK)
-        if dpop:
-            self.add("dpop", "PASS", "the proof is valid for this method, URL and token, signed by the token's key")
-        self.add(
-            "binding", "PASS", "the request proves possession of the token's key" if dpop or cert_bound else _UNBOUND
-        )
+        self.checks.extend(binding_lines(verified, self.run.request, self.validate()[1]))
 
     def introspected(self) -> None:
         """RFC 7662: the issuer vouches for the token; report its answer as the validator judged it."""
@@ -311,11 +286,6 @@ _SIGNATURE_FAILURES = {
     "bad_signature": "the signature does not verify with the issuer's key",
     "key_issuer": "the token's signing key belongs to another issuer",
 }
-
-
-_CERT_OK = "the client certificate's SHA-256 thumbprint is the token's cnf x5t#S256"
-_CERT_FIRST = "not checked: the certificate check failed first"
-_UNBOUND = "the token is not sender-constrained and the request uses no DPoP proof"
 
 
 def _expected(entry: IssuerEntry) -> str:
