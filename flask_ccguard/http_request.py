@@ -43,10 +43,15 @@ def describe(req: Request, sender: SenderSettings | None = None) -> HTTPRequest:
     else:
         # No check reads it: the server's own view, built without werkzeug's
         # base_url (a third of a repeated token's time).
-        url = (
-            f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('SERVER_NAME', '')}:"
-            f"{environ.get('SERVER_PORT', '')}{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
-        )
+        scheme, port = environ.get("wsgi.url_scheme", "http"), environ.get("SERVER_PORT", "")
+        host = environ.get("SERVER_NAME", "")
+        if port and port != ("443" if scheme == "https" else "80"):
+            host = f"{host}:{port}"
+        url = f"{scheme}://{host}{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+    query = environ.get("QUERY_STRING")
+    if query:
+        # As the client sent it (HTTPRequest.url); htu ignores the query (RFC 9449 §4.3).
+        url = f"{url}?{query}"
     return HTTPRequest(
         method=req.method,
         url=url,
