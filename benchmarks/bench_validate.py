@@ -58,6 +58,10 @@ TARGETS = {
     "flask_repeated": 0.85,
     "flask_first_seen_rs256": 0.45,
     "import": 1.2,
+    # Cost bounds (lower is better): a first-seen DPoP request against the token's
+    # verification plus one proof's; a cached token with a fresh proof against one proof.
+    "dpop_first_seen_cost": 1.10,
+    "dpop_repeated_proofs": 2.0,
 }
 
 
@@ -225,6 +229,95 @@ def validate_groups(issuer: TestIssuer, pool_size: int) -> list[Group]:
             cases.append(Case(name, op, pool))
         groups.append(Group(alg, cases))
     return groups
+
+
+# -- DPoP (RFC 9449) --------------------------------------------------------------------------
+
+
+class _FreshKeys:
+    """A replay store that never refuses: each key made unique, so the pool's
+    proofs can be cycled; the underlying store does its full work per call."""
+
+    def __init__(self) -> None:
+        from flask_ccguard.core.store import MemoryStore
+
+        self.inner = MemoryStore(100_000, 100_000 * 200)
+        self.n = 0
+
+    def add_if_absent(self, key: bytes, value: bytes, ttl: float) -> bool:
+        self.n += 1
+        return self.inner.add_if_absent(key + self.n.to_bytes(8, "big"), value, ttl)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.inner.get(key)
+
+    def set(self, key: bytes, value: bytes, ttl: float) -> None:
+        self.inner.set(key, value, ttl)
+
+    def delete(self, key: bytes) -> None:
+        self.inner.delete(key)
+
+
+def dpop_group(issuer: TestIssuer, pool_size: int) -> Group:
+    """RS256 tokens bound to ES256 client keys, each request with a fresh proof.
+
+    Baseline: the token's first-seen verification plus one proof verification,
+    made by two separate objects; then ``validate(token, request)`` with the
+    binding step, for first-seen tokens and for one repeated (cached) token.
+    """
+    from flask_ccguard.core.binding import SenderConstraint
+    from flask_ccguard.core.dpop import DPoPVerifier
+    from flask_ccguard.core.request import Headers, HTTPRequest
+    from tests.dpop_proofs import DPoPKey
+
+    url = "https://api.example.com/v1/assets"
+    clients = [DPoPKey() for _ in range(16)]
+    log(f"minting {pool_size} DPoP-bound tokens and proofs")
+    tenant = str(uuid.uuid4())
+
+    def request(token: str, key: DPoPKey) -> HTTPRequest:
+        headers = Headers([("Authorization", f"DPoP {token}"), ("DPoP", key.proof("GET", url, token))])
+        return HTTPRequest("GET", url, headers)
+
+    pairs = []
+    for i in range(pool_size):
+        key = clients[i % len(clients)]
+        token = issuer.mint(alg="RS256", expires_in=3600, cnf={"jkt": key.jkt}, **realistic_claims(tenant))
+        pairs.append((token, request(token, key)))
+    repeated_token = pairs[0][0]
+    repeated = [(repeated_token, request(repeated_token, clients[0])) for _ in range(pool_size)]
+
+    def verifier() -> DPoPVerifier:
+        # iat window of an hour: the pool's proofs stay acceptable for the whole run.
+        return DPoPVerifier(("ES256",), iat_past=3600, replay_store=_FreshKeys())
+
+    plain = TokenValidator(issuer.issuer, AUDIENCE, algorithms=["RS256"])
+    alone = verifier()
+    bound = TokenValidator(issuer.issuer, AUDIENCE, algorithms=["RS256"])
+    bound.pipeline.add_binding(SenderConstraint(alone_bound := verifier()))
+    del alone_bound
+
+    def limit(item: tuple[str, HTTPRequest]) -> object:
+        token, req = item
+        plain.validate(token)
+        return alone.verify(req.headers["DPoP"], method="GET", url=url, access_token=token, jkt=None)
+
+    def proof_only(item: tuple[str, HTTPRequest]) -> object:
+        token, req = item
+        return alone.verify(req.headers["DPoP"], method="GET", url=url, access_token=token, jkt=None)
+
+    def ours(item: tuple[str, HTTPRequest]) -> object:
+        return bound.validate(item[0], item[1])
+
+    cases = [
+        Case("token + one proof (limit)", limit, pairs),
+        Case("flask-ccguard DPoP first-seen", ours, pairs),
+        Case("flask-ccguard DPoP repeated token, fresh proofs", ours, repeated),
+        Case("one proof verification", proof_only, pairs),
+    ]
+    for case in cases:
+        case.op(case.items[0])
+    return Group("DPoP", cases)
 
 
 # -- Flask ----------------------------------------------------------------------------------
@@ -399,13 +492,17 @@ def markdown(results: dict[str, Any]) -> str:
     names: list[str] = []
     for alg in algs:
         names.extend(n for n in validate[alg] if n not in names)
-    lines = [
-        "Throughput relative to the limit (higher is better; limit = 1.00):",
-        "",
-        "| | " + " | ".join(algs) + " |",
-        "|---|" + "---:|" * len(algs),
-        "| limit, µs per token | " + " | ".join(f"{validate[a]['limit']['us_per_op']:.1f}" for a in algs) + " |",
-    ]
+    lines = (
+        [
+            "Throughput relative to the limit (higher is better; limit = 1.00):",
+            "",
+            "| | " + " | ".join(algs) + " |",
+            "|---|" + "---:|" * len(algs),
+            "| limit, µs per token | " + " | ".join(f"{validate[a]['limit']['us_per_op']:.1f}" for a in algs) + " |",
+        ]
+        if algs
+        else []
+    )
     for name in names:
         cells = [_fmt_ratio(validate[a][name]["ratio"]) if name in validate[a] else "n/a" for a in algs]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -429,6 +526,17 @@ def markdown(results: dict[str, Any]) -> str:
             f"make it {mem['sha256_key_bytes_per_entry'] / 1024:.1f} KiB but cost {mem['sha256_key_us']:.2f} µs "
             f"per lookup instead of {mem['str_hash_us']:.2f} µs.",
         ]
+    dpop = results.get("dpop")
+    if dpop:
+        lines += [
+            "",
+            "DPoP (RFC 9449): RS256 tokens bound to ES256 keys, a fresh proof per request:",
+            "",
+            "| | ratio to limit | µs per request |",
+            "|---|---:|---:|",
+        ]
+        for name, row in dpop.items():
+            lines.append(f"| {name} | {row['ratio']:.2f} | {row['us_per_op']:.1f} |")
     imp = results.get("import")
     if imp:
         lines += [
@@ -458,6 +566,23 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
         first = flask["@require_roles, first-seen RS256"]["ratio"]
         out["flask_repeated"] = {"value": rep, "target": TARGETS["flask_repeated"], "met": rep >= 0.85}
         out["flask_first_seen_RS256"] = {"value": first, "target": 0.45, "met": first >= 0.45}
+    dpop = results.get("dpop")
+    if dpop:
+        limit = dpop["token + one proof (limit)"]["ratio"]
+        first = limit / dpop["flask-ccguard DPoP first-seen"]["ratio"]
+        proofs = (
+            dpop["one proof verification"]["ratio"] / dpop["flask-ccguard DPoP repeated token, fresh proofs"]["ratio"]
+        )
+        out["dpop_first_seen_cost"] = {
+            "value": first,
+            "target": TARGETS["dpop_first_seen_cost"],
+            "met": first <= TARGETS["dpop_first_seen_cost"],
+        }
+        out["dpop_repeated_proofs"] = {
+            "value": proofs,
+            "target": TARGETS["dpop_repeated_proofs"],
+            "met": proofs < TARGETS["dpop_repeated_proofs"],
+        }
     imp = results.get("import")
     if imp:
         out["import"] = {"value": imp["ratio"], "target": TARGETS["import"], "met": imp["ratio"] <= TARGETS["import"]}
@@ -476,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-flask", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument("--only-dpop", action="store_true", help="run the DPoP group alone")
     args = parser.parse_args(argv)
     use_clock(args.clock)
 
@@ -491,17 +617,20 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
     }
     with TestIssuer(algorithms=ALGORITHMS, audience=AUDIENCE, token_lifetime=3600) as issuer:
-        groups = validate_groups(issuer, args.pool)
-        flask = None if args.skip_flask else flask_group(issuer, args.pool)
-        everything = groups + ([flask] if flask else [])
+        groups = [] if args.only_dpop else validate_groups(issuer, args.pool)
+        flask = None if args.skip_flask or args.only_dpop else flask_group(issuer, args.pool)
+        dpop = dpop_group(issuer, args.pool)
+        everything = groups + ([flask] if flask else []) + [dpop]
         log(f"running {args.rounds} interleaved rounds")
         run_groups(everything, rounds=args.rounds, seconds=args.seconds, progress=log)
-        log("measuring the token cache's memory")
-        results["cache_memory"] = cache_memory(issuer, 1024)
+        if not args.only_dpop:
+            log("measuring the token cache's memory")
+            results["cache_memory"] = cache_memory(issuer, 1024)
     results["validate"] = {g.name: g.summary() for g in groups}
+    results["dpop"] = dpop.summary()
     if flask:
         results["flask"] = flask.summary()
-    if not args.skip_import:
+    if not args.skip_import and not args.only_dpop:
         log("timing imports")
         results["import"] = import_cost(args.import_runs)
     results["targets"] = check_targets(results)

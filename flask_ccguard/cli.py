@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from typing import Any, Callable, NoReturn, TypeVar
 
 import click
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from flask import current_app
 from flask.cli import AppGroup
 
@@ -29,9 +31,12 @@ from .client.credentials import (
 )
 from .client.dpop import DPoPKey
 from .core.authorization import MATCHES
+from .core.binding import SenderConstraint
+from .core.dpop import DPoPVerifier
 from .core.errors import CCGuardError, ConfigurationError
 from .core.jws import parse_compact
 from .core.report import Report, run_checks
+from .core.request import Headers, HTTPRequest
 from .core.validator import TokenValidator
 from .environment import parse_list
 from .exemption import check_exemptions
@@ -350,6 +355,53 @@ def dpop_proof(key_file: str, method: str, url: str, raw_token: str | None, nonc
     click.echo(key.proof(method, url, token=token, nonce=nonce))
 
 
+# -- the request for the binding step (DPoP, RFC 9449; mTLS, RFC 8705) -----------------
+
+
+def _binding_options(f: F) -> F:
+    """``--dpop-proof``, ``--method``, ``--url``, ``--client-cert``: the request the binding step checks."""
+    for option in reversed(
+        (
+            click.option(
+                "--dpop-proof",
+                help="A DPoP proof (RFC 9449) sent with the token ('-': stdin); the "
+                "token is then sent with the DPoP scheme.",
+            ),
+            click.option("--method", default="GET", show_default=True, help="The request method the proof is for."),
+            click.option(
+                "--url", help="The request URL the proof's htu must name (e.g. https://api.example.com/v1/x)."
+            ),
+            click.option(
+                "--client-cert",
+                type=click.File("rb"),
+                help="The client certificate (PEM) presented over mutual TLS, for a certificate-bound token (RFC 8705).",
+            ),
+        )
+    ):
+        f = option(f)
+    return f
+
+
+def _binding_request(
+    token: str, dpop_proof: str | None, method: str, url: str | None, client_cert: Any
+) -> HTTPRequest | None:
+    """The request described by the binding options, or None when none was given."""
+    if dpop_proof is None and client_cert is None and url is None:
+        return None
+    if dpop_proof is not None and not url:
+        _usage("--dpop-proof needs --url: the URL the proof's htu must name.")
+    der = None
+    if client_cert is not None:
+        try:
+            der = x509.load_pem_x509_certificate(client_cert.read(1 << 16)).public_bytes(Encoding.DER)
+        except ValueError:
+            _usage("--client-cert must be a PEM certificate file.")
+    headers = [("Authorization", f"DPoP {token}" if dpop_proof is not None else f"Bearer {token}")]
+    if dpop_proof is not None:
+        headers.append(("DPoP", _read_token(dpop_proof)))
+    return HTTPRequest(method=method.upper(), url=url or "", headers=Headers(headers), client_cert=der)
+
+
 @main.command("check-token")
 @click.option("-T", "--token", "raw_token", envvar="CCGUARD_TOKEN", help="The token to check ('-': stdin).")
 @_request_options
@@ -364,6 +416,7 @@ def dpop_proof(key_file: str, method: str, url: str, raw_token: str | None, nonc
     envvar="CCGUARD_DISCOVERY_URL",
     help="The issuer's metadata URL (needed for a {tenantid} template issuer, unless --jwks-uri).",
 )
+@_binding_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check_token(
     raw_token: str | None,
@@ -378,6 +431,10 @@ def check_token(
     jwks_uri: str | None,
     discovery_url: str | None,
     as_json: bool,
+    dpop_proof: str | None,
+    method: str,
+    url: str | None,
+    client_cert: Any,
     **opts: Any,
 ) -> None:
     """Check a token (given, or requested) the way a resource server must.
@@ -413,7 +470,13 @@ def check_token(
         _usage(str(exc))
     # Given, or requested from the endpoint (never printed: it is a credential).
     tok = _read_token(raw_token) if raw_token else _fetch(_client(opts, request_scope, None))["access_token"]
-    report = run_checks(validator, tok, roles=role, scopes=scope, roles_match=roles_match, scopes_match=scopes_match)
+    request = _binding_request(tok, dpop_proof, method, url, client_cert)
+    if request is not None:
+        # The resource server's binding step, with the defaults (RFC 9449 §4.3, RFC 8705 §3).
+        validator.pipeline.add_binding(SenderConstraint(DPoPVerifier()))
+    report = run_checks(
+        validator, tok, roles=role, scopes=scope, roles_match=roles_match, scopes_match=scopes_match, request=request
+    )
     _print_report(report, as_json)
 
 
@@ -447,9 +510,19 @@ flask_group = AppGroup(
 @flask_group.command("check-token")
 @click.argument("raw_token", metavar="TOKEN")
 @_requirement_options
+@_binding_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def flask_check_token(
-    raw_token: str, role: Sequence[str], scope: Sequence[str], roles_match: str, scopes_match: str, as_json: bool
+    raw_token: str,
+    role: Sequence[str],
+    scope: Sequence[str],
+    roles_match: str,
+    scopes_match: str,
+    as_json: bool,
+    dpop_proof: str | None,
+    method: str,
+    url: str | None,
+    client_cert: Any,
 ) -> None:
     """Check TOKEN ('-': stdin) with the app's own validator and configuration."""
     state = current_app.extensions.get("ccguard")
@@ -457,7 +530,10 @@ def flask_check_token(
     if not isinstance(validator, TokenValidator):
         _usage("flask-ccguard is not set up on this app: call CCGuard(app) or guard.init_app(app).")
     token = _read_token(raw_token)
-    report = run_checks(validator, token, roles=role, scopes=scope, roles_match=roles_match, scopes_match=scopes_match)
+    request = _binding_request(token, dpop_proof, method, url, client_cert)
+    report = run_checks(
+        validator, token, roles=role, scopes=scope, roles_match=roles_match, scopes_match=scopes_match, request=request
+    )
     _print_report(report, as_json)
 
 

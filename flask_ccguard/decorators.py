@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from inspect import iscoroutinefunction
 from typing import Any, Callable, Literal, TypeVar, cast, overload
 
-from flask import Request, abort, current_app, has_request_context, request
+from flask import Request, Response, abort, after_this_request, current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .core.authorization import lacking
@@ -70,6 +70,14 @@ def _cached(req: Request | None = None) -> VerifiedToken | None:
     return cast("VerifiedToken | None", getattr(req, _TOKEN_ATTR, None))
 
 
+def _with_nonce(nonce: str) -> Callable[[Response], Response]:
+    def add(response: Response) -> Response:
+        response.headers.setdefault("DPoP-Nonce", nonce)
+        return response
+
+    return add
+
+
 def _validated_token(req: Request) -> VerifiedToken:
     token: VerifiedToken | None = getattr(req, _TOKEN_ATTR, None)
     if token is None:
@@ -89,10 +97,14 @@ def _validated_token(req: Request) -> VerifiedToken:
         else:
             raw = token_from_request(state, req)
         # Described only when a binding step (DPoP, mTLS) will read it.
-        token = validator.validate(raw, describe(req) if validator.pipeline.bindings else None)
+        token = validator.validate(raw, describe(req, state.sender) if validator.pipeline.bindings else None)
         if RESOURCES:
             # The app has resources of its own (guard.protect(bp, resource=...)): the endpoint's must be named.
             check_audience(current_app._get_current_object(), req.endpoint, token)  # type: ignore[attr-defined]
+        sender = state.sender
+        if sender is not None and sender.nonce is not None and "HTTP_DPOP" in req.environ:
+            # RFC 9449 §8.2: a DPoP client learns the next nonce from any response.
+            after_this_request(_with_nonce(sender.nonce.current()))
         setattr(req, _TOKEN_ATTR, token)
         if token_verified.receivers:  # blinker's send() costs even with no receiver
             announce_verified(current_app._get_current_object(), token)  # type: ignore[attr-defined]

@@ -23,8 +23,10 @@ from .decorators import Match, check_match, names, verify_request
 from .exemption import check_exemptions, forget_open_endpoints, open_endpoints
 from .protection import PROTECTED, RESOURCES, Clause, mark_public
 from .resource_metadata import accept_resources, check_resources, install, metadata_url
-from .responses import BEARER, error_response
+from .responses import error_response
 from .route_order import check_route_order
+from .sender import apply_profile
+from .sender import configure as configure_sender
 from .state import EXTENSION_KEY, CCGuardState, get_state
 from .warm_up import require_warm, warm_up
 
@@ -107,9 +109,12 @@ class CCGuard:
         # Views routed so far are checked now, the rest (blueprints register
         # late) before the first request, after which no view can be added.
         check_route_order(app)
-        settings = read_settings(app.config, self._options, import_name=app.import_name)
+        explicit = {k for k in app.config if k.startswith("CCGUARD_")} | {"CCGUARD_" + k.upper() for k in self._options}
+        settings = apply_profile(read_settings(app.config, self._options, import_name=app.import_name), explicit)
         validator = build_validator(settings)
         resource = settings["CCGUARD_RESOURCE"] = validator.resource
+        # The binding step (DPoP, RFC 9449; mTLS, RFC 8705) and the schemes it accepts.
+        sender = configure_sender(settings, validator)
         if settings["CCGUARD_WARM_UP"]:
             outcome = warm_up(validator)
             if settings["CCGUARD_WARM_UP"] == "require":
@@ -124,10 +129,11 @@ class CCGuard:
             # What every 401/403 challenges with: another scheme is one more
             # entry, e.g. ("DPoP", {"algs": "ES256 PS256"}) (RFC 9449 §7.1), and
             # a common auth-param one more key, e.g. resource_metadata (RFC 9728 §5.1).
-            schemes=BEARER,
+            schemes=sender.schemes,
             challenge_params=MappingProxyType(
                 {} if resource is None else {"resource_metadata": metadata_url(resource)}
             ),
+            sender=sender,
         )
         if resource is not None or app in RESOURCES:
             install(app)

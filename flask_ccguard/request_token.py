@@ -70,8 +70,9 @@ def _read_token(state: CCGuardState, req: Request) -> str:
     # return, without its walk over the whole environ.
     header = req.environ.get("HTTP_AUTHORIZATION")
     authorization = [] if header is None else [header]
+    dpop = state.sender is not None and state.sender.dpop_scheme
     if not state.allow_query_token and not state.allow_form_token:
-        return extract_token(authorization)
+        return extract_token(authorization, dpop=dpop)
     query = req.args.getlist("access_token") if state.allow_query_token else None
     form = None
     # RFC 6750 §2.2: only a single-part form-encoded body of a method with body semantics.
@@ -81,7 +82,7 @@ def _read_token(state: CCGuardState, req: Request) -> str:
         and req.mimetype == "application/x-www-form-urlencoded"
     ):
         form = req.form.getlist("access_token")
-    token = extract_token(authorization, query=query, form=form)
+    token = extract_token(authorization, query=query, form=form, dpop=dpop)
     if query:
         after_this_request(_cache_private)
     return token

@@ -13,6 +13,7 @@ from .responses import BEARER, Scheme
 
 if TYPE_CHECKING:
     from .extension import CCGuard
+    from .sender import SenderSettings
 
 __all__ = ["EXTENSION_KEY", "CCGuardState", "get_state"]
 
@@ -44,6 +45,8 @@ class CCGuardState:
     schemes: tuple[Scheme, ...] = BEARER
     #: Auth-params of every challenge after ``realm``, e.g. ``{"resource_metadata": url}`` (RFC 9728 §5.1).
     challenge_params: Mapping[str, str] = field(default_factory=dict)
+    #: DPoP and certificate-bound tokens (RFC 9449, RFC 8705): None when the app accepts neither.
+    sender: SenderSettings | None = None
 
 
 def get_state(app: Flask | None = None) -> CCGuardState:

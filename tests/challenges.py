@@ -10,8 +10,12 @@ from werkzeug.test import TestResponse
 
 MISSING = "A bearer token is required."
 UNAVAILABLE = "The token issuer is unavailable; try again later."
-#: Only ``Bearer``, with no params of its own: what the extension offers by default.
+#: Only ``Bearer``, with no params of its own.
 BEARER: Sequence[tuple[str, Mapping[str, str]]] = (("Bearer", {}),)
+#: The default DPoP offer (RFC 9449 §7.1): the scheme and its ``algs``.
+DPOP: tuple[str, Mapping[str, str]] = ("DPoP", {"algs": "ES256 ES384 ES512 PS256 PS384 PS512 RS256 EdDSA"})
+#: What the extension offers by default (``CCGUARD_DPOP = "allowed"``): Bearer, then DPoP.
+DEFAULT: Sequence[tuple[str, Mapping[str, str]]] = (*BEARER, DPOP)
 
 
 def _read(resp: TestResponse | requests.Response) -> tuple[list[str], str, Any]:
@@ -35,7 +39,7 @@ def assert_challenge(
     scope: str | None = None,
     *,
     realm: str,
-    schemes: Sequence[tuple[str, Mapping[str, str]]] = BEARER,
+    schemes: Sequence[tuple[str, Mapping[str, str]]] = DEFAULT,
     params: Mapping[str, str] | None = None,
     error_scheme: str | None = None,
     retry_after: str = "30",

@@ -114,11 +114,13 @@ AUTH_CASES: dict[str, tuple[Callable[[TestIssuer], Any], int, str | None, str | 
         None,
         "The Authorization header uses the 'Basic' scheme; this API expects 'Bearer <token>'.",
     ),
+    # Issue 16: the DPoP scheme is read (CCGUARD_DPOP="allowed"); an unbound token
+    # with it is refused before any proof is looked at (RFC 9449 §7.1).
     "dpop scheme": (
         lambda i: {"Authorization": f"DPoP {i.mint()}"},
         401,
-        None,
-        "The Authorization header uses the 'DPoP' scheme; this API expects 'Bearer <token>'.",
+        "invalid_token",
+        "The access token is not DPoP-bound; send it as a Bearer token.",
     ),
     "malformed header": (
         lambda i: {"Authorization": f"Bearer {i.mint()} extra"},

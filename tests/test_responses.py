@@ -12,6 +12,7 @@ from flask import Blueprint, Flask
 from flask_ccguard import CCGuard, CCGuardError, InvalidToken, require_roles, require_token
 from flask_ccguard.responses import BEARER, challenges
 from flask_ccguard.testing import TestIssuer
+from tests.challenges import DPOP as DEFAULT_DPOP
 from tests.challenges import assert_challenge
 from tests.conftest import make_app
 
@@ -231,7 +232,9 @@ def test_i15_05_an_error_brings_its_scheme_and_headers_without_a_special_case(cc
     ]
 
 
-def test_i15_05_the_default_offer_is_bearer_alone(ccguard_issuer: TestIssuer) -> None:
+def test_i15_05_the_default_offer_is_bearer_and_dpop(ccguard_issuer: TestIssuer) -> None:
+    # Issue 16: CCGUARD_DPOP defaults to "allowed", so DPoP is offered beside Bearer (RFC 9449 §7.1).
     state = make_app(ccguard_issuer).extensions["ccguard"]
-    assert (state.schemes, dict(state.challenge_params)) == (BEARER, {})
+    assert (state.schemes, dict(state.challenge_params)) == ((*BEARER, DEFAULT_DPOP), {})
+    assert make_app(ccguard_issuer, CCGUARD_DPOP="disabled").extensions["ccguard"].schemes == BEARER
     assert challenges(None) == ["Bearer"]

@@ -42,6 +42,7 @@ README_SECTIONS = {
     "Observability": "observability",
     "Performance": "performance",
     "The verified-token cache": "performance",
+    "Sender-constrained tokens": "sender-constrained",
 }
 
 _SECTION_REFERENCE = re.compile(r"`([^`<>]+)`_(?!_)")

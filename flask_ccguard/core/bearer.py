@@ -44,11 +44,13 @@ def is_b64token(value: str) -> bool:
     return bool(body) and body.isascii() and not body.encode("ascii").translate(None, _B64TOKEN_CHARS)
 
 
-def parse_authorization(value: str) -> str | None:
+def parse_authorization(value: str, *, dpop: bool = False) -> str | None:
     """The bearer token of one ``Authorization`` header value.
 
+    :param dpop: also read ``DPoP <token>`` (RFC 9449 §7.1: the same token68
+        syntax); the ``binding`` step then requires its proof.
     :returns: the token, or None when the credentials use another scheme
-        (``Basic``, ``DPoP``, …) and so carry no bearer token.
+        (``Basic``, ``DPoP`` unless ``dpop``, …) and so carry no bearer token.
     :raises InvalidRequest: for ``Bearer`` credentials that are not exactly
         ``Bearer`` 1*SP b64token, or two credentials joined by a comma.
     """
@@ -58,7 +60,7 @@ def parse_authorization(value: str) -> str | None:
     value = value.strip(" \t")
     match = _CREDENTIALS.fullmatch(value)
     # Auth schemes are case-insensitive (RFC 9110 §11.1).
-    if match is None or match.group(1).lower() != "bearer":
+    if match is None or match.group(1).lower() not in (("bearer", "dpop") if dpop else ("bearer",)):
         if _JOINED_BEARER.search(value):
             raise InvalidRequest(_SEVERAL_HEADERS, reason="multiple_tokens")
         return None
@@ -85,6 +87,7 @@ def extract_token(
     *,
     query: Sequence[str] | None = None,
     form: Sequence[str] | None = None,
+    dpop: bool = False,
 ) -> str:
     """The request's single bearer token.
 
@@ -94,12 +97,13 @@ def extract_token(
     :param form: the ``access_token`` values of a form-encoded body
         (RFC 6750 §2.2), or None when that method is not enabled or the
         request does not qualify (the caller checks method and media type).
+    :param dpop: also accept ``Authorization: DPoP <token>`` (RFC 9449 §7.1).
     :raises MissingToken: when the request has no bearer credentials.
     :raises InvalidRequest: when it has malformed ones, or more than one.
     """
     if query is None and form is None and len(authorization) == 1:
         # Only the header is read: its bearer token, if it has one, is the token.
-        token = parse_authorization(authorization[0])
+        token = parse_authorization(authorization[0], dpop=dpop)
         if token is not None:
             return token
     if len(authorization) > 1:
@@ -108,7 +112,7 @@ def extract_token(
     found = [
         token
         for token in (
-            parse_authorization(authorization[0]) if authorization else None,
+            parse_authorization(authorization[0], dpop=dpop) if authorization else None,
             _parameter(query, "query string"),
             _parameter(form, "form body"),
         )

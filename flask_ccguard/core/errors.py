@@ -24,12 +24,14 @@ __all__ = [
     "ExpiredToken",
     "InsufficientScope",
     "IntrospectionUnavailable",
+    "InvalidDPoPProof",
     "InvalidRequest",
     "InvalidToken",
     "KeysUnavailable",
     "MetadataUnavailable",
     "MissingToken",
     "Unavailable",
+    "UseDPoPNonce",
     "format_challenge",
     "quote_param",
 ]
@@ -273,3 +275,39 @@ class IntrospectionUnavailable(Unavailable):
 
     default_description = "The token issuer cannot check the token now; try again later."
     default_reason = "introspection_unavailable"
+
+
+class InvalidDPoPProof(CCGuardError):
+    """The ``DPoP`` proof is missing, malformed, forged, stale, replayed or
+    does not fit the request or the token (RFC 9449 §7.1, error code §12.2).
+
+    Its error params go on the ``DPoP`` challenge only (RFC 9449 §7.1); the
+    ``algs`` param is the scheme's own, from ``CCGuardState.schemes``.
+    """
+
+    status = 401
+    error = "invalid_dpop_proof"
+    default_description = "The DPoP proof is invalid."
+    default_reason = "invalid_dpop_proof"
+    scheme = "DPoP"
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The proof lacks the server's current nonce (RFC 9449 §9): the client
+    retries with the nonce sent in the ``DPoP-Nonce`` response header.
+
+    :param nonce: the nonce to send in ``DPoP-Nonce``; a fresh server value,
+        never anything the client sent.
+    """
+
+    error = "use_dpop_nonce"
+    default_description = "Resend the request with the nonce in the DPoP-Nonce header."
+    default_reason = "use_dpop_nonce"
+
+    def __init__(self, description: str | None = None, *, nonce: str, reason: str | None = None) -> None:
+        self.nonce = nonce
+        super().__init__(description, reason=reason)
+
+    def headers(self) -> dict[str, str]:
+        """Response headers beyond ``WWW-Authenticate`` (RFC 9449 §9)."""
+        return {"DPoP-Nonce": self.nonce}

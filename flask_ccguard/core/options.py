@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from . import option_checks as c
+from . import option_checks_binding as b
 from .fetch.discovery import check_cross_origin
 
 __all__ = ["OPTIONS", "Option", "option_table_rst"]
@@ -203,6 +204,70 @@ _ALL = (
         "Where fetched metadata and key sets are cached: ``None`` (this process), ``file:///dir`` "
         "or ``redis://host:port/db`` to share them between workers (see `Deployment`_).",
         c.anything,
+    ),
+    _o(
+        "dpop",
+        "allowed",
+        '``"disabled"``, ``"allowed"`` or ``"required"``: whether ``Authorization: DPoP`` with a proof is '
+        'accepted (RFC 9449), and, when ``"required"``, whether it is the only scheme (see `Sender-constrained tokens`_).',
+        b.dpop_mode,
+        issuer=True,
+    ),
+    _o(
+        "dpop_algorithms",
+        ("ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "EdDSA"),
+        "The DPoP proof algorithms accepted (asymmetric only), offered as ``algs`` in the ``DPoP`` challenge.",
+        b.dpop_algorithms,
+        layer="extension",
+    ),
+    _o(
+        "dpop_iat_window",
+        60,
+        "Seconds a DPoP proof's ``iat`` may lie in the past (10 s ahead are allowed for fast clocks); "
+        "the replay store keeps each proof this long.",
+        b.dpop_iat_window,
+        layer="extension",
+    ),
+    _o(
+        "dpop_nonce",
+        False,
+        "Require server nonces in DPoP proofs (RFC 9449 §9): ``True`` (a secret per process) or a secret "
+        "of at least 32 bytes shared by every worker.",
+        b.dpop_nonce,
+        layer="extension",
+    ),
+    _o(
+        "public_base_url",
+        None,
+        "Where the API's root is reachable, e.g. ``https://api.example.com/v1``: the base of the URL a DPoP "
+        "proof's ``htu`` must name; ``None``: the server's own name, or a trusted proxy's forwarding headers.",
+        b.public_base_url,
+        layer="extension",
+    ),
+    _o(
+        "trusted_proxies",
+        (),
+        "Addresses or networks of the proxies whose forwarding and client-certificate headers are read, "
+        'e.g. ``["10.0.0.0/8"]``; headers from any other peer are ignored.',
+        b.trusted_proxies,
+        layer="extension",
+    ),
+    _o(
+        "client_cert_source",
+        None,
+        'Where the client certificate of a certificate-bound token comes from (RFC 8705): ``"environ"`` '
+        '(``SSL_CLIENT_CERT``), or a trusted proxy\'s header: ``"rfc9440"``, ``"envoy"``, ``"nginx"``, '
+        '``"traefik"``, ``"aws-alb"``; ``None``: certificate-bound tokens are refused.',
+        b.client_cert_source,
+        layer="extension",
+    ),
+    _o(
+        "profile",
+        None,
+        '``"fapi2"``: the FAPI 2.0 resource-server preset (header-only tokens, PS256/ES256/EdDSA, '
+        "sender-constrained tokens required); conflicting settings fail at start-up.",
+        b.profile,
+        layer="extension",
     ),
     _o(
         "realm",

@@ -25,9 +25,10 @@ from .header import check_algorithm, check_header_rules
 from .issuers import IssuerEntry
 from .jws import ParsedToken
 from .pipeline import Run
+from .report_binding import binding_lines
 from .report_lines import _CLAIM_LINES, CHECK_NAMES, Check, Report, claim_detail
 from .request import HTTPRequest
-from .steps import check_binding, find_key, parse, select_issuer, verify_signature
+from .steps import find_key, parse, select_issuer, verify_signature
 from .validator import TokenValidator
 
 __all__ = ["CHECK_NAMES", "Check", "Report", "run_checks"]
@@ -225,18 +226,17 @@ class _Report:
         return results
 
     def binding(self, verified: VerifiedToken | None) -> None:
-        """Step "binding": shown only when a sender constraint is configured."""
+        """Step "binding": shown only when a sender constraint is configured; one line
+        per constraint the token or request carries (``certificate``: RFC 8705 §3,
+        ``dpop``: RFC 9449 §4.3), then the step's verdict."""
         if not self.pipeline.bindings:
             return
         if verified is None:
             self.add("binding", "SKIP", "the token failed an earlier check")
             return
-        self.run.verified = verified
-        try:
-            check_binding(self.pipeline, self.run)
-            self.add("binding", "PASS", "the request proves possession of the token's key")
-        except CCGuardError as exc:
-            self.add("binding", "FAIL", exc.description)
+        # The validator's own verdict runs the step (once: a proof's jti is burned by
+        # it, RFC 9449 §11.1); every earlier line passed, so a refusal is the step's.
+        self.checks.extend(binding_lines(verified, self.run.request, self.validate()[1]))
 
     def introspected(self) -> None:
         """RFC 7662: the issuer vouches for the token; report its answer as the validator judged it."""

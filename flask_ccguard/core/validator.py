@@ -27,7 +27,6 @@ from .pipeline import Pipeline, Run
 from .registry import IssuerRegistry, IssuerSpec
 from .request import HTTPRequest
 from .stats import ValidationCounter, snapshot
-from .steps import check_binding
 from .telemetry import Telemetry
 from .token_cache import TokenCache
 
@@ -82,6 +81,9 @@ class TokenValidator:
         this process, ``"file:///dir"`` or ``"redis://host:port/db"`` to share
         them between workers, or a CacheControl cache object
         (see :func:`~flask_ccguard.core.fetch.http_cache.make_cache`).
+    :param dpop: ``"disabled"``, ``"allowed"`` or ``"required"`` (RFC 9449); also per
+        issuer. Enforced by a :class:`~flask_ccguard.core.binding.SenderConstraint`
+        added to :attr:`pipeline` (the Flask extension adds one).
     :param clock: returns the time in seconds since the epoch (for tests).
     :raises ConfigurationError: for any missing or wrong option.
     """
@@ -111,6 +113,7 @@ class TokenValidator:
         allow_cross_origin_metadata: bool | Sequence[str] = _D["allow_cross_origin_metadata"],
         token_cache_size: int = _D["token_cache_size"],
         cache: CacheSpec = _D["cache"],
+        dpop: str = _D["dpop"],
         clock: Callable[[], float] | None = None,
         option_name: Callable[[str], str] = str,
     ) -> None:
@@ -130,6 +133,8 @@ class TokenValidator:
         if telemetry.active:
             self.validate = telemetry.wrap_validate(self.validate)  # type: ignore[method-assign]
         self._counter = ValidationCounter()
+        #: The validator-wide DPoP mode (RFC 9449); issuers' dicts may override it.
+        self.dpop = _check("dpop", dpop, option_name)
         #: Most verified tokens remembered (0: no cache).
         self.token_cache_size = size = _check("token_cache_size", token_cache_size, option_name)
         self._cache = TokenCache(size) if size else None
@@ -211,10 +216,10 @@ class TokenValidator:
                 # re-checked by the cache itself).
                 hit.keys.refresh_if_due()
                 verified = hit.token
-                if self.pipeline.bindings:
-                    run = Run(token, now, request)
-                    run.verified = verified
-                    check_binding(self.pipeline, run)
+                # The "binding" step (check_binding) without its Run: a proof or a
+                # certificate belongs to this request, so it runs on every hit.
+                for binding in self.pipeline.bindings:
+                    binding(request, verified)
             else:
                 verified = self._validate(token, request, cache, now)
         except CCGuardError as exc:

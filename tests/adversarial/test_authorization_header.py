@@ -55,7 +55,7 @@ HEADERS: list[tuple[str, Build, int, str | None]] = [
     ("RFC9110-5.3-two-headers-joined", _a("Bearer TOK, Bearer TOK"), 400, "invalid_request"),
     ("RFC9110-5.3-basic-then-bearer", _a("Basic dXNlcjpwYXNz, Bearer TOK"), 400, "invalid_request"),
     ("RFC9110-11.4-basic-scheme-only", _a("Basic dXNlcjpwYXNz"), 401, None),
-    ("RFC9449-dpop-scheme", _a("DPoP TOK"), 401, None),
+    ("RFC9449-7.1-dpop-scheme-unbound-token", _a("DPoP TOK"), 401, "invalid_token"),
     ("jwt_tool-scheme-jwt", _a("JWT TOK"), 401, None),
     ("RFC6750-2.1-scheme-glued-with-equals", _a("Bearer=TOK"), 401, None),
     ("CWE-113-crlf-in-header", _a("Bearer TOK\r\nX-Injected: 1"), 400, "invalid_request"),

@@ -247,7 +247,9 @@ def test_i14_02_a_view_may_return_the_claims_and_header_as_they_are(ccguard_issu
             "expires_at": current_token.expires_at,  # Flask's provider writes an HTTP date
         }
 
-    token = ccguard_issuer.mint(sub="svc", **NESTED)
+    # Through the extension a cnf with x5t#S256 binds the token to a certificate
+    # (RFC 8705 §3, issue 16); a cnf member that binds nothing keeps the nesting.
+    token = ccguard_issuer.mint(sub="svc", **{**NESTED, "cnf": {"kid": "abc"}})
     for _ in range(3):  # first sight, second sight (cached), cache hit
         resp = app.test_client().get("/whoami", headers={"Authorization": f"Bearer {token}"})
         assert resp.status_code == 200, resp.get_data(as_text=True)
