@@ -82,6 +82,13 @@ LONG_MODULES = {
     "introspection_endpoint on trusted origins: kept whole so the rules are read together",
     "client/credentials.py": "ClientCredentials: the token cache, renewal and retry of one client",
     "cli.py": "the click commands; each is short, their shared options are declared once",
+    "core/options.py": "the one table of every option (name, default, check, per-issuer, doc): the point of "
+    "issue 15's options model is that it is read in one place",
+    "core/errors.py": "every error class with its status, code and scheme, and the one challenge formatter: "
+    "the RFC 6750 / RFC 9449 table a reader checks at once",
+    "core/dpop.py": "RFC 9449 §4.3's checks of one proof, in the RFC's order, over one verifier object",
+    "core/mtls.py": "RFC 8705 §3 plus one short reader per proxy preset (RFC 9440, Envoy, nginx, Traefik, "
+    "AWS ALB), each citing its format",
 }
 
 

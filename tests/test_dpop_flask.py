@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 
 from flask_ccguard import CCGuard, ConfigurationError, require_token
-from flask_ccguard.core import pipeline
+from flask_ccguard.core import steps as pipeline  # where the signature step looks its verifier up
 from flask_ccguard.core.dpop import DPoPVerifier
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import BEARER, DPOP, assert_challenge

@@ -18,6 +18,7 @@ import requests
 
 from example_app import create_app, settings
 from flask_ccguard import ConfigurationError
+from flask_ccguard.core.dpop import DEFAULT_DPOP_ALGORITHMS
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
 
@@ -278,6 +279,9 @@ def test_i17_07_the_example_serves_its_metadata(live: LiveExample) -> None:
         "authorization_servers": [live.issuer],
         "bearer_methods_supported": ["header"],
         "resource_name": "Example asset API",
+        # DPoP is allowed by default (RFC 9728 §2, RFC 9449 §5.1)
+        "dpop_signing_alg_values_supported": sorted(DEFAULT_DPOP_ALGORITHMS),
+        "dpop_bound_access_tokens_required": False,
     }
 
 

@@ -8,6 +8,7 @@ import pytest
 from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, ConfigurationError, require_scopes, require_token
+from flask_ccguard.core.dpop import DEFAULT_DPOP_ALGORITHMS
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import MISSING, assert_challenge
 from tests.conftest import bearer
@@ -61,6 +62,9 @@ def test_i17_01_app_document(ccguard_issuer: TestIssuer) -> None:
         "bearer_methods_supported": ["header", "body"],
         "resource_name": "Asset API",
         "resource_documentation": "https://docs.example.com/api",
+        # DPoP is allowed by default (RFC 9728 §2, RFC 9449 §5.1)
+        "dpop_signing_alg_values_supported": sorted(DEFAULT_DPOP_ALGORITHMS),
+        "dpop_bound_access_tokens_required": False,
     }
     assert "resource_signing_alg_values_supported" not in resp.get_json()
 
