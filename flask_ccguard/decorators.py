@@ -21,7 +21,7 @@ from .core.authorization import lacking
 from .core.bearer import is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope
-from .http_request import describe
+from .http_request import BEARER_ONLY, describe
 from .protection import RESOURCES, Clause, record, requirement
 from .request_token import token_from_request
 from .resource_metadata import check_audience
@@ -94,10 +94,19 @@ def _validated_token(req: Request) -> VerifiedToken:
             # the general path would extract, found without its regexes.
             probe = header[7:]
             raw = probe if is_b64token(probe) else token_from_request(state, req)
+            bearer = True
         else:
             raw = token_from_request(state, req)
+            bearer = False
         # Described only when a binding step (DPoP, mTLS) will read it.
-        token = validator.validate(raw, describe(req, state.sender) if validator.pipeline.bindings else None)
+        bindings = validator.pipeline.bindings
+        if not bindings:
+            described = None
+        elif bearer and state.sender is not None and state.sender.bearer_only_suffices(bindings):
+            described = BEARER_ONLY
+        else:
+            described = describe(req, state.sender)
+        token = validator.validate(raw, described)
         if RESOURCES:
             # The app has resources of its own (guard.protect(bp, resource=...)): the endpoint's must be named.
             check_audience(current_app._get_current_object(), req.endpoint, token)  # type: ignore[attr-defined]

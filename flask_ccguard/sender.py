@@ -46,6 +46,12 @@ class SenderSettings:
     #: The challenges offered (RFC 9449 §7.1: ``DPoP algs="…"`` beside or instead of ``Bearer``).
     schemes: tuple[Scheme, ...]
 
+    def bearer_only_suffices(self, bindings: tuple[object, ...]) -> bool:
+        """Whether a ``Bearer`` request may be handed to the binding step as
+        :data:`~flask_ccguard.http_request.BEARER_ONLY`: when our constraint is
+        the only binding and no certificate is read, it looks at nothing else."""
+        return self.client_cert_source is None and bindings == (self.constraint,)
+
 
 def _issuer_dicts(settings: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     issuers = settings.get("CCGUARD_ISSUER")
