@@ -8,7 +8,11 @@ token's ``exp`` and a configured TTL. Inactive answers go to a separate,
 bounded negative cache for ``inactive_ttl`` seconds, so a flood of random
 tokens cannot push the good answers out. Both caches are
 :class:`~flask_ccguard.core.store.ByteStore` s (in-process by default, each
-bounded to ``max_entries`` answers and :data:`ANSWER_CACHE_BYTES`). Calls to the endpoint are bounded by
+bounded to ``max_entries`` answers and :data:`ANSWER_CACHE_BYTES`; shared
+through ``CCGUARD_CACHE`` by :meth:`Introspector.share`, failing open). A
+token being introspected by one thread is not introspected again by another
+of the same process at the same moment: they wait for the first call's
+answer (single flight). Calls to the endpoint are bounded by
 a token bucket (``max_calls_per_second``): a flood of new opaque tokens cannot
 be amplified through this API into the issuer. An endpoint that cannot answer
 (or whose bound is spent) raises :class:`IntrospectionUnavailable` (503); an
@@ -31,7 +35,7 @@ from .fetch.basic_auth import basic_authorization
 from .fetch.discovery import DiscoveryError
 from .fetch.http import FetchError, HTTPClient, check_url
 from .numbers import bounded_number
-from .store import ByteStore, MemoryStore
+from .store import ByteStore, FailOpen, MemoryStore, open_store, redact
 
 __all__ = ["ANSWER_CACHE_BYTES", "INTROSPECTION_OPTIONS", "Introspector", "check_introspected", "looks_like_jws"]
 
@@ -57,6 +61,27 @@ ANSWER_CACHE_BYTES = 16 << 20  # 16 MiB
 # A stored entry starts with its end of validity by the validator's clock
 # (which a test may drive): the store's own TTL is a bound, this is the rule.
 _UNTIL = struct.Struct(">d")
+#: How long a thread waits for another thread's call on the same token before
+#: answering 503: past the HTTP timeout, the first call has failed anyway.
+FLIGHT_WAIT_SECONDS = 30.0
+
+
+class _Flight:
+    """One call to the endpoint in progress, and its outcome for the waiters."""
+
+    __slots__ = ("answer", "done", "failed")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.answer: dict[str, Any] | None = None
+        self.failed = False
+
+
+def shared_namespace(issuer: str) -> str:
+    """The store namespace of ``issuer``'s introspection answers:
+    ``introspection:<first 32 hex of SHA-256(issuer)>``, so that one issuer's
+    answer never vouches for a token at another (keys are token digests)."""
+    return "introspection:" + hashlib.sha256(issuer.encode("utf-8")).hexdigest()[:32]
 
 
 def looks_like_jws(token: str) -> bool:
@@ -120,6 +145,33 @@ class Introspector:
         self._filled_at: float | None = None
         self.calls = 0  # requests sent to the endpoint, for stats and tests
         self.rate_limited = 0  # tokens refused because the call bound was spent
+        # Token digest -> the call in progress (single flight). At most one entry
+        # per thread waiting in this process, removed when the call ends.
+        self._flights: dict[bytes, _Flight] = {}
+        self._max_entries = max_entries
+
+    def share(self, spec: str, issuer: str, *, name: str = "cache") -> None:
+        """Keep the answers in the ``CCGUARD_CACHE`` store ``spec`` (file or
+        Redis), under :func:`shared_namespace` of ``issuer``.
+
+        The shared stores fail open (:class:`~flask_ccguard.core.store.FailOpen`):
+        when Redis is down every process introspects directly, still bounded by
+        ``max_calls_per_second``. An answer is kept there exactly as in process:
+        until the earlier of ``exp`` and ``ttl``, inactive ones ``inactive_ttl``.
+
+        :raises ConfigurationError: for a bad ``spec`` (naming ``name``).
+        """
+        namespace = shared_namespace(issuer)
+        label = redact(spec)
+        self._answers = FailOpen(
+            open_store(spec, namespace, max_entries=self._max_entries, max_bytes=ANSWER_CACHE_BYTES, name=name), label
+        )
+        self._inactive = FailOpen(
+            open_store(
+                spec, namespace + ":inactive", max_entries=self._max_entries, max_bytes=ANSWER_CACHE_BYTES, name=name
+            ),
+            label,
+        )
 
     @classmethod
     def check_options(cls, value: Any, name: str) -> dict[str, Any]:
@@ -191,11 +243,41 @@ class Introspector:
         if seen is not None and now < _UNTIL.unpack_from(seen)[0]:
             return dict(_INACTIVE)
         with self._lock:
-            allowed = self._take_call(now)
+            flight = self._flights.get(digest)
+            leader = flight is None
+            if leader:
+                allowed = self._take_call(now)
+                if allowed:
+                    flight = self._flights[digest] = _Flight()
+        if not leader:
+            return self._follow(flight)  # type: ignore[arg-type]
         if not allowed:
             # 503, not 401: the token may be good, and a client told its token
             # is invalid would fetch new ones, adding load instead of waiting.
             raise IntrospectionUnavailable(reason="introspection_rate_limited", retry_after=1)
+        assert flight is not None
+        try:
+            answer = self._call(token, digest, now)
+            flight.answer = answer
+            return dict(answer)
+        except BaseException:
+            flight.failed = True
+            raise
+        finally:
+            with self._lock:
+                del self._flights[digest]
+            flight.done.set()
+
+    @staticmethod
+    def _follow(flight: _Flight) -> dict[str, Any]:
+        """Wait for another thread's call on the same token, and share its answer
+        (a failure is not retried here: it would double the calls at a sick issuer)."""
+        if not flight.done.wait(FLIGHT_WAIT_SECONDS) or flight.failed or flight.answer is None:
+            raise IntrospectionUnavailable()
+        return dict(flight.answer)
+
+    def _call(self, token: str, digest: bytes, now: float) -> dict[str, Any]:
+        """Ask the endpoint and store the answer (never a failure)."""
         answer = self._ask(token)
         if answer.get("active") is not True:
             # Remembered briefly: a replayed bad token costs no call, and a

@@ -1,0 +1,182 @@
+"""Issue 18: state shared across workers and hosts through ``CCGUARD_CACHE``.
+
+Introspection answers (shared, failing open, single flight per process), the
+DPoP replay store (shared, failing closed) and the nonce secret, against a
+real redis-server and real loopback issuers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flask_ccguard import TokenValidator
+from flask_ccguard.core.errors import IntrospectionUnavailable
+from flask_ccguard.core.fetch.http import HTTPClient
+from flask_ccguard.core.introspection import Introspector, shared_namespace
+from flask_ccguard.core.store import FailOpen
+from flask_ccguard.testing import profile_issuer
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not (shutil.which("redis-server") and importlib.util.find_spec("redis")):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server and the redis client are required in CI (.ci/run and tox.ini install them)")
+        pytest.skip("redis-server is not installed")
+    from benchmarks.servers import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[Any]:
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+def _dead_redis() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"  # nothing listens there
+
+
+@pytest.fixture
+def ibm() -> Iterator[Any]:
+    with profile_issuer("ibm_verify") as issuer:
+        yield issuer
+
+
+def _spec(issuer: Any, **introspection: Any) -> dict[str, Any]:
+    name, secret = next(iter(issuer.introspection_clients.items()))
+    options = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **introspection}
+    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": options}
+
+
+def _cache(kind: str, tmp_path: Path, redis_url: str) -> str:
+    return redis_url if kind == "redis" else f"file://{tmp_path / 'cache'}"
+
+
+# -- 1. introspection answers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file", "redis"])
+def test_i18_01_introspection_answers_are_shared_between_processes(
+    ibm: Any, tmp_path: Path, redis_url: str, kind: str
+) -> None:
+    # Two validators stand for two workers (or hosts): one call for both.
+    cache = _cache(kind, tmp_path, redis_url)
+    a = TokenValidator([_spec(ibm)], cache=cache)
+    b = TokenValidator([_spec(ibm)], cache=cache)
+    token = ibm.mint()
+    assert a.validate(token).client_id == ibm.client_id
+    assert b.validate(token).client_id == ibm.client_id
+    assert ibm.hits["introspect"] == 1
+    bad = "not-a-token-" + "x" * 20
+    for v in (a, b):
+        with pytest.raises(Exception, match="not active"):
+            v.validate(bad)
+    assert ibm.hits["introspect"] == 2  # the inactive answer is shared too
+
+
+def test_i18_01_shared_answers_are_keyed_by_a_digest_under_the_issuers_namespace(ibm: Any, redis: Any) -> None:
+    url = redis.connection_pool.connection_kwargs
+    cache = f"redis://{url['host']}:{url['port']}/0"
+    validator = TokenValidator([_spec(ibm, ttl=30)], cache=cache)
+    token = ibm.mint()
+    validator.validate(token)
+    keys = list(redis.scan_iter(b"ccguard:introspection*"))
+    prefix = f"ccguard:{shared_namespace(ibm.issuer)}:".encode()
+    assert keys == [prefix + hashlib.sha256(token.encode()).digest()]
+    assert token.encode() not in b"".join(keys) + redis.get(keys[0])
+    assert 0 < redis.pttl(keys[0]) <= 30_000  # min(ttl, exp - now)
+    # Another issuer's namespace: its answers never vouch here.
+    assert shared_namespace("https://other.example") != shared_namespace(ibm.issuer)
+
+
+def test_i18_01_a_redis_outage_fails_open_to_direct_introspection(ibm: Any) -> None:
+    validator = TokenValidator([_spec(ibm)], cache=_dead_redis())
+    token = ibm.mint()
+    assert validator.validate(token).client_id == ibm.client_id
+    introspector = validator.registry.entries()[0].introspector
+    assert introspector is not None and isinstance(introspector._answers, FailOpen)
+    assert introspector._answers.errors >= 1
+
+
+class _SlowIntrospection(BaseHTTPRequestHandler):
+    calls = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        with self.lock:
+            type(self).calls += 1
+        time.sleep(0.5)
+        body = json.dumps({"active": True, "exp": int(time.time()) + 60}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_i18_01_single_flight_one_call_for_concurrent_requests_with_one_token() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowIntrospection)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        options = Introspector.check_options(
+            {
+                "endpoint": f"http://127.0.0.1:{server.server_address[1]}/introspect",
+                "client_id": "rs",
+                "client_secret": "s",
+            },
+            "introspection",
+        )
+        introspector = Introspector(HTTPClient(timeout=5), options, clock=time.time)
+        answers: list[Any] = []
+
+        def ask() -> None:
+            answers.append(introspector.introspect("opaque-token-1"))
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [a["active"] for a in answers] == [True] * 8
+        assert _SlowIntrospection.calls == 1
+        assert introspector._flights == {}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_i18_01_single_flight_shares_a_failure_without_asking_again() -> None:
+    options = Introspector.check_options(
+        {"endpoint": "http://127.0.0.1:9/introspect", "client_id": "rs", "client_secret": "s"}, "introspection"
+    )
+    introspector = Introspector(HTTPClient(timeout=1), options, clock=time.time)
+    with pytest.raises(IntrospectionUnavailable):
+        introspector.introspect("opaque-token-2")
+    assert introspector._flights == {}  # nothing left behind after a failure
