@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +28,13 @@ from flask_ccguard import TokenValidator
 from flask_ccguard.core.errors import IntrospectionUnavailable
 from flask_ccguard.core.fetch.http import HTTPClient
 from flask_ccguard.core.introspection import Introspector, shared_namespace
-from flask_ccguard.core.store import FailOpen
+from flask_ccguard.core.replay_store import (
+    FailClosed,
+    ReplayStoreUnavailable,
+    SharedNonceSecret,
+    open_replay_store,
+)
+from flask_ccguard.core.store import FailOpen, FileStore, MemoryStore, RedisStore
 from flask_ccguard.testing import profile_issuer
 
 
@@ -180,3 +188,79 @@ def test_i18_01_single_flight_shares_a_failure_without_asking_again() -> None:
     with pytest.raises(IntrospectionUnavailable):
         introspector.introspect("opaque-token-2")
     assert introspector._flights == {}  # nothing left behind after a failure
+
+
+# -- 2. the replay store -----------------------------------------------------------------
+
+
+def test_i18_02_replay_store_backends(tmp_path: Path, redis_url: str) -> None:
+    assert isinstance(open_replay_store(None), MemoryStore)
+    file_store = open_replay_store(f"file://{tmp_path}")
+    assert isinstance(file_store, FailClosed) and isinstance(file_store.inner, FileStore)
+    redis_store = open_replay_store(redis_url)
+    assert isinstance(redis_store, FailClosed) and isinstance(redis_store.inner, RedisStore)
+    assert redis_store.inner.prefix == b"ccguard:dpop:"
+    other = open_replay_store(redis_url)  # another worker's handle
+    jti = f"jti-{time.time()}"
+    assert redis_store.add_if_absent(jti, b"1", 60) is True
+    assert other.add_if_absent(jti, b"1", 60) is False  # the replay, seen by every worker
+
+
+def test_i18_02_replay_store_fails_closed_with_503_unless_configured_open() -> None:
+    closed = open_replay_store(_dead_redis())
+    with pytest.raises(ReplayStoreUnavailable) as caught:
+        closed.add_if_absent("jti", b"1", 60)
+    assert caught.value.status == 503
+    assert caught.value.headers()["Retry-After"] == "5"
+    assert caught.value.reason == "replay_store_unavailable"
+    opened = open_replay_store(_dead_redis(), fail_open=True)
+    assert opened.add_if_absent("jti", b"1", 60) is True
+
+
+# -- 3. the nonce secret -------------------------------------------------------------------
+
+_CHILD = """
+import sys
+from flask_ccguard.core.replay_store import SharedNonceSecret, open_replay_store
+print(SharedNonceSecret(open_replay_store(sys.argv[1])).get().hex())
+"""
+
+
+@pytest.mark.parametrize("kind", ["file", "redis"])
+def test_i18_03_nonce_secret_is_the_same_in_every_process(tmp_path: Path, redis_url: str, kind: str) -> None:
+    cache = _cache(kind, tmp_path, redis_url)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _CHILD, cache], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    secrets = {p.communicate(timeout=30)[0].strip() for p in procs}
+    mine = SharedNonceSecret(open_replay_store(cache)).get().hex()
+    assert len(secrets) == 1 and secrets == {mine} and len(mine) == 64
+
+
+def test_i18_03_nonce_secret_changes_daily_and_is_read_once_a_day(redis_url: str) -> None:
+    now = [1_700_000_000.0]
+    store = open_replay_store(redis_url)
+    source = SharedNonceSecret(store, clock=lambda: now[0])
+    first = source.get()
+    assert source.get() is first  # cached: no store operation
+    now[0] += 86400
+    assert source.get() != first
+
+
+# -- 4. bounded state ----------------------------------------------------------------------
+
+
+def test_i18_04_every_redis_key_has_the_prefix_and_an_expiry(ibm: Any, redis: Any, redis_url: str) -> None:
+    validator = TokenValidator([_spec(ibm)], cache=redis_url)
+    for _ in range(3):
+        validator.validate(ibm.mint())
+    with pytest.raises(Exception, match="not active"):
+        validator.validate("random-opaque-" + "y" * 20)
+    replay = open_replay_store(redis_url)
+    replay.add_if_absent("some-jti", b"1", 60)
+    SharedNonceSecret(replay).get()
+    keys = list(redis.scan_iter(count=1000))
+    assert len(keys) >= 6
+    for key in keys:
+        assert key.startswith(b"ccguard:"), key
+        assert redis.pttl(key) > 0, key
