@@ -123,10 +123,14 @@ def test_i18_01_shared_answers_are_keyed_by_a_digest_under_the_issuers_namespace
 def test_i18_01_a_redis_outage_fails_open_to_direct_introspection(ibm: Any) -> None:
     validator = TokenValidator([_spec(ibm)], cache=_dead_redis())
     token = ibm.mint()
-    assert validator.validate(token).client_id == ibm.client_id
+    for _ in range(3):
+        assert validator.validate(token).client_id == ibm.client_id
+    # This process still remembers its own answers while the shared store is down.
+    assert ibm.hits["introspect"] == 1
     introspector = validator.registry.entries()[0].introspector
-    assert introspector is not None and isinstance(introspector._answers, FailOpen)
-    assert introspector._answers.errors >= 1
+    assert introspector is not None
+    shared = introspector._answers.shared  # type: ignore[attr-defined]
+    assert isinstance(shared, FailOpen) and shared.errors >= 1
 
 
 class _SlowIntrospection(BaseHTTPRequestHandler):

@@ -35,7 +35,7 @@ from .fetch.basic_auth import basic_authorization
 from .fetch.discovery import DiscoveryError
 from .fetch.http import FetchError, HTTPClient, check_url
 from .numbers import bounded_number
-from .store import ByteStore, FailOpen, MemoryStore, open_store, redact
+from .store import ByteStore, FailOpen, Key, MemoryStore, open_store, redact
 
 __all__ = ["ANSWER_CACHE_BYTES", "INTROSPECTION_OPTIONS", "Introspector", "check_introspected", "looks_like_jws"]
 
@@ -75,6 +75,38 @@ class _Flight:
         self.done = threading.Event()
         self.answer: dict[str, Any] | None = None
         self.failed = False
+
+
+class _Tiered:
+    """This process's store in front of the shared one: a repeated token costs
+    no round trip, and while the shared store is down each process still
+    remembers what it asked (one call per token per ``ttl`` per process).
+    A shared answer copied here keeps its own end of validity (the entry's
+    prefix), so copying never extends it."""
+
+    def __init__(self, local: ByteStore, shared: ByteStore, ttl: float) -> None:
+        self.local = local
+        self.shared = shared
+        self._ttl = ttl
+
+    def get(self, key: Key) -> bytes | None:
+        value = self.local.get(key)
+        if value is None:
+            value = self.shared.get(key)
+            if value is not None:
+                self.local.set(key, value, self._ttl)
+        return value
+
+    def set(self, key: Key, value: bytes, ttl: float) -> None:
+        self.local.set(key, value, ttl)
+        self.shared.set(key, value, ttl)
+
+    def add_if_absent(self, key: Key, value: bytes, ttl: float) -> bool:  # pragma: no cover - protocol only
+        return self.shared.add_if_absent(key, value, ttl) and self.local.add_if_absent(key, value, ttl)
+
+    def delete(self, key: Key) -> None:
+        self.local.delete(key)
+        self.shared.delete(key)
 
 
 def shared_namespace(issuer: str) -> str:
@@ -163,14 +195,10 @@ class Introspector:
         """
         namespace = shared_namespace(issuer)
         label = redact(spec)
-        self._answers = FailOpen(
-            open_store(spec, namespace, max_entries=self._max_entries, max_bytes=ANSWER_CACHE_BYTES, name=name), label
-        )
-        self._inactive = FailOpen(
-            open_store(
-                spec, namespace + ":inactive", max_entries=self._max_entries, max_bytes=ANSWER_CACHE_BYTES, name=name
-            ),
-            label,
+        bounds = {"max_entries": self._max_entries, "max_bytes": ANSWER_CACHE_BYTES, "name": name}
+        self._answers = _Tiered(self._answers, FailOpen(open_store(spec, namespace, **bounds), label), self.ttl)
+        self._inactive = _Tiered(
+            self._inactive, FailOpen(open_store(spec, namespace + ":inactive", **bounds), label), self.inactive_ttl
         )
 
     @classmethod
@@ -326,8 +354,9 @@ class Introspector:
         """
         self._parsed.clear()
         for store in (self._answers, self._inactive):
-            if isinstance(store, MemoryStore):
-                store.clear()
+            local = store.local if isinstance(store, _Tiered) else store
+            if isinstance(local, MemoryStore):
+                local.clear()
 
     def _endpoint_url(self) -> str:
         if self._endpoint is not None:
