@@ -268,3 +268,37 @@ def test_i18_04_every_redis_key_has_the_prefix_and_an_expiry(ibm: Any, redis: An
     for key in keys:
         assert key.startswith(b"ccguard:"), key
         assert redis.pttl(key) > 0, key
+
+
+def test_i18_01_a_process_waits_for_the_answer_of_the_lease_holder(ibm: Any, redis: Any, redis_url: str) -> None:
+    # Another process (here: the test) holds the lease on this token and stores
+    # the answer a moment later: this process must use it, not call the issuer.
+    import struct
+
+    from flask_ccguard.core.store import RedisStore
+
+    token = ibm.mint()
+    digest = hashlib.sha256(token.encode()).digest()
+    other = RedisStore(redis, shared_namespace(ibm.issuer))
+    assert other.add_if_absent(b"lease:" + digest, b"1", 2)
+    answer = {"active": True, **ibm.claims_of(token)}
+    entry = struct.pack(">d", time.time() + 30) + json.dumps(answer).encode()
+    threading.Timer(0.3, other.set, (digest, entry, 30)).start()
+    validator = TokenValidator([_spec(ibm)], cache=redis_url)
+    assert validator.validate(token).client_id == ibm.client_id
+    assert ibm.hits["introspect"] == 0
+
+
+def test_i18_01_an_expired_local_copy_never_deletes_a_newer_shared_answer(ibm: Any, redis: Any, redis_url: str) -> None:
+    now = [time.time()]
+    a = TokenValidator([_spec(ibm, ttl=10)], cache=redis_url, clock=lambda: now[0])
+    b = TokenValidator([_spec(ibm, ttl=10)], cache=redis_url, clock=lambda: now[0])
+    token = ibm.mint()
+    a.validate(token)
+    b.validate(token)  # b copies the answer locally
+    assert ibm.hits["introspect"] == 1
+    now[0] += 11  # both copies are past their end of validity
+    redis.flushdb()
+    a.validate(token)  # a asks again and shares the new answer
+    b.validate(token)  # b drops its old copy and takes a's, without a call
+    assert ibm.hits["introspect"] == 2

@@ -26,6 +26,7 @@ import json
 import logging
 import struct
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -64,6 +65,10 @@ _UNTIL = struct.Struct(">d")
 #: How long a thread waits for another thread's call on the same token before
 #: answering 503: past the HTTP timeout, the first call has failed anyway.
 FLIGHT_WAIT_SECONDS = 30.0
+#: Life of the shared lease one process takes to introspect a token, and how
+#: long another waits for its answer before asking itself.
+LEASE_SECONDS = 2.0
+_LEASE_POLL = 0.005
 
 
 class _Flight:
@@ -105,8 +110,10 @@ class _Tiered:
         return self.shared.add_if_absent(key, value, ttl) and self.local.add_if_absent(key, value, ttl)
 
     def delete(self, key: Key) -> None:
+        # This process's copy only: the shared entry expires by itself at the
+        # same moment, and deleting it could delete a newer answer another
+        # process has just stored.
         self.local.delete(key)
-        self.shared.delete(key)
 
 
 def shared_namespace(issuer: str) -> str:
@@ -180,6 +187,8 @@ class Introspector:
         # Token digest -> the call in progress (single flight). At most one entry
         # per thread waiting in this process, removed when the call ends.
         self._flights: dict[bytes, _Flight] = {}
+        # Digests whose shared lease this process holds (as many as flights).
+        self._leases: set[bytes] = set()
         self._max_entries = max_entries
 
     def share(self, spec: str, issuer: str, *, name: str = "cache") -> None:
@@ -285,7 +294,7 @@ class Introspector:
             raise IntrospectionUnavailable(reason="introspection_rate_limited", retry_after=1)
         assert flight is not None
         try:
-            answer = self._call(token, digest, now)
+            answer = self._await_other(digest, now) or self._call(token, digest, now)
             flight.answer = answer
             return dict(answer)
         except BaseException:
@@ -294,6 +303,10 @@ class Introspector:
         finally:
             with self._lock:
                 del self._flights[digest]
+                leased = digest in self._leases
+                self._leases.discard(digest)
+            if leased and isinstance(self._answers, _Tiered):
+                self._answers.shared.delete(b"lease:" + digest)
             flight.done.set()
 
     @staticmethod
@@ -303,6 +316,39 @@ class Introspector:
         if not flight.done.wait(FLIGHT_WAIT_SECONDS) or flight.failed or flight.answer is None:
             raise IntrospectionUnavailable()
         return dict(flight.answer)
+
+    def _await_other(self, digest: bytes, now: float) -> dict[str, Any] | None:
+        """With a shared store, take a short lease on the token (``add_if_absent``)
+        so that one process calls the endpoint; another that finds the lease
+        taken polls the shared store for the answer, and calls itself only if
+        none came within :data:`LEASE_SECONDS` (the holder failed). A store
+        that fails grants the lease (fail open). None: call the endpoint."""
+        answers, inactive = self._answers, self._inactive
+        if not isinstance(answers, _Tiered) or not isinstance(inactive, _Tiered):
+            return None
+        lease = b"lease:" + digest
+        if answers.shared.add_if_absent(lease, b"1", LEASE_SECONDS):
+            self._leases.add(digest)
+            # Checked again under the lease: the previous holder may have stored
+            # the answer and released it since this process missed.
+            first = True
+        else:
+            first = False
+        deadline = time.monotonic() + LEASE_SECONDS
+        while first or time.monotonic() < deadline:
+            if not first:
+                time.sleep(_LEASE_POLL)
+            hit = answers.shared.get(digest)
+            if hit is not None and now < _UNTIL.unpack_from(hit)[0]:
+                answers.local.set(digest, hit, self.ttl)
+                parsed: dict[str, Any] = json.loads(hit[_UNTIL.size :])
+                return parsed
+            seen = inactive.shared.get(digest)
+            if seen is not None and now < _UNTIL.unpack_from(seen)[0]:
+                return dict(_INACTIVE)
+            if first:
+                return None  # the lease holder: call the endpoint
+        return None
 
     def _call(self, token: str, digest: bytes, now: float) -> dict[str, Any]:
         """Ask the endpoint and store the answer (never a failure)."""
