@@ -302,3 +302,29 @@ def test_i18_01_an_expired_local_copy_never_deletes_a_newer_shared_answer(ibm: A
     a.validate(token)  # a asks again and shares the new answer
     b.validate(token)  # b drops its old copy and takes a's, without a call
     assert ibm.hits["introspect"] == 2
+
+
+class _EchoSource:
+    """A nonce source whose nonce is its secret (the real one is an HMAC of it)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.nonce = secret.hex()
+
+    def current(self) -> str:
+        return self.nonce
+
+    def is_valid(self, nonce: str) -> bool:
+        return nonce == self.nonce
+
+
+def test_i18_03_daily_nonce_source_agrees_across_handles_and_survives_midnight(redis_url: str) -> None:
+    from flask_ccguard.core.replay_store import DailyNonceSource
+
+    now = [1_800_000_000.0]
+    a = DailyNonceSource(SharedNonceSecret(open_replay_store(redis_url), clock=lambda: now[0]), _EchoSource)
+    b = DailyNonceSource(SharedNonceSecret(open_replay_store(redis_url), clock=lambda: now[0]), _EchoSource)
+    yesterday = a.current()
+    assert b.is_valid(yesterday) and b.current() == yesterday
+    now[0] += 86400
+    assert a.current() != yesterday and a.current() == b.current()
+    assert a.is_valid(yesterday)  # the previous day's nonce, once more

@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from .errors import Unavailable
 from .store import ByteStore, FailOpen, Key, MemoryStore, open_store, redact
@@ -38,6 +38,7 @@ __all__ = [
     "NONCE_SECRET_SECONDS",
     "REPLAY_MEMORY_BYTES",
     "REPLAY_MEMORY_ENTRIES",
+    "DailyNonceSource",
     "FailClosed",
     "ReplayStoreUnavailable",
     "SharedNonceSecret",
@@ -172,3 +173,44 @@ class SharedNonceSecret:
         with self._lock:
             self._day, self._secret = day, secret
         return secret
+
+
+class _NonceSource(Protocol):
+    def current(self) -> str: ...
+
+    def is_valid(self, nonce: str) -> bool: ...
+
+
+class DailyNonceSource:
+    """A nonce source (``current`` / ``is_valid``, as
+    :class:`~flask_ccguard.core.dpop_nonce.HmacNonceSource`) over the day's
+    :class:`SharedNonceSecret`, so every worker issues and accepts the same
+    nonces; yesterday's source still validates, so midnight costs no retry.
+
+    :param secret: the shared secret.
+    :param make: builds a source from a secret, e.g. ``HmacNonceSource``.
+    """
+
+    def __init__(self, secret: SharedNonceSecret, make: Callable[[bytes], _NonceSource]) -> None:
+        self._secret = secret
+        self._make = make
+        self._lock = threading.Lock()
+        self._key = b""
+        self._source: _NonceSource | None = None
+        self._previous: _NonceSource | None = None
+
+    def _current_source(self) -> _NonceSource:
+        key = self._secret.get()  # cached for the day: no store operation
+        with self._lock:
+            if key != self._key or self._source is None:
+                self._previous, self._source, self._key = self._source, self._make(key), key
+            return self._source
+
+    def current(self) -> str:
+        return self._current_source().current()
+
+    def is_valid(self, nonce: str) -> bool:
+        if self._current_source().is_valid(nonce):
+            return True
+        previous = self._previous
+        return previous is not None and previous.is_valid(nonce)
