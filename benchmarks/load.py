@@ -18,6 +18,16 @@ other than 503, a bad token accepted, too many issuer requests)::
 ``kid_flood_etag`` serves the JWKS as a static file is served (``ETag``,
 ``Last-Modified``, ``304`` to conditional requests): the unknown-``kid``
 refetches must still cost at most one issuer request per cooldown per worker.
+
+The shared-state scenarios (issue 18) run the minimal app against an issuer
+with RFC 7662 introspection and opaque tokens: ``introspection`` (a pool of
+opaque tokens across the workers: at most one issuer call per token per
+``--introspection-ttl`` with a shared cache), ``redis_outage`` (Redis stops
+at 30 % and comes back at 60 %: the caches fail open, every valid token keeps
+working) and ``second_host`` (a second gunicorn on 127.0.0.2 sharing the same
+Redis). Each reports the Redis commands per request (``INFO commandstats``).
+A scenario that needs DPoP (replays to other workers) adds a token kind and
+a violation rule here, and sets ``dpop`` in the app's settings.
 """
 
 from __future__ import annotations
@@ -44,14 +54,17 @@ from typing import Any
 
 from flask_ccguard.testing import TestIssuer
 
-from .servers import Gunicorn, redis_server
+from .servers import Gunicorn, RedisServer, running_redis
 
 PATH = "/archivist/v2/assets"
 AUDIENCE = "https://api.example.com"
-KINDS = ("valid", "valid_new", "expired", "forged", "random_kid")
+KINDS = ("valid", "valid_new", "expired", "forged", "random_kid", "opaque", "opaque_random")
 DEFAULT_MIX = (("valid", 0.7), ("expired", 0.1), ("forged", 0.1), ("random_kid", 0.1))
 FLOOD_MIX = (("valid", 0.2), ("random_kid", 0.8))
 REFRESH_MIX = (("valid", 0.8), ("expired", 0.1), ("forged", 0.1))
+OPAQUE_MIX = (("opaque", 0.83), ("opaque_random", 0.02), ("valid", 0.1), ("forged", 0.05))
+#: Opaque tokens in the pool the clients draw from.
+OPAQUE_POOL = 200
 # Claims every token carries, so the example's role check passes for valid ones.
 CLAIMS: dict[str, Any] = {"roles": ["archivist_administrator"], "client_id": "load-client"}
 
@@ -67,6 +80,10 @@ class Scenario:
     healthy: bool = False
     #: The JWKS is served like a static file: ETag, Last-Modified, 304 to conditional GETs.
     etag: bool = False
+    #: Opaque tokens introspected at the issuer (RFC 7662); the minimal app.
+    opaque: bool = False
+    #: Gunicorns on 127.0.0.1, 127.0.0.2, … sharing the cache (hosts).
+    hosts: int = 1
 
 
 SCENARIOS = {
@@ -92,6 +109,26 @@ SCENARIOS = {
         ),
         # Without unknown kids only max-age refreshes fetch: the shared-cache bound.
         Scenario("refresh", "issuer healthy, no unknown kids: max-age refreshes only", mix=REFRESH_MIX, healthy=True),
+        # Issue 18: state shared across workers and hosts.
+        Scenario(
+            "introspection", "opaque tokens introspected across workers", mix=OPAQUE_MIX, healthy=True, opaque=True
+        ),
+        Scenario(
+            "redis_outage",
+            "opaque tokens and JWTs; Redis stops at 30%, is back at 60%",
+            ((0.3, "redis_stop"), (0.6, "redis_start")),
+            mix=OPAQUE_MIX,
+            healthy=True,
+            opaque=True,
+        ),
+        Scenario(
+            "second_host",
+            "opaque tokens and JWTs; a second gunicorn on 127.0.0.2 shares the Redis",
+            mix=OPAQUE_MIX,
+            healthy=True,
+            opaque=True,
+            hosts=2,
+        ),
     )
 }
 
@@ -114,6 +151,8 @@ class Settings:
     #: auto (the example if importable), example or minimal.
     app: str = "auto"
     seed: int = 1
+    #: introspection['ttl'] of the opaque-token scenarios.
+    introspection_ttl: float = 10.0
 
 
 def _b64(data: bytes) -> str:
@@ -202,6 +241,12 @@ class Result:
     event_times: dict[str, float]
     #: JWKS requests the issuer answered 304 (static-file issuer only).
     not_modified: int = 0
+    #: Introspection calls per opaque token of the pool, during the run.
+    introspected: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: Redis commands executed during the run (INFO commandstats), by command.
+    redis_commands: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: Redis GET and SET commands after Redis came back (redis_outage).
+    redis_after_restart: int = 0
 
     # -- analysis -------------------------------------------------------------------
 
@@ -221,7 +266,11 @@ class Result:
         discovery = ("openid_configuration", "oauth_metadata")
         out = {}
         for label, hits in (("total", self.hits_end), ("during_run", _minus(self.hits_end, self.hits_warm))):
-            out[label] = {"discovery": sum(hits.get(k, 0) for k in discovery), "jwks": hits.get("jwks", 0)}
+            out[label] = {
+                "discovery": sum(hits.get(k, 0) for k in discovery),
+                "jwks": hits.get("jwks", 0),
+                "introspect": hits.get("introspect", 0),
+            }
         return out
 
     def per_worker_per_cooldown(self) -> float:
@@ -250,14 +299,17 @@ class Result:
                 found["no answer (connection error or client timeout)"] += 1
             elif status >= 500 and status != 503:
                 found[f"HTTP {status} (only 503 is allowed, and only without keys)"] += 1
-            elif kind == "valid" and status != 200:
-                found[f"valid token refused with {status} while keys were cached"] += 1
+            elif kind in ("valid", "opaque") and status != 200:
+                found[f"{kind} token refused with {status} while keys / answers were cached"] += 1
+            elif kind == "opaque_random" and status not in (401, 503):
+                # 503: introspection_rate_limited, the documented bound on calls.
+                found[f"random opaque token answered {status}, not 401 or 503"] += 1
             elif kind == "valid_new" and status != 200:
                 if status != 401 or rotated is None or t > rotated + grace:
                     found[f"token signed with the rotated-in key refused with {status} after {grace:g} s"] += 1
-            elif kind not in ("valid", "valid_new") and status == 200:
+            elif kind not in ("valid", "valid_new", "opaque") and status == 200:
                 found[f"{kind} token ACCEPTED"] += 1
-            elif kind not in ("valid", "valid_new") and status != 401:
+            elif kind not in ("valid", "valid_new", "opaque", "opaque_random") and status != 401:
                 found[f"{kind} token answered {status}, not 401, while keys were cached"] += 1
         lines = [f"{count} x {what}" for what, count in found.items()]
         lines += self._bound_violations()
@@ -265,30 +317,44 @@ class Result:
 
     def _bound_violations(self) -> list[str]:
         s = self.settings
+        processes = s.workers * self.scenario.hosts
         lines = []
         span = self.duration + 1
         refresh = max(s.max_age, s.issuer_max_age or 0)
         during = self.issuer_requests()["during_run"]
         refetches = self.summed_stats().get("unknown_kid_refetches", 0)
         per_cooldown = math.ceil(span / s.cooldown) + 1
-        if refetches > s.workers * per_cooldown:
+        if refetches > processes * per_cooldown:
             # An unknown kid: one issuer request per cooldown per process, a
             # 304 revalidation included.
-            lines.append(f"{refetches} unknown-kid refetches > {s.workers} workers x {per_cooldown} cooldowns")
+            lines.append(f"{refetches} unknown-kid refetches > {processes} workers x {per_cooldown} cooldowns")
         # KeySet: one fetch per cooldown (unknown kid, or retry after failure)
         # and one refresh per max-age, per process.
         per_process = math.ceil(span / s.cooldown) + math.ceil(span / refresh) + 2
-        if during["jwks"] > s.workers * per_process:
-            lines.append(f"{during['jwks']} JWKS requests > {s.workers} workers x {per_process}")
+        if during["jwks"] > processes * per_process:
+            lines.append(f"{during['jwks']} JWKS requests > {processes} workers x {per_process}")
         # Discovery runs again only inside a key-set fetch: at a refresh once
         # the metadata's freshness lapsed, and after a failed fetch (one per cooldown).
         rediscoveries = math.ceil(span / refresh) + 1 + (0 if self.scenario.healthy else math.ceil(span / s.cooldown))
-        if during["discovery"] > s.workers * rediscoveries:
+        if during["discovery"] > processes * rediscoveries:
             lines.append(
-                f"{during['discovery']} discovery requests after warm-up > {s.workers} workers x {rediscoveries}"
+                f"{during['discovery']} discovery requests after warm-up > {processes} workers x {rediscoveries}"
             )
-        if len(self.worker_stats) != s.workers:
-            lines.append(f"stats from {len(self.worker_stats)} of {s.workers} workers (a worker died?)")
+        if self.scenario.opaque and self.cache != "memory" and self.introspected:
+            # Shared answers: one call per token per ttl across workers and hosts
+            # (plus the warm-up call of the first token).
+            allowed = math.ceil(span / s.introspection_ttl) + 1
+            if "redis_stop" in self.event_times:
+                # Redis down: each process remembers its own answers (one call
+                # per token per ttl per process while it lasts).
+                allowed += processes
+            worst = max(self.introspected.values())
+            if worst > allowed:
+                lines.append(f"a token was introspected {worst} times > {allowed} (one per ttl across workers)")
+        if "redis_start" in self.event_times and not self.redis_after_restart:
+            lines.append("the shared cache was not used again after Redis came back")
+        if len(self.worker_stats) != processes:
+            lines.append(f"stats from {len(self.worker_stats)} of {processes} workers (a worker died?)")
         elif self.cache != "memory" and self.scenario.healthy:
             # Shared cache: the regular refreshes of all workers together, one
             # per max-age (unknown-kid refetches bypass the cache by design).
@@ -318,6 +384,10 @@ class Result:
             "by_kind": {k: {str(s): n for s, n in v.items()} for k, v in self.by_kind().items()},
             "issuer_requests": self.issuer_requests(),
             "jwks_not_modified": self.not_modified,
+            "introspection_calls_per_token_max": max(self.introspected.values(), default=0),
+            "redis_commands": self.redis_commands,
+            "redis_commands_per_request": round(sum(self.redis_commands.values()) / max(1, len(self.records)), 2),
+            "redis_commands_after_restart": self.redis_after_restart,
             "jwks_per_worker_per_cooldown": self.per_worker_per_cooldown(),
             "worker_stats": self.summed_stats(),
             "violations": self.violations(),
@@ -343,6 +413,9 @@ def format_report(rep: dict[str, Any]) -> str:
         f"   issuer: discovery {iss['total']['discovery']} (during run {iss['during_run']['discovery']}), "
         f"JWKS {iss['total']['jwks']} (during run {iss['during_run']['jwks']}; "
         f"{rep['jwks_per_worker_per_cooldown']} per worker per cooldown; {rep['jwks_not_modified']} answered 304)",
+        f"   introspection: {iss['during_run']['introspect']} calls during the run, at most "
+        f"{rep['introspection_calls_per_token_max']} per token; Redis: {rep['redis_commands_per_request']} "
+        f"commands per request {rep['redis_commands'] or ''}",
         "   workers: "
         + ", ".join(
             f"{k} {ws.get(k, 0)}"
@@ -377,18 +450,65 @@ def _app_spec(choice: str) -> tuple[str, str]:
     return "minimal", "benchmarks.minimal_app:create_app()"
 
 
-def _cache_url(choice: str, workdir: Path, stack: Any) -> str:
+def _cache_url(choice: str, workdir: Path, stack: Any) -> tuple[str, RedisServer | None]:
     if choice == "memory":
-        return ""
+        return "", None
     if choice == "file":
-        return f"file://{workdir / 'httpcache'}"
+        return f"file://{workdir / 'httpcache'}", None
     if choice == "redis":
-        return str(stack.enter_context(redis_server(workdir)))
-    return choice
+        server = stack.enter_context(running_redis(workdir))
+        return server.url, server
+    return choice, None
 
 
-def _act(action: str, issuer: TestIssuer, tokens: Tokens, settings: Settings) -> None:
-    if action == "stop":
+def _commandstats(url: str) -> dict[str, int]:
+    """Calls per Redis command so far (``INFO commandstats``); empty if Redis is down."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        info = client.info("commandstats")
+    except redis.RedisError:
+        return {}
+    finally:
+        client.close()
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items() if k != "cmdstat_info"}
+
+
+class IntrospectingIssuer:
+    """Builds the ``ibm_verify`` profile issuer (opaque tokens, RFC 7662)
+    counting introspection calls per token."""
+
+    @staticmethod
+    def create(audience: str) -> Any:
+        from urllib.parse import parse_qs
+
+        from flask_ccguard.testing.profiles import profile_class
+
+        base = profile_class("ibm_verify")
+
+        class Counting(base):  # type: ignore[valid-type,misc]
+            def _introspect(self, method: str, headers: Any, body: bytes) -> Any:
+                token = (parse_qs(body.decode("utf-8", "replace")).get("token") or [""])[0]
+                with self._lock:
+                    self.per_token[token] += 1
+                return super()._introspect(method, headers, body)
+
+        issuer = Counting(audience=audience, start=False)
+        issuer.per_token = Counter()
+        issuer.opaque_tokens = False  # JWTs unless mint(opaque=True)
+        issuer.start()
+        return issuer
+
+
+def _act(
+    action: str, issuer: TestIssuer, tokens: Tokens, settings: Settings, redis_server: RedisServer | None = None
+) -> None:
+    if action in ("redis_stop", "redis_start"):
+        if redis_server is None:
+            raise ValueError(f"{action} needs --cache redis")
+        redis_server.stop() if action == "redis_stop" else redis_server.start()
+    elif action == "stop":
         issuer.stop()
     elif action == "slow":
         issuer.jwks_delay = settings.slow_delay
@@ -408,7 +528,12 @@ def _act(action: str, issuer: TestIssuer, tokens: Tokens, settings: Settings) ->
 
 
 def _client(
-    port: int, tokens: Tokens, mix: tuple[tuple[str, float], ...], seed: int, start: float, ctx: dict[str, Any]
+    address: tuple[str, int],
+    tokens: Tokens,
+    mix: tuple[tuple[str, float], ...],
+    seed: int,
+    start: float,
+    ctx: dict[str, Any],
 ) -> None:
     rng = random.Random(seed)
     kinds = [k for k, _ in mix]
@@ -418,14 +543,19 @@ def _client(
     budget: itertools.count[int] = ctx["budget"]
 
     def connect() -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        return http.client.HTTPConnection(address[0], address[1], timeout=30)
 
     conn = connect()
     while not stop.is_set() and next(budget) < ctx["max_requests"]:
         kind = rng.choices(kinds, weights)[0]
         if kind == "valid" and tokens.pools["valid_new"] and rng.random() < 0.5:
             kind = "valid_new"
-        token = tokens.random_kid(rng) if kind == "random_kid" else rng.choice(tokens.pools[kind])
+        if kind == "random_kid":
+            token = tokens.random_kid(rng)
+        elif kind == "opaque_random":
+            token = _b64(rng.getrandbits(240).to_bytes(30, "big"))  # never issued: inactive
+        else:
+            token = rng.choice(tokens.pools[kind])
         t0 = time.perf_counter()
         try:
             conn.request("GET", PATH, headers={"Authorization": "Bearer " + token})
@@ -450,20 +580,45 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
     import shutil
 
     scenario = SCENARIOS[name]
-    app_name, app_spec = _app_spec(settings.app)
+    app_name, app_spec = _app_spec("minimal" if scenario.opaque else settings.app)
     workdir = Path(tempfile.mkdtemp(prefix=f"ccguard-load-{name}-"))
     with contextlib.ExitStack() as stack:
         if not keep:
             stack.callback(shutil.rmtree, workdir, True)
-        issuer_class = StaticFileIssuer if scenario.etag else TestIssuer
-        issuer = stack.enter_context(issuer_class(audience=AUDIENCE))
+        if scenario.opaque:
+            issuer = stack.enter_context(IntrospectingIssuer.create(AUDIENCE))
+        else:
+            issuer_class = StaticFileIssuer if scenario.etag else TestIssuer
+            issuer = stack.enter_context(issuer_class(audience=AUDIENCE))
         foreign = stack.enter_context(TestIssuer(audience=AUDIENCE, start=False))
         if settings.issuer_max_age is not None:
             issuer.jwks_cache_control = f"max-age={settings.issuer_max_age}"
         tokens = Tokens(issuer, foreign, lifetime=int(settings.duration) + 3600)
-        cache = _cache_url(settings.cache, workdir, stack)
+        issuer_setting: str = issuer.issuer
+        if scenario.opaque:
+            lifetime = int(settings.duration) + 3600
+            tokens.pools["opaque"] = [
+                issuer.mint(opaque=True, sub=f"opaque-{i}", aud=AUDIENCE, expires_in=lifetime, **CLAIMS)
+                for i in range(OPAQUE_POOL)
+            ]
+            client_id, secret = next(iter(issuer.introspection_clients.items()))
+            issuer_setting = json.dumps(
+                {
+                    "issuer": issuer.issuer,
+                    "introspection": {
+                        "endpoint": issuer.introspection_endpoint,
+                        "client_id": client_id,
+                        "client_secret": secret,
+                        "ttl": settings.introspection_ttl,
+                        # Above what the pool's refreshes and the random tokens need:
+                        # a valid token must never meet the bound here.
+                        "max_calls_per_second": 500,
+                    },
+                }
+            )
+        cache, redis_srv = _cache_url(settings.cache, workdir, stack)
         env = {
-            "CCGUARD_ISSUER": issuer.issuer,
+            "CCGUARD_ISSUER": issuer_setting,
             "CCGUARD_AUDIENCE": AUDIENCE,
             "CCGUARD_CACHE": cache,
             "CCGUARD_JWKS_REFRESH_COOLDOWN": str(settings.cooldown),
@@ -477,12 +632,24 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
             del env["CCGUARD_CACHE"]
         if app_name == "example":
             _init_example(env)
-        server = Gunicorn(app_spec, env, workdir, workers=settings.workers, threads=settings.threads)
-        stack.callback(server.stop)
-        warm = server.wait_ready()
-        if any(status != 200 for status in warm):
-            raise RuntimeError(f"warm-up answered {warm}; see {workdir}:\n{server.log_tail()}")
+        servers = []
+        for host in range(scenario.hosts):
+            hostdir = workdir if host == 0 else workdir / f"host{host + 1}"
+            hostdir.mkdir(exist_ok=True)
+            server = Gunicorn(
+                app_spec, env, hostdir, workers=settings.workers, threads=settings.threads, host=f"127.0.0.{host + 1}"
+            )
+            stack.callback(server.stop)
+            servers.append(server)
+        for server in servers:
+            warm = server.wait_ready()
+            if any(status != 200 for status in warm):
+                raise RuntimeError(f"warm-up answered {warm}; see {server.workdir}:\n{server.log_tail()}")
+        if scenario.opaque:
+            _warm_pool(servers, tokens.pools["opaque"])
         hits_warm = dict(issuer.hits)
+        introspected_warm = dict(getattr(issuer, "per_token", {}))
+        redis_before = _commandstats(cache) if redis_srv is not None else {}
 
         ctx: dict[str, Any] = {
             "records": [],
@@ -494,7 +661,14 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
         clients = [
             threading.Thread(
                 target=_client,
-                args=(server.port, tokens, scenario.mix, settings.seed * 1000 + i, start, ctx),
+                args=(
+                    (servers[i % len(servers)].host, servers[i % len(servers)].port),
+                    tokens,
+                    scenario.mix,
+                    settings.seed * 1000 + i,
+                    start,
+                    ctx,
+                ),
                 daemon=True,
             )
             for i in range(settings.clients)
@@ -502,19 +676,35 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
         for thread in clients:
             thread.start()
         event_times: dict[str, float] = {}
+        redis_during: dict[str, int] = {}
         for fraction, action in scenario.events:
             ctx["stop"].wait(max(0.0, start + fraction * settings.duration - time.perf_counter()))
             if ctx["stop"].is_set():
                 break
             event_times[action] = time.perf_counter() - start
-            _act(action, issuer, tokens, settings)
+            if action == "redis_stop" and redis_srv is not None:
+                # The commands until the stop, as the restarted server counts from 0.
+                redis_during = _minus(_commandstats(cache), redis_before)
+                redis_before = {}
+            _act(action, issuer, tokens, settings, redis_srv)
         ctx["stop"].wait(max(0.0, start + settings.duration - time.perf_counter()))
         ctx["stop"].set()
         for thread in clients:
             thread.join(60)
         duration = time.perf_counter() - start
         hits_end = dict(issuer.hits)
-        stats = server.stop()
+        redis_commands: dict[str, int] = {}
+        redis_after_restart = 0
+        if redis_srv is not None:
+            after = _minus(_commandstats(cache), redis_before)
+            if "redis_start" in event_times:
+                redis_after_restart = after.get("set", 0) + after.get("get", 0)
+            for command in {*after, *redis_during}:
+                redis_commands[command] = after.get(command, 0) + redis_during.get(command, 0)
+        stats = [s for server in servers for s in server.stop()]
+        per_token = getattr(issuer, "per_token", {})
+        pool = tokens.pools.get("opaque", [])
+        introspected = {t[:8]: per_token.get(t, 0) - introspected_warm.get(t, 0) for t in pool}
     return Result(
         scenario,
         settings,
@@ -527,7 +717,24 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
         stats,
         event_times,
         getattr(issuer, "not_modified", 0),
+        introspected,
+        dict(sorted(redis_commands.items())),
+        redis_after_restart,
     )
+
+
+def _warm_pool(servers: list[Gunicorn], pool: list[str]) -> None:
+    """Send each opaque token once (about 100 a second), so that the run
+    measures the steady state: answers cached, refreshed once per ttl."""
+    for i, token in enumerate(pool):
+        server = servers[i % len(servers)]
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        try:
+            conn.request("GET", PATH, headers={"Authorization": "Bearer " + token})
+            conn.getresponse().read()
+        finally:
+            conn.close()
+        time.sleep(0.01)
 
 
 def _init_example(env: dict[str, str]) -> None:

@@ -35,7 +35,7 @@ def _tools() -> None:
     _require(importlib.util.find_spec("redis") is not None, "the redis client (pip install redis)")
 
 
-def _run(scenario: str, cache: str, duration: float) -> load.Result:
+def _run(scenario: str, cache: str, duration: float, **extra: float) -> load.Result:
     settings = load.Settings(
         duration=duration,
         workers=WORKERS,
@@ -45,6 +45,7 @@ def _run(scenario: str, cache: str, duration: float) -> load.Result:
         cooldown=1,
         max_age=3,
         max_requests=50_000,
+        **extra,  # type: ignore[arg-type]
     )
     result = load.run(scenario, settings)
     report = result.report()
@@ -79,3 +80,26 @@ def test_scenario_keeps_valid_tokens_working_and_the_issuer_unhammered(scenario,
         late = [status for t, kind, status, _ in result.records if kind == "valid_new" and t > seconds - 1]
         assert late, "tokens of the new key were sent in the last second"
         assert set(late) == {200}
+
+
+# Issue 18: state shared across workers and hosts (opaque tokens, Redis).
+SHARED_CASES = [
+    pytest.param("introspection", 4, id="i18_05_introspection_across_workers"),
+    pytest.param("redis_outage", 6, id="i18_05_redis_outage"),
+    pytest.param("second_host", 4, id="i18_05_second_host"),
+]
+
+
+@pytest.mark.parametrize(("scenario", "seconds"), SHARED_CASES)
+def test_shared_state_scenario(scenario: str, seconds: float) -> None:
+    # ttl 2 s: every token's answer is refreshed during the run, so the bound
+    # "at most one issuer call per token per ttl across workers" is exercised.
+    result = _run(scenario, "redis", seconds, introspection_ttl=2)
+    report = result.report()
+    assert report["by_kind"]["opaque"] == {"200": report["by_kind"]["opaque"].get("200", 0)}
+    assert report["issuer_requests"]["during_run"]["introspect"] > 0
+    assert report["redis_commands_per_request"] > 0
+    if scenario == "second_host":
+        assert len(result.worker_stats) == 2 * WORKERS
+    if scenario == "redis_outage":
+        assert report["redis_commands_after_restart"] > 0

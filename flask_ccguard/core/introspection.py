@@ -8,7 +8,11 @@ token's ``exp`` and a configured TTL. Inactive answers go to a separate,
 bounded negative cache for ``inactive_ttl`` seconds, so a flood of random
 tokens cannot push the good answers out. Both caches are
 :class:`~flask_ccguard.core.store.ByteStore` s (in-process by default, each
-bounded to ``max_entries`` answers and :data:`ANSWER_CACHE_BYTES`). Calls to the endpoint are bounded by
+bounded to ``max_entries`` answers and :data:`ANSWER_CACHE_BYTES`; shared
+through ``CCGUARD_CACHE`` by :meth:`Introspector.share`, failing open). A
+token being introspected by one thread is not introspected again by another
+of the same process at the same moment: they wait for the first call's
+answer (single flight). Calls to the endpoint are bounded by
 a token bucket (``max_calls_per_second``): a flood of new opaque tokens cannot
 be amplified through this API into the issuer. An endpoint that cannot answer
 (or whose bound is spent) raises :class:`IntrospectionUnavailable` (503); an
@@ -22,6 +26,7 @@ import json
 import logging
 import struct
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -30,7 +35,7 @@ from .fetch.basic_auth import basic_authorization
 from .fetch.discovery import DiscoveryError
 from .fetch.http import FetchError, HTTPClient, check_url
 from .numbers import bounded_number
-from .store import ByteStore, MemoryStore
+from .store import ByteStore, FailOpen, Key, MemoryStore, open_store, redact
 
 __all__ = ["ANSWER_CACHE_BYTES", "INTROSPECTION_OPTIONS", "Introspector", "looks_like_jws"]
 
@@ -56,6 +61,65 @@ ANSWER_CACHE_BYTES = 16 << 20  # 16 MiB
 # A stored entry starts with its end of validity by the validator's clock
 # (which a test may drive): the store's own TTL is a bound, this is the rule.
 _UNTIL = struct.Struct(">d")
+#: How long a thread waits for another thread's call on the same token before
+#: answering 503: past the HTTP timeout, the first call has failed anyway.
+FLIGHT_WAIT_SECONDS = 30.0
+#: Life of the shared lease one process takes to introspect a token, and how
+#: long another waits for its answer before asking itself.
+LEASE_SECONDS = 2.0
+_LEASE_POLL = 0.005
+
+
+class _Flight:
+    """One call to the endpoint in progress, and its outcome for the waiters."""
+
+    __slots__ = ("answer", "done", "failed")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.answer: dict[str, Any] | None = None
+        self.failed = False
+
+
+class _Tiered:
+    """This process's store in front of the shared one: a repeated token costs
+    no round trip, and while the shared store is down each process still
+    remembers what it asked (one call per token per ``ttl`` per process).
+    A shared answer copied here keeps its own end of validity (the entry's
+    prefix), so copying never extends it."""
+
+    def __init__(self, local: ByteStore, shared: ByteStore, ttl: float) -> None:
+        self.local = local
+        self.shared = shared
+        self._ttl = ttl
+
+    def get(self, key: Key) -> bytes | None:
+        value = self.local.get(key)
+        if value is None:
+            value = self.shared.get(key)
+            if value is not None:
+                self.local.set(key, value, self._ttl)
+        return value
+
+    def set(self, key: Key, value: bytes, ttl: float) -> None:
+        self.local.set(key, value, ttl)
+        self.shared.set(key, value, ttl)
+
+    def add_if_absent(self, key: Key, value: bytes, ttl: float) -> bool:  # pragma: no cover - protocol only
+        return self.shared.add_if_absent(key, value, ttl) and self.local.add_if_absent(key, value, ttl)
+
+    def delete(self, key: Key) -> None:
+        # This process's copy only: the shared entry expires by itself at the
+        # same moment, and deleting it could delete a newer answer another
+        # process has just stored.
+        self.local.delete(key)
+
+
+def shared_namespace(issuer: str) -> str:
+    """The store namespace of ``issuer``'s introspection answers:
+    ``introspection:<first 32 hex of SHA-256(issuer)>``, so that one issuer's
+    answer never vouches for a token at another (keys are token digests)."""
+    return "introspection:" + hashlib.sha256(issuer.encode("utf-8")).hexdigest()[:32]
 
 
 def looks_like_jws(token: str) -> bool:
@@ -119,6 +183,31 @@ class Introspector:
         self._filled_at: float | None = None
         self.calls = 0  # requests sent to the endpoint, for stats and tests
         self.rate_limited = 0  # tokens refused because the call bound was spent
+        # Token digest -> the call in progress (single flight). At most one entry
+        # per thread waiting in this process, removed when the call ends.
+        self._flights: dict[bytes, _Flight] = {}
+        # Digests whose shared lease this process holds (as many as flights).
+        self._leases: set[bytes] = set()
+        self._max_entries = max_entries
+
+    def share(self, spec: str, issuer: str, *, name: str = "cache") -> None:
+        """Keep the answers in the ``CCGUARD_CACHE`` store ``spec`` (file or
+        Redis), under :func:`shared_namespace` of ``issuer``.
+
+        The shared stores fail open (:class:`~flask_ccguard.core.store.FailOpen`):
+        when Redis is down every process introspects directly, still bounded by
+        ``max_calls_per_second``. An answer is kept there exactly as in process:
+        until the earlier of ``exp`` and ``ttl``, inactive ones ``inactive_ttl``.
+
+        :raises ConfigurationError: for a bad ``spec`` (naming ``name``).
+        """
+        namespace = shared_namespace(issuer)
+        label = redact(spec)
+        bounds = {"max_entries": self._max_entries, "max_bytes": ANSWER_CACHE_BYTES, "name": name}
+        self._answers = _Tiered(self._answers, FailOpen(open_store(spec, namespace, **bounds), label), self.ttl)
+        self._inactive = _Tiered(
+            self._inactive, FailOpen(open_store(spec, namespace + ":inactive", **bounds), label), self.inactive_ttl
+        )
 
     @classmethod
     def check_options(cls, value: Any, name: str) -> dict[str, Any]:
@@ -194,11 +283,78 @@ class Introspector:
                 self._http.telemetry.count("ccguard.introspection.cache_hits")
             return dict(_INACTIVE)
         with self._lock:
-            allowed = self._take_call(now)
+            flight = self._flights.get(digest)
+            leader = flight is None
+            if leader:
+                allowed = self._take_call(now)
+                if allowed:
+                    flight = self._flights[digest] = _Flight()
+        if not leader:
+            return self._follow(flight)  # type: ignore[arg-type]
         if not allowed:
             # 503, not 401: the token may be good, and a client told its token
             # is invalid would fetch new ones, adding load instead of waiting.
             raise IntrospectionUnavailable(reason="introspection_rate_limited", retry_after=1)
+        assert flight is not None
+        try:
+            answer = self._await_other(digest, now) or self._call(token, digest, now)
+            flight.answer = answer
+            return dict(answer)
+        except BaseException:
+            flight.failed = True
+            raise
+        finally:
+            with self._lock:
+                del self._flights[digest]
+                leased = digest in self._leases
+                self._leases.discard(digest)
+            if leased and isinstance(self._answers, _Tiered):
+                self._answers.shared.delete(b"lease:" + digest)
+            flight.done.set()
+
+    @staticmethod
+    def _follow(flight: _Flight) -> dict[str, Any]:
+        """Wait for another thread's call on the same token, and share its answer
+        (a failure is not retried here: it would double the calls at a sick issuer)."""
+        if not flight.done.wait(FLIGHT_WAIT_SECONDS) or flight.failed or flight.answer is None:
+            raise IntrospectionUnavailable()
+        return dict(flight.answer)
+
+    def _await_other(self, digest: bytes, now: float) -> dict[str, Any] | None:
+        """With a shared store, take a short lease on the token (``add_if_absent``)
+        so that one process calls the endpoint; another that finds the lease
+        taken polls the shared store for the answer, and calls itself only if
+        none came within :data:`LEASE_SECONDS` (the holder failed). A store
+        that fails grants the lease (fail open). None: call the endpoint."""
+        answers, inactive = self._answers, self._inactive
+        if not isinstance(answers, _Tiered) or not isinstance(inactive, _Tiered):
+            return None
+        lease = b"lease:" + digest
+        if answers.shared.add_if_absent(lease, b"1", LEASE_SECONDS):
+            self._leases.add(digest)
+            # Checked again under the lease: the previous holder may have stored
+            # the answer and released it since this process missed.
+            first = True
+        else:
+            first = False
+        deadline = time.monotonic() + LEASE_SECONDS
+        while first or time.monotonic() < deadline:
+            if not first:
+                time.sleep(_LEASE_POLL)
+            hit = answers.shared.get(digest)
+            if hit is not None and now < _UNTIL.unpack_from(hit)[0]:
+                answers.local.set(digest, hit, self.ttl)
+                parsed: dict[str, Any] = json.loads(hit[_UNTIL.size :])
+                return parsed
+            seen = inactive.shared.get(digest)
+            if seen is not None and now < _UNTIL.unpack_from(seen)[0]:
+                return dict(_INACTIVE)
+            if first:
+                return None  # the lease holder: call the endpoint
+        return None
+
+    def _call(self, token: str, digest: bytes, now: float) -> dict[str, Any]:
+        """Ask the endpoint and store the answer (never a failure)."""
         answer = self._ask(token)
         if answer.get("active") is not True:
             # Remembered briefly: a replayed bad token costs no call, and a
@@ -247,8 +403,9 @@ class Introspector:
         """
         self._parsed.clear()
         for store in (self._answers, self._inactive):
-            if isinstance(store, MemoryStore):
-                store.clear()
+            local = store.local if isinstance(store, _Tiered) else store
+            if isinstance(local, MemoryStore):
+                local.clear()
 
     def _endpoint_url(self) -> str:
         if self._endpoint is not None:

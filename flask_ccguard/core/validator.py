@@ -146,6 +146,12 @@ class TokenValidator:
         self.registry = IssuerRegistry(issuer, defaults, option_name=option_name, http=self.http, clock=self._clock)
         #: The validation steps (:mod:`.pipeline`); check-token walks the same object.
         self.pipeline = Pipeline(self.registry, self.max_token_bytes, self._clock)
+        if shared is not None and isinstance(cache, str):
+            # Introspection answers are shared with the other workers and hosts too
+            # (issue 18), each issuer under its own namespace.
+            for entry in self.registry.entries():
+                if entry.introspector is not None:
+                    entry.introspector.share(cache, entry.rules.issuer, name=option_name("cache"))
         if freshness is not None:
             # Never fresher than the shortest refresh interval, or a refresh would be a cache hit.
             freshness.seconds = int(min(e.keys.max_age for e in self.registry.entries()))
