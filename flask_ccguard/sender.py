@@ -25,6 +25,7 @@ from .core.mtls import HEADER_SOURCES, client_certificate
 from .core.option_checks_binding import FAPI2_ALGORITHMS
 from .core.proxies import Network
 from .core.replay import ReplayMemoryStore
+from .core.replay_store import DailyNonceSource, SharedNonceSecret, open_replay_store
 from .core.request_url import effective_request_url
 from .core.validator import TokenValidator
 from .responses import BEARER, Scheme
@@ -126,16 +127,24 @@ def configure(settings: Mapping[str, Any], validator: TokenValidator) -> SenderS
             "client can send; set CCGUARD_TRUSTED_PROXIES to the addresses or networks of the proxies "
             "that set it, such as ['10.0.0.0/8']."
         )
+    cache = settings.get("CCGUARD_CACHE")
+    shared = isinstance(cache, str) and cache not in ("", "memory://")
+    # A shared cache holds the replay store, so a proof accepted by one worker is
+    # refused by every other (issue 18); it fails closed (503) when unreachable.
+    replay_store = open_replay_store(cache, name="CCGUARD_CACHE") if shared else ReplayMemoryStore()
     secret = settings["CCGUARD_DPOP_NONCE"]
     nonce: NonceSource | None = None
-    if secret:
-        # True: one secret per process (nonces then differ between workers).
+    if secret is True and shared:
+        # The day's secret from the shared store: every worker agrees.
+        nonce = DailyNonceSource(SharedNonceSecret(replay_store), HmacNonceSource)
+    elif secret:
+        # True without a shared cache: one secret per process (nonces differ between workers).
         nonce = HmacNonceSource(secrets.token_bytes(32) if secret is True else secret)
     algorithms = settings["CCGUARD_DPOP_ALGORITHMS"]
     verifier = DPoPVerifier(
         algorithms,
         iat_past=settings["CCGUARD_DPOP_IAT_WINDOW"],
-        replay_store=ReplayMemoryStore(),
+        replay_store=replay_store,
         nonce_source=nonce,
     )
     modes = {

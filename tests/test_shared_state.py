@@ -328,3 +328,51 @@ def test_i18_03_daily_nonce_source_agrees_across_handles_and_survives_midnight(r
     now[0] += 86400
     assert a.current() != yesterday and a.current() == b.current()
     assert a.is_valid(yesterday)  # the previous day's nonce, once more
+
+
+# -- 2/3 wired into the Flask extension (DPoP, issue 16) --------------------------------------
+
+
+def _dpop_headers(token: str, proof: str) -> dict[str, str]:
+    return {"Authorization": f"DPoP {token}", "DPoP": proof}
+
+
+def test_i18_02_a_proof_accepted_by_one_worker_is_refused_by_another(ccguard_issuer: Any, redis_url: str) -> None:
+    from tests.conftest import make_app
+    from tests.dpop_proofs import DPoPKey
+
+    key = DPoPKey()
+    one, two = (make_app(ccguard_issuer, CCGUARD_CACHE=redis_url) for _ in range(2))  # two workers
+    token = ccguard_issuer.mint(cnf={"jkt": key.jkt})
+    proof = key.proof("GET", "http://localhost/v", token)
+    assert one.test_client().get("/v", headers=_dpop_headers(token, proof)).status_code == 200
+    replay = two.test_client().get("/v", headers=_dpop_headers(token, proof))
+    assert replay.status_code == 401
+    assert "already been used" in replay.headers["WWW-Authenticate"]
+
+
+def test_i18_02_replay_store_down_is_503_with_retry_after(ccguard_issuer: Any) -> None:
+    from tests.conftest import make_app
+    from tests.dpop_proofs import DPoPKey
+
+    key = DPoPKey()
+    app = make_app(ccguard_issuer, CCGUARD_CACHE=_dead_redis())
+    token = ccguard_issuer.mint(cnf={"jkt": key.jkt})
+    resp = app.test_client().get("/v", headers=_dpop_headers(token, key.proof("GET", "http://localhost/v", token)))
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
+    # Bearer tokens do not need the replay store: the key cache fails open.
+    assert app.test_client().get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint()}"}).status_code == 200
+
+
+def test_i18_03_nonces_issued_by_one_worker_are_accepted_by_another(ccguard_issuer: Any, redis_url: str) -> None:
+    from tests.conftest import make_app
+    from tests.dpop_proofs import DPoPKey
+
+    key = DPoPKey()
+    one, two = (make_app(ccguard_issuer, CCGUARD_CACHE=redis_url, CCGUARD_DPOP_NONCE=True) for _ in range(2))
+    token = ccguard_issuer.mint(cnf={"jkt": key.jkt})
+    first = one.test_client().get("/v", headers=_dpop_headers(token, key.proof("GET", "http://localhost/v", token)))
+    assert first.status_code == 401
+    nonce = first.headers["DPoP-Nonce"]
+    proof = key.proof("GET", "http://localhost/v", token, claims={"nonce": nonce})
+    assert two.test_client().get("/v", headers=_dpop_headers(token, proof)).status_code == 200
