@@ -58,11 +58,14 @@ from .servers import Gunicorn, RedisServer, running_redis
 
 PATH = "/archivist/v2/assets"
 AUDIENCE = "https://api.example.com"
-KINDS = ("valid", "valid_new", "expired", "forged", "random_kid", "opaque", "opaque_random")
+KINDS = ("valid", "valid_new", "expired", "forged", "random_kid", "opaque", "opaque_random", "dpop", "dpop_replay")
 DEFAULT_MIX = (("valid", 0.7), ("expired", 0.1), ("forged", 0.1), ("random_kid", 0.1))
 FLOOD_MIX = (("valid", 0.2), ("random_kid", 0.8))
 REFRESH_MIX = (("valid", 0.8), ("expired", 0.1), ("forged", 0.1))
 OPAQUE_MIX = (("opaque", 0.83), ("opaque_random", 0.02), ("valid", 0.1), ("forged", 0.05))
+DPOP_MIX = (("dpop", 0.6), ("dpop_replay", 0.3), ("valid", 0.1))
+#: The public base URL every server is told (the ``htu`` of the proofs).
+DPOP_BASE = "http://api.test"
 #: Opaque tokens in the pool the clients draw from.
 OPAQUE_POOL = 200
 # Claims every token carries, so the example's role check passes for valid ones.
@@ -84,6 +87,8 @@ class Scenario:
     opaque: bool = False
     #: Gunicorns on 127.0.0.1, 127.0.0.2, … sharing the cache (hosts).
     hosts: int = 1
+    #: DPoP-bound tokens with proofs, some replayed to other workers (RFC 9449 §11.1).
+    dpop: bool = False
 
 
 SCENARIOS = {
@@ -120,6 +125,14 @@ SCENARIOS = {
             mix=OPAQUE_MIX,
             healthy=True,
             opaque=True,
+        ),
+        Scenario(
+            "dpop_replay",
+            "DPoP proofs, 30% replayed on a new connection (another worker or host)",
+            mix=DPOP_MIX,
+            healthy=True,
+            hosts=2,
+            dpop=True,
         ),
         Scenario(
             "second_host",
@@ -299,7 +312,9 @@ class Result:
                 found["no answer (connection error or client timeout)"] += 1
             elif status >= 500 and status != 503:
                 found[f"HTTP {status} (only 503 is allowed, and only without keys)"] += 1
-            elif kind in ("valid", "opaque") and status != 200:
+            elif kind == "dpop_replay" and status != 401:
+                found[f"replayed DPoP proof answered {status}, not 401" + (" (ACCEPTED)" if status == 200 else "")] += 1
+            elif kind in ("valid", "opaque", "dpop") and status != 200:
                 found[f"{kind} token refused with {status} while keys / answers were cached"] += 1
             elif kind == "opaque_random" and status not in (401, 503):
                 # 503: introspection_rate_limited, the documented bound on calls.
@@ -307,9 +322,9 @@ class Result:
             elif kind == "valid_new" and status != 200:
                 if status != 401 or rotated is None or t > rotated + grace:
                     found[f"token signed with the rotated-in key refused with {status} after {grace:g} s"] += 1
-            elif kind not in ("valid", "valid_new", "opaque") and status == 200:
+            elif kind not in ("valid", "valid_new", "opaque", "dpop") and status == 200:
                 found[f"{kind} token ACCEPTED"] += 1
-            elif kind not in ("valid", "valid_new", "opaque", "opaque_random") and status != 401:
+            elif kind not in ("valid", "valid_new", "opaque", "opaque_random", "dpop") and status != 401:
                 found[f"{kind} token answered {status}, not 401, while keys were cached"] += 1
         lines = [f"{count} x {what}" for what, count in found.items()]
         lines += self._bound_violations()
@@ -550,7 +565,20 @@ def _client(
         kind = rng.choices(kinds, weights)[0]
         if kind == "valid" and tokens.pools["valid_new"] and rng.random() < 0.5:
             kind = "valid_new"
-        if kind == "random_kid":
+        headers: dict[str, str] = {}
+        if kind in ("dpop", "dpop_replay"):
+            replays: list[tuple[str, str]] = ctx["dpop_accepted"]
+            if kind == "dpop_replay" and not replays:
+                kind = "dpop"
+            if kind == "dpop":
+                token = rng.choice(tokens.pools["dpop"])
+                proof = ctx["dpop_key"].proof("GET", DPOP_BASE + PATH, token)
+            else:
+                token, proof = rng.choice(replays)
+                conn.close()  # a new connection: most likely another worker
+                conn = connect()
+            headers = {"Authorization": "DPoP " + token, "DPoP": proof}
+        elif kind == "random_kid":
             token = tokens.random_kid(rng)
         elif kind == "opaque_random":
             token = _b64(rng.getrandbits(240).to_bytes(30, "big"))  # never issued: inactive
@@ -558,10 +586,12 @@ def _client(
             token = rng.choice(tokens.pools[kind])
         t0 = time.perf_counter()
         try:
-            conn.request("GET", PATH, headers={"Authorization": "Bearer " + token})
+            conn.request("GET", PATH, headers=headers or {"Authorization": "Bearer " + token})
             resp = conn.getresponse()
             resp.read()
             status = resp.status
+            if kind == "dpop" and status == 200 and len(ctx["dpop_accepted"]) < 1000:
+                ctx["dpop_accepted"].append((token, headers["DPoP"]))
             if resp.will_close:
                 conn.close()
                 conn = connect()
@@ -580,7 +610,7 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
     import shutil
 
     scenario = SCENARIOS[name]
-    app_name, app_spec = _app_spec("minimal" if scenario.opaque else settings.app)
+    app_name, app_spec = _app_spec("minimal" if scenario.opaque or scenario.dpop else settings.app)
     workdir = Path(tempfile.mkdtemp(prefix=f"ccguard-load-{name}-"))
     with contextlib.ExitStack() as stack:
         if not keep:
@@ -616,6 +646,15 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
                     },
                 }
             )
+        if scenario.dpop:
+            from tests.dpop_proofs import DPoPKey  # the test suite's proof maker
+
+            dpop_key = DPoPKey()
+            lifetime = int(settings.duration) + 3600
+            tokens.pools["dpop"] = [
+                issuer.mint(sub=f"dpop-{i}", aud=AUDIENCE, expires_in=lifetime, cnf={"jkt": dpop_key.jkt}, **CLAIMS)
+                for i in range(20)
+            ]
         cache, redis_srv = _cache_url(settings.cache, workdir, stack)
         env = {
             "CCGUARD_ISSUER": issuer_setting,
@@ -628,6 +667,8 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
             "LOADTEST_PATH": PATH,
             "EXAMPLE_INSTANCE_PATH": str(workdir / "instance"),
         }
+        if scenario.dpop:
+            env["CCGUARD_PUBLIC_BASE_URL"] = DPOP_BASE
         if not cache:
             del env["CCGUARD_CACHE"]
         if app_name == "example":
@@ -656,6 +697,8 @@ def run(name: str, settings: Settings, *, keep: bool = False) -> Result:
             "stop": threading.Event(),
             "budget": itertools.count(),
             "max_requests": settings.max_requests,
+            "dpop_accepted": [],
+            "dpop_key": dpop_key if scenario.dpop else None,
         }
         start = time.perf_counter()
         clients = [

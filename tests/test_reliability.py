@@ -87,6 +87,7 @@ SHARED_CASES = [
     pytest.param("introspection", 4, id="i18_05_introspection_across_workers"),
     pytest.param("redis_outage", 6, id="i18_05_redis_outage"),
     pytest.param("second_host", 4, id="i18_05_second_host"),
+    pytest.param("dpop_replay", 4, id="i18_05_dpop_replays_to_other_workers_and_hosts"),
 ]
 
 
@@ -96,6 +97,12 @@ def test_shared_state_scenario(scenario: str, seconds: float) -> None:
     # "at most one issuer call per token per ttl across workers" is exercised.
     result = _run(scenario, "redis", seconds, introspection_ttl=2)
     report = result.report()
+    assert report["redis_commands_per_request"] > 0
+    if scenario == "dpop_replay":
+        # No replay accepted (the violations), and replays were sent.
+        assert set(report["by_kind"]["dpop_replay"]) == {"401"}
+        assert set(report["by_kind"]["dpop"]) == {"200"}
+        return
     assert report["by_kind"]["opaque"] == {"200": report["by_kind"]["opaque"].get("200", 0)}
     assert report["issuer_requests"]["during_run"]["introspect"] > 0
     assert report["redis_commands_per_request"] > 0
