@@ -231,8 +231,8 @@ _ALL = (
     _o(
         "dpop_nonce",
         False,
-        "Require server nonces in DPoP proofs (RFC 9449 §9): ``True`` (a secret per process) or a secret "
-        "of at least 32 bytes shared by every worker.",
+        "Require server nonces in DPoP proofs (RFC 9449 §9): ``True`` (a secret per process, or one per day "
+        "shared through ``CCGUARD_CACHE`` when set) or a secret of at least 32 bytes shared by every worker.",
         b.dpop_nonce,
         layer="extension",
     ),
