@@ -82,6 +82,8 @@ LONG_MODULES = {
     "introspection_endpoint on trusted origins: kept whole so the rules are read together",
     "client/credentials.py": "ClientCredentials: the token cache, renewal and retry of one client",
     "cli.py": "the click commands; each is short, their shared options are declared once",
+    "core/introspection.py": "RFC 7662 calls with their answer caches, single flight and the cross-worker lease: "
+    "the order cache -> flight -> lease -> call is one algorithm, read together (a split is a follow-up)",
     "core/options.py": "the one table of every option (name, default, check, per-issuer, doc): the point of "
     "issue 15's options model is that it is read in one place",
     "core/errors.py": "every error class with its status, code and scheme, and the one challenge formatter: "
