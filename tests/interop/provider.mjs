@@ -18,6 +18,10 @@
 //           jwks_uri (graceful rotation) but are no longer used for signing.
 //           Answers JSON {"kids": [...signing kids...], "published": [...]}.
 //   GET  /__ccguard/state -> same JSON without rotating.
+//
+// DPoP (RFC 9449) is on: a token request with a DPoP proof gets a DPoP-bound
+// token. Client `mtls-client` gets certificate-bound tokens (RFC 8705) for
+// the PEM in the `x-client-cert` header (emulating a TLS-terminating proxy).
 //   SIGUSR2 -> same as POST rotate-keys (hard rotation); prints
 //              `ROTATED <kid>,<kid>,...` to stdout.
 //
@@ -87,6 +91,15 @@ const CLIENTS = [
     client_id: 'basic-client',
     client_secret: 'basic-secret-0123456789abcdef',
     token_endpoint_auth_method: 'client_secret_basic',
+    scope: 'assets:read',
+    roles: ['guest'],
+  },
+  {
+    // RFC 8705 §3: every token of this client is bound to its certificate.
+    client_id: 'mtls-client',
+    client_secret: 'mtls-secret-0123456789abcdef',
+    token_endpoint_auth_method: 'client_secret_post',
+    tls_client_certificate_bound_access_tokens: true,
     scope: 'assets:read',
     roles: ['guest'],
   },
@@ -160,6 +173,23 @@ function buildConfiguration() {
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      // RFC 9449: a token request carrying a DPoP proof gets a DPoP-bound
+      // token (`token_type` DPoP, `cnf.jkt` in the JWT access token).
+      dPoP: { enabled: true },
+      // RFC 8705 §3: certificate-bound tokens (`cnf["x5t#S256"]`). The
+      // provider speaks plain HTTP on loopback, so it reads the client
+      // certificate from the `x-client-cert` header (a URL-encoded PEM, as
+      // nginx's $ssl_client_escaped_cert): this emulates a TLS-terminating
+      // proxy in front of it. Test-only; a real deployment must strip the
+      // header from client requests.
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate(ctx) {
+          const value = ctx.get('x-client-cert');
+          return value ? decodeURIComponent(value) : undefined;
+        },
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource(ctx, client, oneOf) {
