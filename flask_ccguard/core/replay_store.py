@@ -31,7 +31,7 @@ import time
 from typing import Callable, Protocol
 
 from .errors import Unavailable
-from .store import ByteStore, FailOpen, Key, MemoryStore, open_store, redact
+from .store import ByteStore, FailOpen, Guarded, Key, MemoryStore, open_store, redact
 
 __all__ = [
     "NAMESPACE",
@@ -67,26 +67,12 @@ class ReplayStoreUnavailable(Unavailable):
     default_reason = "replay_store_unavailable"
 
 
-class FailClosed:
+class FailClosed(Guarded):
     """A store whose failures raise :class:`ReplayStoreUnavailable` (logged at
     most once a minute, without the key)."""
 
-    def __init__(self, inner: ByteStore, label: str) -> None:
-        self.inner = inner
-        self._label = label
-        self._warned = -_WARN_EVERY
-        self._lock = threading.Lock()
-        #: Failed operations so far.
-        self.errors = 0
-
     def _fail(self, exc: Exception) -> ReplayStoreUnavailable:
-        with self._lock:
-            self.errors += 1
-            now = time.monotonic()
-            warn = now - self._warned >= _WARN_EVERY
-            if warn:
-                self._warned = now
-        if warn:
+        if self._count_failure():
             log.warning(
                 "flask_ccguard: DPoP replay store %s failed (%s); proofs get 503 until it answers",
                 self._label,

@@ -417,15 +417,10 @@ class RedisStore:
 # -- failing open ------------------------------------------------------------------------
 
 
-class FailOpen:
-    """A store whose failures are misses, logged as a warning at most once a minute.
-
-    For a cache that only saves work (the HTTP cache): without this a Redis
-    outage would make every key fetch fail, and so turn a cache problem into
-    503s; the issuer is asked directly instead. ``add_if_absent`` then answers
-    True (nothing known to be there) -- so a replay check must NOT use this
-    wrapper: it should fail closed on the backend's exception.
-    """
+class Guarded:
+    """The failure bookkeeping of a store wrapper: a count, and a warning at most
+    once a minute (never with the key), shared by :class:`FailOpen` and the
+    DPoP replay store's fail-closed wrapper."""
 
     def __init__(self, inner: ByteStore, label: str) -> None:
         self.inner = inner
@@ -435,13 +430,30 @@ class FailOpen:
         #: Failed operations so far.
         self.errors = 0
 
-    def _failed(self, op: str, exc: Exception) -> None:
+    def _count_failure(self) -> bool:
+        """Count one failure; whether it is time to log a warning about it."""
         with self._lock:
             self.errors += 1
             now = time.monotonic()
             if now - self._warned < _WARN_EVERY:
-                return
+                return False
             self._warned = now
+            return True
+
+
+class FailOpen(Guarded):
+    """A store whose failures are misses, logged as a warning at most once a minute.
+
+    For a cache that only saves work (the HTTP cache): without this a Redis
+    outage would make every key fetch fail, and so turn a cache problem into
+    503s; the issuer is asked directly instead. ``add_if_absent`` then answers
+    True (nothing known to be there) -- so a replay check must NOT use this
+    wrapper: it should fail closed on the backend's exception.
+    """
+
+    def _failed(self, op: str, exc: Exception) -> None:
+        if not self._count_failure():
+            return
         log.warning("flask_ccguard: cache %s failed (%s: %s); fetching directly", op, self._label, type(exc).__name__)
 
     def get(self, key: Key) -> bytes | None:
