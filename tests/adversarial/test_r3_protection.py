@@ -1,0 +1,115 @@
+"""Review 3, RFC 9728 and exemption findings F5 to F7: what an endpoint belongs to, audience and resource URIs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Blueprint, Flask
+
+from flask_ccguard import CCGuard, require_token
+from flask_ccguard.cli import flask_group
+from flask_ccguard.protection import requirements
+from flask_ccguard.testing import TestIssuer
+
+
+def _guarded(issuer: TestIssuer, **config: Any) -> tuple[Flask, CCGuard]:
+    app = Flask("r3")
+    app.config.update(issuer.app_config(**config))
+    return app, CCGuard(app)
+
+
+def _spoofing_app(issuer: TestIssuer, *, protect: bool) -> Flask:
+    app, guard = _guarded(issuer)
+    if protect:
+        guard.protect(app)
+    pub = Blueprint("pub", __name__)
+    outer, inner = Blueprint("outer", __name__), Blueprint("inner", __name__)
+
+    @pub.get("/pub/hello")
+    def hello() -> str:
+        return "hi"
+
+    @inner.get("/in/ok")
+    def ok() -> str:
+        return "ok"
+
+    guard.exempt(pub)
+    guard.exempt(outer)
+    outer.register_blueprint(inner)
+    app.register_blueprint(pub)
+    app.register_blueprint(outer)
+    # App-level endpoints whose dotted names start with the public blueprints' names.
+    app.add_url_rule("/admin/secret", endpoint="pub.secret", view_func=lambda: "SECRET")
+    app.add_url_rule("/admin/nested", endpoint="outer.inner.secret", view_func=lambda: "SECRET")
+    return app
+
+
+def test_review3_f5_app_endpoint_named_like_a_public_blueprint_needs_a_token(ccguard_issuer: TestIssuer) -> None:
+    app = _spoofing_app(ccguard_issuer, protect=True)
+    client = app.test_client()
+    # The blueprints' own views stay open, nested ones included.
+    assert client.get("/pub/hello").status_code == 200
+    assert client.get("/in/ok").status_code == 200
+    for path in ("/admin/secret", "/admin/nested"):
+        response = client.get(path)
+        assert response.status_code == 401, path
+        assert b"SECRET" not in response.data
+        token = ccguard_issuer.mint()
+        assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    found = requirements(app)
+    assert found["pub.hello"].public and found["outer.inner.ok"].public
+    assert not found["pub.secret"].public and found["pub.secret"].token
+    assert not found["outer.inner.secret"].public and found["outer.inner.secret"].token
+
+
+def test_review3_f5_routes_lists_a_spoofed_endpoint_as_open(ccguard_issuer: TestIssuer) -> None:
+    app = _spoofing_app(ccguard_issuer, protect=False)
+    runner = app.test_cli_runner()
+    result = runner.invoke(flask_group, ["routes", "--fail-on-open"])
+    assert result.exit_code == 1, result.output
+    listed = result.output.split("declared public:\n", 1)[1]
+    for endpoint in ("pub.secret", "outer.inner.secret"):
+        assert f"  {endpoint}  GET  /admin/" in listed
+    rows = {r["endpoint"]: r for r in json.loads(runner.invoke(flask_group, ["routes", "--json"]).output)}
+    assert rows["pub.hello"]["public"] and rows["outer.inner.ok"]["public"]
+    assert not rows["pub.secret"]["public"] and not rows["outer.inner.secret"]["public"]
+
+
+def test_review3_f5_resource_comes_from_registration_not_the_name(ccguard_issuer: TestIssuer) -> None:
+    app, guard = _guarded(ccguard_issuer, CCGUARD_RESOURCE="https://api.example.com", CCGUARD_AUDIENCE=None)
+    app.config.pop("CCGUARD_AUDIENCE")
+    reports = Blueprint("reports", __name__)
+    guard.protect(reports, resource="https://api.example.com/reports")
+
+    @reports.get("/reports/r")
+    def r() -> str:
+        return "r"
+
+    app.register_blueprint(reports)
+
+    @app.get("/admin")
+    @require_token
+    def admin() -> str:
+        return "admin"
+
+    app.add_url_rule("/admin2", endpoint="reports.admin", view_func=admin)
+    found = requirements(app)
+    assert found["reports.r"].resource == "https://api.example.com/reports"
+    assert found["reports.admin"].resource == "https://api.example.com"
+    client = app.test_client()
+    # A token for the reports resource is no token for the app's own views, whatever their endpoint's name.
+    token = ccguard_issuer.mint(aud="https://api.example.com/reports")
+    assert client.get("/reports/r", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert client.get("/admin2", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    challenge = client.get("/admin2").headers["WWW-Authenticate"]
+    assert 'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"' in challenge
+
+
+def test_review3_f5_exempting_a_registered_blueprint_is_refused(ccguard_issuer: TestIssuer) -> None:
+    app, guard = _guarded(ccguard_issuer)
+    late = Blueprint("late", __name__)
+    app.register_blueprint(late)
+    with pytest.raises(RuntimeError, match=r"guard.exempt\(\) was called on the blueprint 'late' after"):
+        guard.exempt(late)
