@@ -10,6 +10,7 @@ from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, require_token
 from flask_ccguard.cli import flask_group
+from flask_ccguard.core.claims import canonical_uri
 from flask_ccguard.protection import requirements
 from flask_ccguard.testing import TestIssuer
 
@@ -113,3 +114,36 @@ def test_review3_f5_exempting_a_registered_blueprint_is_refused(ccguard_issuer: 
     app.register_blueprint(late)
     with pytest.raises(RuntimeError, match=r"guard.exempt\(\) was called on the blueprint 'late' after"):
         guard.exempt(late)
+
+
+_KIOSK = "https://api.kiosk.example"
+
+
+@pytest.mark.parametrize(
+    "aud",
+    [
+        pytest.param("https://api.\u212aiosk.example", id="kelvin_sign_k"),
+        pytest.param("HTTPS://API.\u212aIOSK.EXAMPLE", id="kelvin_sign_upper_case"),
+        pytest.param("https://ap\u0131.kiosk.example", id="dotless_i"),
+        pytest.param("https://ap\u0130.kiosk.example", id="dotted_capital_i"),
+        pytest.param("https://api.kio\u017fk.example", id="long_s"),
+        pytest.param("https://api.\uff4b\uff49\uff4f\uff53\uff4b.example", id="fullwidth_letters"),
+        pytest.param("https://api.\uff2b\uff29\uff2f\uff33\uff2b.example", id="fullwidth_capitals"),
+        pytest.param("https://api.kiosk.example:\u0664\u0664\u0663", id="arabic_indic_port"),
+    ],
+)
+def test_review3_f6_look_alike_audience_is_refused(ccguard_issuer: TestIssuer, aud: str) -> None:
+    assert canonical_uri(aud) == aud
+    app, _ = _guarded(ccguard_issuer, CCGUARD_RESOURCE=_KIOSK, CCGUARD_AUDIENCE=None)
+
+    @app.get("/v")
+    @require_token
+    def v() -> str:
+        return "ok"
+
+    client = app.test_client()
+    assert client.get("/v", headers={"Authorization": f"Bearer {ccguard_issuer.mint(aud=aud)}"}).status_code == 401
+    # The ASCII spellings of the same identifier still match (RFC 3986 §6.2.2).
+    for same in (_KIOSK, "HTTPS://API.KIOSK.EXAMPLE", f"{_KIOSK}:443", f"{_KIOSK}/"):
+        token = ccguard_issuer.mint(aud=same)
+        assert client.get("/v", headers={"Authorization": f"Bearer {token}"}).status_code == 200, same
