@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Blueprint, Flask
@@ -11,8 +13,10 @@ from flask import Blueprint, Flask
 from flask_ccguard import CCGuard, require_token
 from flask_ccguard.cli import flask_group
 from flask_ccguard.core.claims import canonical_uri
+from flask_ccguard.core.errors import ConfigurationError
 from flask_ccguard.protection import requirements
 from flask_ccguard.testing import TestIssuer
+from tests.challenges import assert_challenge
 
 
 def _guarded(issuer: TestIssuer, **config: Any) -> tuple[Flask, CCGuard]:
@@ -104,8 +108,8 @@ def test_review3_f5_resource_comes_from_registration_not_the_name(ccguard_issuer
     token = ccguard_issuer.mint(aud="https://api.example.com/reports")
     assert client.get("/reports/r", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert client.get("/admin2", headers={"Authorization": f"Bearer {token}"}).status_code == 401
-    challenge = client.get("/admin2").headers["WWW-Authenticate"]
-    assert 'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"' in challenge
+    metadata = "https://api.example.com/.well-known/oauth-protected-resource"
+    assert_challenge(client.get("/admin2"), 401, realm="r3", params={"resource_metadata": metadata})
 
 
 def test_review3_f5_exempting_a_registered_blueprint_is_refused(ccguard_issuer: TestIssuer) -> None:
@@ -147,3 +151,81 @@ def test_review3_f6_look_alike_audience_is_refused(ccguard_issuer: TestIssuer, a
     for same in (_KIOSK, "HTTPS://API.KIOSK.EXAMPLE", f"{_KIOSK}:443", f"{_KIOSK}/"):
         token = ccguard_issuer.mint(aud=same)
         assert client.get("/v", headers={"Authorization": f"Bearer {token}"}).status_code == 200, same
+
+
+_WHY_CHARACTER = "has a character a URI cannot hold"
+_WHY_SEGMENT = "must have no empty, '.' or '..' path segment"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        pytest.param('https://api.example.com/a"b, error="x', _WHY_CHARACTER, id="quote"),
+        pytest.param("https://api.example.com/a\r\nX-Evil: 1", _WHY_CHARACTER, id="crlf"),
+        pytest.param("https://api.example.com/a\tb", _WHY_CHARACTER, id="tab"),
+        pytest.param("https://api.example.com/a\x00", _WHY_CHARACTER, id="nul"),
+        pytest.param("https://api.example.com/a b", _WHY_CHARACTER, id="space"),
+        pytest.param("https://api.example.com/a\\", _WHY_CHARACTER, id="backslash"),
+        pytest.param("https://api.example.com/\u00e9", _WHY_CHARACTER, id="non_ascii_path"),
+        pytest.param("https://api.\u212aiosk.example", _WHY_CHARACTER, id="non_ascii_host"),
+        pytest.param("https://api.example.com/<x>", _WHY_CHARACTER, id="angle_brackets"),
+        pytest.param("https://api.example.com/a%2", "'%' not followed by two hex digits", id="short_percent"),
+        pytest.param("https://api.example.com/a%zz", "'%' not followed by two hex digits", id="bad_percent"),
+        pytest.param("https://api.example.com/a%FF", "is not a valid URI", id="percent_not_utf8"),
+        pytest.param("https://api.example.com//", _WHY_SEGMENT, id="empty_segment"),
+        pytest.param("https://api.example.com/a//b", _WHY_SEGMENT, id="inner_empty_segment"),
+        pytest.param("https://api.example.com/x/../y", _WHY_SEGMENT, id="dot_dot"),
+        pytest.param("https://api.example.com/./y", _WHY_SEGMENT, id="dot"),
+        pytest.param("https://api.example.com/x/%2E%2E/y", _WHY_SEGMENT, id="encoded_dot_dot"),
+    ],
+)
+def test_review3_f7_resource_must_be_an_ascii_uri(ccguard_issuer: TestIssuer, value: str, why: str) -> None:
+    app = Flask("r3")
+    app.config.update(ccguard_issuer.app_config(CCGUARD_RESOURCE=value))
+    app.config.pop("CCGUARD_AUDIENCE")
+    with pytest.raises(ConfigurationError, match=re.escape(why)) as raised:
+        CCGuard(app)
+    assert str(raised.value).startswith(f"CCGUARD_RESOURCE {value!r} ")
+    # A blueprint's resource is held to the same rule, naming its own key.
+    app, guard = _guarded(ccguard_issuer)
+    with pytest.raises(ConfigurationError, match=re.escape(why)) as raised:
+        guard.protect(Blueprint("bp", __name__), resource=value)
+    assert str(raised.value).startswith(f"guard.protect(resource=...) {value!r} ")
+
+
+@pytest.mark.parametrize(
+    ("resource", "served_at"),
+    [
+        pytest.param("https://api.example.com/a%20b", "/a%20b", id="space"),
+        pytest.param("https://api.example.com/caf%C3%A9", "/caf%C3%A9", id="utf8"),
+        pytest.param("https://api.example.com/a%2Fb", "/a%2Fb", id="encoded_slash"),
+        pytest.param("https://api.example.com/v1/", "/v1/", id="trailing_slash"),
+    ],
+)
+def test_review3_f7_percent_encoded_resource_is_served_at_its_url(
+    ccguard_issuer: TestIssuer, resource: str, served_at: str
+) -> None:
+    app, _ = _guarded(ccguard_issuer, CCGUARD_RESOURCE=resource, CCGUARD_AUDIENCE=None)
+
+    @app.get("/v")
+    @require_token
+    def v() -> str:
+        return "ok"
+
+    client = app.test_client()
+    url = f"https://api.example.com/.well-known/oauth-protected-resource{served_at}"
+    assert_challenge(client.get("/v"), 401, realm="r3", params={"resource_metadata": url})
+    response = client.get(urlsplit(url).path)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["resource"] == resource
+
+
+def test_review3_f7_resources_sharing_a_decoded_metadata_path_are_refused(ccguard_issuer: TestIssuer) -> None:
+    app, guard = _guarded(ccguard_issuer, CCGUARD_RESOURCE="https://api.example.com/a/b", CCGUARD_AUDIENCE=None)
+    reports = Blueprint("reports", __name__)
+    guard.protect(reports, resource="https://api.example.com/a%2Fb")
+    with pytest.raises(
+        ConfigurationError,
+        match=re.escape("would share the metadata URL path '/.well-known/oauth-protected-resource/a/b'"),
+    ):
+        app.register_blueprint(reports)
