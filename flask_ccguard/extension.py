@@ -21,7 +21,7 @@ from .core.errors import CCGuardError
 from .core.option_checks import resource as check_resource
 from .decorators import Match, check_match, names, verify_request
 from .exemption import check_exemptions, forget_open_endpoints, open_endpoints
-from .protection import PROTECTED, RESOURCES, Clause, mark_public
+from .protection import PROTECTED, RESOURCES, Clause, mark_public, track
 from .resource_metadata import accept_resources, check_resources, install, metadata_url
 from .responses import error_response
 from .route_order import check_route_order
@@ -195,6 +195,8 @@ class CCGuard:
                 "before app.register_blueprint(blueprint), e.g. right where the blueprint is created."
             )
         if requirements is None:
+            if isinstance(app_or_blueprint, Blueprint):
+                track(app_or_blueprint)
             requirements = PROTECTED[app_or_blueprint] = []
             app_or_blueprint.before_request(_protection(requirements))
         requirements.append(requirement)
@@ -229,6 +231,7 @@ class CCGuard:
             raise RuntimeError(f"guard.protect() already gave {target.name!r} the resource {RESOURCES[target]!r}.")
         RESOURCES[target] = resource
         if isinstance(target, Blueprint):
+            track(target)
             # Served by each app the blueprint is registered on, checked there.
             target.record_once(_serve_resource)
         else:

@@ -14,7 +14,7 @@ exemption); :func:`requirements` reads it all back per endpoint.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Union
 from weakref import WeakKeyDictionary, WeakSet
@@ -36,6 +36,7 @@ __all__ = [
     "record",
     "requirements",
     "resource_of",
+    "track",
 ]
 
 #: The attribute the decorators set on the view they return.
@@ -89,6 +90,52 @@ RESOURCES: WeakKeyDictionary[Target, str] = WeakKeyDictionary()
 _PUBLIC_TARGETS: WeakSet[Target] = WeakSet()
 #: Endpoint names declared public, per owner (the CCGuard that exempted them).
 _PUBLIC_ENDPOINTS: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
+#: Per app, endpoint → the blueprints that registered it, outermost first, as
+#: recorded while Flask registered them (:func:`track`), never read off the name.
+_CHAINS: WeakKeyDictionary[Flask, dict[str, tuple[AnyBlueprint, ...]]] = WeakKeyDictionary()
+#: Blueprints whose registrations are recorded in :data:`_CHAINS`.
+_TRACKED: WeakSet[AnyBlueprint] = WeakSet()
+
+
+def _record_chain(state: Any) -> None:
+    # Runs first among the blueprint's setup functions for each registration:
+    # every view it routes afterwards goes through state.add_url_rule, which
+    # this wraps to note the endpoint Flask made and the blueprints it belongs to.
+    app: Flask = state.app
+    name = f"{state.name_prefix}.{state.name}".lstrip(".")
+    parts = name.split(".")
+    # The blueprint and its parents, registered under these dotted names
+    # before their setup functions run (Flask's Blueprint.register).
+    chain = tuple(
+        bp for bp in (app.blueprints.get(".".join(parts[:depth])) for depth in range(1, len(parts) + 1)) if bp
+    )
+    chains = _CHAINS.setdefault(app, {})
+    add_url_rule = state.add_url_rule
+
+    def recording(rule: str, endpoint: str | None = None, view_func: Any = None, **options: Any) -> None:
+        add_url_rule(rule, endpoint, view_func, **options)
+        short = endpoint if endpoint is not None else getattr(view_func, "__name__", None)
+        full = f"{name}.{short}"
+        if short is not None and full in app.view_functions:
+            chains[full] = chain
+
+    state.add_url_rule = recording
+    # Nested blueprints are registered after these setup functions, each with a state of its own.
+    for child, _options in getattr(state.blueprint, "_blueprints", ()):
+        track(child)
+
+
+def track(blueprint: AnyBlueprint) -> None:
+    """Record, at each registration of ``blueprint`` (and of those nested in it),
+    which endpoints it routes: what :func:`is_public`, :func:`resource_of` and
+    the routes map read, so an app-level endpoint named ``"<blueprint>.x"`` is
+    not taken for one of the blueprint's views.
+    """
+    if blueprint in _TRACKED:
+        return
+    _TRACKED.add(blueprint)
+    # First, so the views routed by the blueprint's earlier setup functions are seen too.
+    blueprint.deferred_functions.insert(0, _record_chain)
 
 
 def record(view: Callable[..., Any], clause: Clause) -> None:
@@ -107,12 +154,22 @@ def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any
     :func:`is_public` for the apps that guard is initialised on.
 
     :raises TypeError: an endpoint name without an ``owner``, or anything else.
+    :raises RuntimeError: a blueprint already registered on an app: which
+        endpoints are its views is recorded as it is registered (:func:`track`).
     """
     if isinstance(target, str):
         if owner is None:
             raise TypeError("an endpoint name is exempted through its guard: guard.exempt('endpoint')")
         _PUBLIC_ENDPOINTS.setdefault(owner, set()).add(target)
     elif isinstance(target, (Flask, Blueprint)):
+        if isinstance(target, Blueprint):
+            if target._got_registered_once and target not in _TRACKED:
+                raise RuntimeError(
+                    f"guard.exempt() was called on the blueprint {target.name!r} after it was registered on "
+                    "an app, whose views would stay protected. Call guard.exempt(blueprint) before "
+                    "app.register_blueprint(blueprint), e.g. right where the blueprint is created."
+                )
+            track(target)
         _PUBLIC_TARGETS.add(target)
     elif callable(target):
         setattr(target, PUBLIC_ATTRIBUTE, True)
@@ -120,14 +177,10 @@ def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any
         raise TypeError(f"only a view function, a blueprint or an endpoint name can be public, not {target!r}")
 
 
-def _blueprints(app: Flask, endpoint: str) -> Iterator[AnyBlueprint]:
-    # "outer.inner.view" belongs to "outer" and "outer.inner" (nested
-    # blueprints are registered under their dotted names), outermost first.
-    parts = endpoint.split(".")[:-1]
-    for depth in range(1, len(parts) + 1):
-        blueprint = app.blueprints.get(".".join(parts[:depth]))
-        if blueprint is not None:
-            yield blueprint
+def _blueprints(app: Flask, endpoint: str) -> tuple[AnyBlueprint, ...]:
+    # From registration (track()), not the endpoint's name: an app-level rule
+    # may be named "bp.view" without being one of bp's views.
+    return _CHAINS.get(app, {}).get(endpoint, ())
 
 
 def _owner(app: Flask) -> Any:
@@ -151,7 +204,7 @@ def is_public(app: Flask, endpoint: str) -> bool:
 
 def resource_of(app: Flask, endpoint: str) -> str | None:
     """The resource identifier of ``endpoint``: its innermost blueprint's, else the app's."""
-    for blueprint in reversed(list(_blueprints(app, endpoint))):
+    for blueprint in reversed(_blueprints(app, endpoint)):
         if blueprint in RESOURCES:
             return RESOURCES[blueprint]
     state = app.extensions.get("ccguard")

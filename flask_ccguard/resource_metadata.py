@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from weakref import WeakKeyDictionary
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -83,11 +83,16 @@ def check_resources(app: Flask) -> dict[str, str]:
     that path was built from, so two identifiers that differ only in what the
     path leaves out (the host, a trailing root ``/``) cannot both be served.
 
+    The paths are decoded (``%20`` as a space), as the server decodes the
+    request's path (:attr:`flask.Request.path`) they are matched against: so
+    ``a%2Fb`` and ``a/b`` are one path, and two such identifiers are refused.
+
     :raises ConfigurationError: naming both identifiers.
     """
     paths: dict[str, str] = {}
     for resource in _resources(app):
-        path = metadata_path(resource)
+        # Resource identifiers are checked to percent-encode UTF-8 (option_checks.resource).
+        path = unquote(metadata_path(resource))
         other = paths.setdefault(path, resource)
         if other != resource:
             raise ConfigurationError(
@@ -126,6 +131,7 @@ def _serve(suffix: str = "") -> Response:
     if documents is None:
         # No view can be added after the first request: the documents are fixed.
         documents = _DOCUMENTS[app] = {path: document(app, r) for path, r in check_resources(app).items()}
+    # Decoded like the keys (check_resources): a resource with "%20" in its path is served at its URL.
     found = documents.get(request.path)
     if found is None:
         response = jsonify({"error": "not_found", "error_description": "No resource has metadata at this URL."})

@@ -173,7 +173,14 @@ def canonical_uri(value: str) -> str:
     ``/`` of the path dropped; anything unparsable is returned as it is
     (it then equals only itself). Used for the audience defaulted from
     ``resource`` (RFC 8707 §2).
+
+    A URI is ASCII (RFC 3986 §2): a value with any other character is
+    returned as it is, so Unicode case folding (``"\u212a"``, the Kelvin
+    sign, lower-cases to ``"k"``) or Unicode digits in a port cannot make a
+    look-alike host equal the resource.
     """
+    if not value.isascii():
+        return value
     try:
         parts = urlsplit(value)
         port = parts.port

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .authorization import ScopeHierarchy
 from .claims import ID_TOKEN_CLAIMS
@@ -22,6 +22,12 @@ from .numbers import bounded_number
 DEFAULT_TOKEN_TYPES: frozenset[str | None] = frozenset({None, "jwt", "at+jwt"})
 # RFC 9110 §11.5: the realm is a quoted-string; we refuse what would need escaping.
 _REALM = re.compile(r"[\x20-\x7e]+")
+# RFC 3986 §2: the characters of a URI (unreserved, reserved, "%"); no space,
+# quote, backslash, control or non-ASCII character, which a challenge, a
+# header or the metadata URL could not carry as written.
+_URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+# RFC 3986 §2.1: "%" only as the start of a pct-encoded octet.
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def normalize_typ(typ: str) -> str:
@@ -187,9 +193,18 @@ def resource(value: Any, name: str) -> str | None:
     fix = f"set {name} to the API's identifier, e.g. 'https://api.example.com' or 'https://api.example.com/v2'"
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{name} must be one URI string; {fix}.")
+    if not _URI_CHARACTERS.fullmatch(value):
+        raise ConfigurationError(
+            f"{name} {value!r} has a character a URI cannot hold (a space, quote, backslash, control or "
+            "non-ASCII character, RFC 3986 §2); percent-encode it (e.g. '%20' for a space, '%C3%A9' for an e with an acute accent)."
+        )
+    if _BAD_PERCENT.search(value):
+        raise ConfigurationError(f"{name} {value!r} has a '%' not followed by two hex digits; write '%25' for '%'.")
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018  # raises ValueError for a malformed port
+        # The metadata path is matched against the request's path, which the server decodes as UTF-8.
+        unquote(parts.path, errors="strict")
     except ValueError:
         raise ConfigurationError(f"{name} {value!r} is not a valid URI; {fix}.") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -198,6 +213,13 @@ def resource(value: Any, name: str) -> str | None:
         raise ConfigurationError(f"{name} {value!r} must use https (http only for localhost or 127.0.0.1).")
     if "#" in value or "?" in value or "@" in parts.netloc:
         raise ConfigurationError(f"{name} {value!r} must have no fragment, query or user info (RFC 8707 §2); {fix}.")
+    # "%2E" is "." (an unreserved character, RFC 3986 §2.3).
+    if "//" in parts.path or any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):
+        # RFC 3986 §6.2.2.3: clients and proxies remove dot segments and servers merge
+        # "//", so the metadata URL built from such a path (RFC 9728 §3.1) would not be served.
+        raise ConfigurationError(
+            f"{name} {value!r} must have no empty, '.' or '..' path segment (RFC 3986 §6.2.2.3); {fix}."
+        )
     # urlsplit lower-cases the scheme itself: compare with the text as written.
     origin = f"{parts.scheme}://{parts.netloc}"
     if not value.startswith(origin.lower()):
