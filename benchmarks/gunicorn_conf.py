@@ -3,7 +3,7 @@
 Each worker warms its key cache with one real request before it accepts
 connections (``post_worker_init``), drops a ready file, and writes its
 ``stats()`` as JSON when it exits, into ``$LOADTEST_DIR``.
-The warm-up is also what we recommend in production (see the README).
+The warm-up is also what we recommend in production (see ``docs/deployment.rst``).
 """
 
 from __future__ import annotations

@@ -28,9 +28,10 @@ A refused request gets 400, 401, 403 or 503 with a ``WWW-Authenticate``
 challenge and a JSON body; :class:`CCGuardError` and its subclasses carry the
 status, the RFC 6750 ``error`` code and a safe description.
 
-Read more: the README (the package's long description, and ``README.rst`` in
-the sdist) for every ``CCGUARD_*`` setting, issuer recipes (Entra ID, RKVST,
-IBM Verify, Aidbox, Duende), deployment and testing; ``SECURITY.rst`` for the
+Read more: the documentation (``docs/`` in the sdist, built with
+``tox -e docs``; the README, the package's long description, links each page)
+for every ``CCGUARD_*`` setting, issuer recipes (Entra ID, RKVST, IBM Verify,
+Aidbox, Duende), deployment and testing; ``SECURITY.rst`` for the
 threat model and limits; ``help(flask_ccguard.testing)`` for the test issuer;
 ``ccguard --help`` for the command line.
 """

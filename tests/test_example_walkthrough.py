@@ -1,4 +1,5 @@
-"""The README's example walkthrough, run as written against ``run_example.py --port`` on a free port."""
+"""The example walkthrough (``docs/quickstart.rst``, which the README links), run as written against
+``run_example.py --port`` on a free port."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ from example_app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.rst"
+#: The walkthrough lives on the docs' quickstart page; the README is the landing page that links it.
+QUICKSTART = ROOT / "docs" / "quickstart.rst"
 DEFAULT_BASE = "BASE=http://127.0.0.1:5000"
 
 
 def walkthrough_blocks() -> list[str]:
-    """The ``bash`` code blocks between the README's walkthrough markers."""
-    text = README.read_text(encoding="utf-8")
+    """The ``bash`` code blocks between the quickstart page's walkthrough markers."""
+    text = QUICKSTART.read_text(encoding="utf-8")
     section = text.split(".. walkthrough-start", 1)[1].split(".. walkthrough-end", 1)[0]
     blocks = re.findall(r"\.\. code-block:: bash\n\n((?:    .*\n|\n)+)", section)
     return [re.sub(r"^    ", "", block, flags=re.MULTILINE).strip() for block in blocks]
@@ -104,15 +107,22 @@ def test_i14_05_readme_walkthrough_sets_base_once_and_needs_no_jq() -> None:
 
 
 def test_i14_05_readme_says_how_to_get_root_credentials_after_a_restart() -> None:
+    for page in (README, QUICKSTART):
+        text = page.read_text(encoding="utf-8")
+        assert ".venv/bin/flask --app example_app register admin --root" in text, page
+        assert ". .venv/bin/activate" in text, page
+
+
+def test_i19_readme_links_the_walkthrough_it_no_longer_holds() -> None:
     text = README.read_text(encoding="utf-8")
-    assert ".venv/bin/flask --app example_app register admin --root" in text
-    assert ". .venv/bin/activate" in text
+    assert "<docs/quickstart.rst>`" in text
+    assert ".. walkthrough-start" not in text  # one copy, the one the test above runs
 
 
 @pytest.mark.skipif(not (shutil.which("curl") and shutil.which("bash")), reason="needs bash and curl")
 def test_i14_05_readme_walkthrough_runs_as_written_on_another_port(started: Started, tmp_path: Path) -> None:
     blocks = walkthrough_blocks()
-    # The one edit the README asks for after --port: the port in BASE.
+    # The one edit the walkthrough asks for after --port: the port in BASE.
     blocks[0] = blocks[0].replace(DEFAULT_BASE, f"BASE={started.base}", 1)
     # Each block's output on a line of its own.
     script = "set -eu\n" + "\necho\n".join(blocks) + "\necho\n"

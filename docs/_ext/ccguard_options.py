@@ -15,9 +15,10 @@ from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
-#: The README's section names, which the option docs may link to (`Deployment`_), and the
-#: page that holds each section here. A name missing from this map stays a
-#: reference to nothing and fails the build, as a broken link should.
+#: The section names the option texts may link to (`Deployment`_; written when they were
+#: sections of the one-page README), and the page that holds each section here. A name
+#: missing from this map stays a reference to nothing and fails the build, as a broken
+#: link should.
 README_SECTIONS = {
     "Quickstart": "quickstart",
     "Installation": "quickstart",

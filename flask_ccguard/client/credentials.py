@@ -422,7 +422,7 @@ class ClientCredentials(RenewingBearerAuth):
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     def _basic_hint(self, tried: list[str | None]) -> str | None:
-        """What to change when HTTP Basic credentials were refused (see README, "Token client")."""
+        """What to change when HTTP Basic credentials were refused (see docs/client.rst, "Token client")."""
         if len(tried) == 2:
             return (
                 "the client id and secret were refused both RFC 6749-encoded and raw over HTTP Basic: "

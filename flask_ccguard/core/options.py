@@ -1,8 +1,8 @@
 """Every option declared once: its name, default, documentation, checks, scope and layer.
 
 ``TokenValidator``'s keywords, the ``CCGUARD_*`` keys (:mod:`flask_ccguard.config`),
-the keys of per-issuer dicts, the README's configuration table
-(:func:`option_table_rst`) and the configuration error messages all come from
+the keys of per-issuer dicts, the configuration table of the docs
+(:func:`option_table_rst`, rendered in ``docs/configuration.rst``) and the configuration error messages all come from
 :data:`OPTIONS`. Adding an option is one :class:`Option` here plus its use.
 """
 

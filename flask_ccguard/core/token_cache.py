@@ -22,7 +22,7 @@ the set is refetched, at the cost of one integer comparison per hit.
 
 The key is the token string itself: Python caches a string's hash, so a
 lookup costs one hash of the token, cheaper than a SHA-256 digest (see the
-README's performance section for the measured difference in memory).
+docs' performance page, ``docs/performance.rst``, for the measured difference in memory).
 
 A token is stored the second time it is verified, not the first: a
 "doorkeeper" remembers only the hashes of tokens seen once. Tokens that are
