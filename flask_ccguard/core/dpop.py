@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +24,7 @@ from .dpop_nonce import NonceSource
 from .errors import ConfigurationError, InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from .jws import b64url_decode, parse_compact
 from .keys import ASYMMETRIC_ALGORITHMS, UnusableKey, VerifyingKey, prepare_jwk
+from .numbers import bounded_number
 from .replay import ReplayMemoryStore, ReplayStoreFull
 from .request_url import normalize_url
 from .store import ByteStore
@@ -270,7 +270,10 @@ class DPoPVerifier:
         if not isinstance(htu, str) or expected is None or normalize_url(htu) != expected:
             raise _refuse("The DPoP proof's 'htu' does not match the request URL.", "htu_mismatch")
         # §4.3 step 11 / §11.1: created within an acceptable window.
-        if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
+        # core.numbers owns "a sane JSON number": a huge int (10**400) would
+        # overflow math.isfinite()/float() here and end as an unexpected error.
+        iat = bounded_number(iat)
+        if iat is None:
             raise _refuse("The DPoP proof's 'iat' is missing or not a number.", "bad_iat")
         now = self._clock()
         if iat < now - self.iat_past or iat > now + self.iat_future:
@@ -312,7 +315,7 @@ class DPoPVerifier:
             ) from None
         if not fresh:
             raise _refuse("The DPoP proof has already been used.", "replayed")
-        return DPoPProof(thumbprint, jti, float(iat), htm, htu, nonce, next_nonce)
+        return DPoPProof(thumbprint, jti, iat, htm, htu, nonce, next_nonce)
 
     @staticmethod
     def _prepare(jwk: dict[str, Any], alg: str) -> tuple[str, VerifyingKey]:
