@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
+from flask_ccguard.client.dpop import DPoPKey
 from flask_ccguard.testing import TestIssuer, dpop_proof, generate_dpop_key
 from tests.challenges import assert_challenge
 from tests.conftest import make_app
@@ -27,3 +31,20 @@ def test_review3_f3_huge_integer_iat_is_bad_iat(ccguard_issuer: TestIssuer, iat:
         realm="assets",
         error_scheme="DPoP",
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://user:s3cret@api.example/x?q=1#f", "https://api.example/x"),
+        ("https://user@api.example:8443/x", "https://api.example:8443/x"),
+        ("https://a%40b:p%40ss@api.example/", "https://api.example/"),
+    ],
+    ids=["user_password", "user_port", "encoded_at"],
+)
+def test_review3_f8_client_proof_htu_has_no_userinfo(url: str, expected: str) -> None:
+    """F8: the token client's proof never carries URL credentials in ``htu``."""
+    proof = DPoPKey().proof("GET", url)
+    claims = json.loads(base64.urlsafe_b64decode(proof.split(".")[1] + "=="))
+    assert claims["htu"] == expected
+    assert "s3cret" not in proof
