@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
+from typing import Any
 
 import pytest
 
+from flask_ccguard import sender
 from flask_ccguard.client.dpop import DPoPKey
+from flask_ccguard.core import dpop
+from flask_ccguard.core.replay import KeyQuota, ReplayMemoryStore
 from flask_ccguard.testing import TestIssuer, dpop_proof, generate_dpop_key
 from tests.challenges import assert_challenge
 from tests.conftest import make_app
@@ -48,3 +53,65 @@ def test_review3_f8_client_proof_htu_has_no_userinfo(url: str, expected: str) ->
     claims = json.loads(base64.urlsafe_b64decode(proof.split(".")[1] + "=="))
     assert claims["htu"] == expected
     assert "s3cret" not in proof
+
+
+def _dpop(key: Any, token: str) -> list[tuple[str, str]]:
+    return [("Authorization", f"DPoP {token}"), ("DPoP", dpop_proof(key, "GET", URL, token))]
+
+
+def test_review3_f2_full_replay_store_is_503_with_retry_after(
+    ccguard_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F2: a full in-process replay store is the server's state: 503 + Retry-After, not 401."""
+    monkeypatch.setattr(sender, "ReplayMemoryStore", lambda: ReplayMemoryStore(3))
+    client = make_app(ccguard_issuer).test_client()
+    attacker, victim = generate_dpop_key(), generate_dpop_key()
+    token = ccguard_issuer.mint(dpop_key=attacker, client_id="attacker")
+    for _ in range(3):
+        assert client.get("/v", headers=_dpop(attacker, token)).status_code == 200
+    victim_token = ccguard_issuer.mint(dpop_key=victim, client_id="victim")
+    response = client.get("/v", headers=_dpop(victim, victim_token))
+    assert response.status_code == 503
+    assert "WWW-Authenticate" not in response.headers
+    # Until the oldest entry expires: within the 60 s + 10 s + 1 s window.
+    assert 1 <= int(response.headers["Retry-After"]) <= 71
+    assert response.get_json()["error"] == "temporarily_unavailable"
+
+
+def test_review3_f2_one_key_cannot_fill_the_replay_store(
+    ccguard_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F2: past its per-key quota a key's proofs get 401 ``replay_quota``; other keys still pass."""
+    monkeypatch.setattr(sender, "ReplayMemoryStore", lambda: ReplayMemoryStore(3))
+    monkeypatch.setattr(dpop, "KeyQuota", functools.partial(KeyQuota, 2))
+    client = make_app(ccguard_issuer).test_client()
+    attacker, victim = generate_dpop_key(), generate_dpop_key()
+    token = ccguard_issuer.mint(dpop_key=attacker, client_id="attacker")
+    captured = _dpop(attacker, token)
+    assert client.get("/v", headers=captured).status_code == 200
+    # A replay is refused as a replay and spends no quota: the next proof passes.
+    assert "already been used" in client.get("/v", headers=captured).headers["WWW-Authenticate"]
+    assert client.get("/v", headers=_dpop(attacker, token)).status_code == 200
+    assert_challenge(
+        client.get("/v", headers=_dpop(attacker, token)),
+        401,
+        "invalid_dpop_proof",
+        "Too many DPoP proofs with this key; retry shortly.",
+        realm="assets",
+        error_scheme="DPoP",
+    )
+    victim_token = ccguard_issuer.mint(dpop_key=victim, client_id="victim")
+    assert_challenge(client.get("/v", headers=_dpop(victim, victim_token)), 200, realm="assets")
+
+
+def test_review3_f2_quota_table_is_bounded() -> None:
+    """F2: the per-key table keeps at most ``max_keys`` keys and drops expired windows first."""
+    now = [0.0]
+    quota = KeyQuota(1, 10.0, max_keys=3, clock=lambda: now[0])
+    for n in range(5):
+        quota.record(f"k{n}")
+    assert len(quota._counts) == 3 and not quota.allows("k4")
+    now[0] = 10.0
+    assert quota.allows("k4")
+    quota.record("new")
+    assert list(quota._counts) == ["new"]

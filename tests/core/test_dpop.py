@@ -35,6 +35,7 @@ from flask_ccguard.core.errors import (
     UseDPoPNonce,
 )
 from flask_ccguard.core.replay import ReplayMemoryStore, ReplayStoreFull
+from flask_ccguard.core.replay_store import ReplayStoreUnavailable
 from flask_ccguard.core.request_url import (
     effective_request_url,
     normalize_url,
@@ -327,9 +328,9 @@ def test_replay_store_expiry_and_size_bound() -> None:
 def test_rfc9449_11_1_full_replay_store_refuses_rather_than_forgets() -> None:
     v = verifier(replay_store=ReplayMemoryStore(max_entries=1))
     verify(make_proof(), v)
-    with pytest.raises(InvalidDPoPProof) as info:
+    with pytest.raises(ReplayStoreUnavailable) as info:
         verify(make_proof(), v)
-    assert info.value.reason == "replay_store_full"
+    assert info.value.reason == "replay_store_full" and info.value.status == 503
 
 
 # --- nonces (§9) -------------------------------------------------------------------------------
