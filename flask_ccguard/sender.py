@@ -106,6 +106,14 @@ def apply_profile(settings: dict[str, Any], explicit: Collection[str] = ()) -> d
                 f"CCGUARD_ISSUER[{index}]['algorithms'] conflicts with CCGUARD_PROFILE='fapi2'; use only "
                 f"{list(FAPI2_ALGORITHMS)}."
             )
+        # An issuer's own 'dpop' overrides CCGUARD_DPOP for its tokens, so
+        # it can switch the only sender constraint off just the same.
+        if spec.get("dpop") == "disabled" and out.get("CCGUARD_CLIENT_CERT_SOURCE") is None:
+            raise ConfigurationError(
+                f"CCGUARD_ISSUER[{index}]['dpop']='disabled' with no CCGUARD_CLIENT_CERT_SOURCE leaves that "
+                "issuer's tokens no sender constraint, which CCGUARD_PROFILE='fapi2' requires: allow DPoP for "
+                "it or set CCGUARD_CLIENT_CERT_SOURCE."
+            )
     if out.get("CCGUARD_DPOP", "allowed") == "disabled" and out.get("CCGUARD_CLIENT_CERT_SOURCE") is None:
         raise ConfigurationError(
             "CCGUARD_DPOP='disabled' with no CCGUARD_CLIENT_CERT_SOURCE leaves no sender constraint, which "

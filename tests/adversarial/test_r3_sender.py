@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 import pytest
+from flask import Flask
 
-from flask_ccguard import sender
+from flask_ccguard import CCGuard, ConfigurationError, sender
 from flask_ccguard.client.dpop import DPoPKey
 from flask_ccguard.core import dpop
 from flask_ccguard.core.replay import KeyQuota, ReplayMemoryStore
@@ -115,3 +116,17 @@ def test_review3_f2_quota_table_is_bounded() -> None:
     assert quota.allows("k4")
     quota.record("new")
     assert list(quota._counts) == ["new"]
+
+
+@pytest.mark.parametrize("as_list", [True, False], ids=["issuer_list", "issuer_dict"])
+def test_review3_f4_fapi2_refuses_an_issuer_with_dpop_disabled_and_no_certificates(
+    ccguard_issuer: TestIssuer, as_list: bool
+) -> None:
+    """F4: FAPI 2.0 needs a sender constraint for every issuer, not only app-wide."""
+    spec = {"issuer": ccguard_issuer.issuer, "audience": ccguard_issuer.audience, "dpop": "disabled"}
+    app = Flask("assets")
+    app.config.update(CCGUARD_PROFILE="fapi2", CCGUARD_ISSUER=[spec] if as_list else spec)
+    with pytest.raises(
+        ConfigurationError, match=r"CCGUARD_ISSUER\[0\]\['dpop'\]='disabled'.*CCGUARD_CLIENT_CERT_SOURCE"
+    ):
+        CCGuard(app)
