@@ -130,3 +130,86 @@ def test_review3_f4_fapi2_refuses_an_issuer_with_dpop_disabled_and_no_certificat
         ConfigurationError, match=r"CCGUARD_ISSUER\[0\]\['dpop'\]='disabled'.*CCGUARD_CLIENT_CERT_SOURCE"
     ):
         CCGuard(app)
+
+
+_PROXY_WRITES = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "api.example")]
+_FORWARDED_TABLE = [
+    # (setting, headers reaching the app, proof URL, status)
+    (None, [*_PROXY_WRITES, ("Forwarded", "host=evil.example;proto=https")], "https://evil.example/v", 401),
+    (None, [*_PROXY_WRITES, ("Forwarded", "host=evil.example;proto=https")], "https://api.example/v", 200),
+    (None, [*_PROXY_WRITES, ("X-Forwarded-Prefix", "/other")], "https://api.example/other/v", 401),
+    (None, [*_PROXY_WRITES, ("X-Forwarded-Prefix", "/other")], "https://api.example/v", 200),
+    ("x-forwarded", [*_PROXY_WRITES, ("Forwarded", "host=evil.example;proto=https")], "https://evil.example/v", 401),
+    (
+        "forwarded",
+        [("Forwarded", "host=api.example;proto=https"), ("X-Forwarded-Host", "evil.example")],
+        "https://api.example/v",
+        200,
+    ),
+    (
+        "forwarded",
+        [("Forwarded", "host=api.example;proto=https"), ("X-Forwarded-Host", "evil.example")],
+        "https://evil.example/v",
+        401,
+    ),
+    (
+        ["x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"],
+        [*_PROXY_WRITES, ("X-Forwarded-Prefix", "/api")],
+        "https://api.example/api/v",
+        200,
+    ),
+    (["X-Forwarded-Host"], [*_PROXY_WRITES], "http://api.example/v", 200),
+]
+
+
+@pytest.mark.parametrize(
+    ("setting", "headers", "proof_url", "status"),
+    _FORWARDED_TABLE,
+    ids=[
+        "client_forwarded_ignored_proof_evil",
+        "client_forwarded_ignored_proof_api",
+        "client_prefix_ignored_proof_prefixed",
+        "client_prefix_ignored_proof_api",
+        "x_forwarded_explicit",
+        "forwarded_family_reads_forwarded",
+        "forwarded_family_ignores_client_xfh",
+        "listed_prefix_read",
+        "host_only_list",
+    ],
+)
+def test_review3_f1_only_the_configured_forwarding_headers_are_read(
+    ccguard_issuer: TestIssuer, setting: Any, headers: list[tuple[str, str]], proof_url: str, status: int
+) -> None:
+    """F1: a proxy passes on headers it does not write; only those it writes are read for ``htu``."""
+    config: dict[str, Any] = {"CCGUARD_TRUSTED_PROXIES": ["127.0.0.1"]}
+    if setting is not None:
+        config["CCGUARD_FORWARDED_HEADERS"] = setting
+    client = make_app(ccguard_issuer, **config).test_client()
+    key = generate_dpop_key()
+    token = ccguard_issuer.mint(dpop_key=key)
+    proof = dpop_proof(key, "GET", proof_url, token)
+    response = client.get(
+        "/v",
+        headers=[("Authorization", f"DPoP {token}"), ("DPoP", proof), *headers],
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    if status == 200:
+        assert_challenge(response, 200, realm="assets")
+    else:
+        assert_challenge(
+            response,
+            401,
+            "invalid_dpop_proof",
+            "The DPoP proof's 'htu' does not match the request URL.",
+            realm="assets",
+            error_scheme="DPoP",
+        )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["both", [], ["forwarded", "x-forwarded-host"], ["x-real-host"], "X-Forwarded", None, ["x-forwarded-host", 1]],
+)
+def test_review3_f1_forwarded_headers_setting_is_checked_at_start_up(ccguard_issuer: TestIssuer, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="CCGUARD_FORWARDED_HEADERS must be"):
+        make_app(ccguard_issuer, CCGUARD_FORWARDED_HEADERS=value)
