@@ -26,7 +26,7 @@ from .core.option_checks_binding import FAPI2_ALGORITHMS
 from .core.proxies import Network
 from .core.replay import ReplayMemoryStore
 from .core.replay_store import DailyNonceSource, SharedNonceSecret, open_replay_store
-from .core.request_url import effective_request_url
+from .core.request_url import effective_request_url, parse_forwarded_headers
 from .core.validator import TokenValidator
 from .responses import BEARER, Scheme
 
@@ -42,6 +42,8 @@ class SenderSettings:
     dpop_scheme: bool
     public_base_url: str | None
     trusted_proxies: tuple[Network, ...]
+    #: The forwarding headers read from a trusted proxy (``CCGUARD_FORWARDED_HEADERS``).
+    forwarded_headers: frozenset[str]
     client_cert_source: str | None
     nonce: NonceSource | None
     #: The challenges offered (RFC 9449 §7.1: ``DPoP algs="…"`` beside or instead of ``Bearer``).
@@ -105,6 +107,14 @@ def apply_profile(settings: dict[str, Any], explicit: Collection[str] = ()) -> d
             raise ConfigurationError(
                 f"CCGUARD_ISSUER[{index}]['algorithms'] conflicts with CCGUARD_PROFILE='fapi2'; use only "
                 f"{list(FAPI2_ALGORITHMS)}."
+            )
+        # An issuer's own 'dpop' overrides CCGUARD_DPOP for its tokens, so
+        # it can switch the only sender constraint off just the same.
+        if spec.get("dpop") == "disabled" and out.get("CCGUARD_CLIENT_CERT_SOURCE") is None:
+            raise ConfigurationError(
+                f"CCGUARD_ISSUER[{index}]['dpop']='disabled' with no CCGUARD_CLIENT_CERT_SOURCE leaves that "
+                "issuer's tokens no sender constraint, which CCGUARD_PROFILE='fapi2' requires: allow DPoP for "
+                "it or set CCGUARD_CLIENT_CERT_SOURCE."
             )
     if out.get("CCGUARD_DPOP", "allowed") == "disabled" and out.get("CCGUARD_CLIENT_CERT_SOURCE") is None:
         raise ConfigurationError(
@@ -173,6 +183,7 @@ def configure(settings: Mapping[str, Any], validator: TokenValidator) -> SenderS
         dpop_scheme=all_modes != {"disabled"},
         public_base_url=settings["CCGUARD_PUBLIC_BASE_URL"],
         trusted_proxies=proxies,
+        forwarded_headers=parse_forwarded_headers(settings["CCGUARD_FORWARDED_HEADERS"]),
         client_cert_source=source,
         nonce=nonce,
         schemes=schemes,
@@ -200,6 +211,7 @@ def request_url(req: Request, sender: SenderSettings) -> str:
         remote_addr=req.remote_addr,
         public_base_url=sender.public_base_url,
         trusted_proxies=sender.trusted_proxies,
+        forwarded_headers=sender.forwarded_headers,
     )
 
 

@@ -267,7 +267,10 @@ def test_i16_01_auth0_1_9_2_extra_cnf_members_are_accepted(app: Flask, ccguard_i
     [
         pytest.param({"CCGUARD_PUBLIC_BASE_URL": "https://gw.example/api"}, {}, [], id="spring_17202_public_base_url"),
         pytest.param(
-            {"CCGUARD_TRUSTED_PROXIES": ["10.0.0.0/8"]},
+            {
+                "CCGUARD_TRUSTED_PROXIES": ["10.0.0.0/8"],
+                "CCGUARD_FORWARDED_HEADERS": ["x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"],
+            },
             {"REMOTE_ADDR": "10.1.2.3"},
             [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "gw.example"), ("X-Forwarded-Prefix", "/api")],
             id="spring_17202_trusted_proxy_prefix",

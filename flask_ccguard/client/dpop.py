@@ -43,9 +43,16 @@ def _int_b64(value: int, size: int) -> str:
 
 
 def htu(url: str) -> str:
-    """The ``htu`` for ``url``: the URI without query and fragment (RFC 9449 §4.2)."""
+    """The ``htu`` for ``url``: the URI without userinfo, query and fragment (RFC 9449 §4.2).
+
+    Userinfo (``user:password@``) is dropped: a proof is a bearer of its claims
+    to the resource and anything that logs it, and RFC 3986 §3.2.1 deprecates
+    passwords in URIs; the server compares the URL it received, which never
+    carries userinfo (RFC 9110 §4.2.4).
+    """
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "", ""))
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", "", ""))
 
 
 def ath(token: str) -> str:

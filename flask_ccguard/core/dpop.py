@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -25,7 +24,9 @@ from .dpop_nonce import NonceSource
 from .errors import ConfigurationError, InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from .jws import b64url_decode, parse_compact
 from .keys import ASYMMETRIC_ALGORITHMS, UnusableKey, VerifyingKey, prepare_jwk
-from .replay import ReplayMemoryStore, ReplayStoreFull
+from .numbers import bounded_number
+from .replay import KeyQuota, ReplayMemoryStore, ReplayStoreFull
+from .replay_store import ReplayStoreUnavailable
 from .request_url import normalize_url
 from .store import ByteStore
 
@@ -205,6 +206,8 @@ class DPoPVerifier:
         self.replay_store: ByteStore = replay_store if replay_store is not None else ReplayMemoryStore()
         self.nonce_source = nonce_source
         self._clock = clock
+        # Entries live at most iat_past + iat_future + 1 s (the ttl below).
+        self.key_quota = KeyQuota(window=self.iat_past + self.iat_future + 1.0, clock=clock)
         self._keys: OrderedDict[bytes, tuple[str, VerifyingKey]] = OrderedDict()
         self._keys_lock = threading.Lock()
 
@@ -218,7 +221,11 @@ class DPoPVerifier:
         :param jkt: the token's ``cnf.jkt`` (:func:`token_jkt`); ``None``
             skips the binding check, for the caller to decide on unbound tokens.
         :raises UseDPoPNonce: if nonces are on and the proof lacks a current one.
-        :raises InvalidDPoPProof: for every other failure.
+        :raises ReplayStoreUnavailable: the replay store cannot record the
+            proof (down, or full: 503 with ``Retry-After``).
+        :raises InvalidDPoPProof: for every other failure (``replay_quota``:
+            the key has :data:`~flask_ccguard.core.replay.KEY_QUOTA` proofs
+            recorded in this window).
         """
         return self._verify(proof, method, url, access_token, jkt)
 
@@ -270,7 +277,10 @@ class DPoPVerifier:
         if not isinstance(htu, str) or expected is None or normalize_url(htu) != expected:
             raise _refuse("The DPoP proof's 'htu' does not match the request URL.", "htu_mismatch")
         # §4.3 step 11 / §11.1: created within an acceptable window.
-        if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
+        # core.numbers owns "a sane JSON number": a huge int (10**400) would
+        # overflow math.isfinite()/float() here and end as an unexpected error.
+        iat = bounded_number(iat)
+        if iat is None:
             raise _refuse("The DPoP proof's 'iat' is missing or not a number.", "bad_iat")
         now = self._clock()
         if iat < now - self.iat_past or iat > now + self.iat_future:
@@ -304,15 +314,24 @@ class DPoPVerifier:
             b"ccguard-dpop\0" + thumbprint.encode() + b"\0" + jti.encode("utf-8", "surrogatepass")
         ).digest()
         ttl = iat + self.iat_past - now + 1.0
+        # One key may not take the store from everyone else. Only recorded
+        # proofs count, so replaying a captured proof spends no one's quota.
+        if not self.key_quota.allows(thumbprint):
+            raise _refuse("Too many DPoP proofs with this key; retry shortly.", "replay_quota")
         try:
             fresh = self.replay_store.add_if_absent(replay_key, b"1", ttl)
-        except ReplayStoreFull:
-            raise _refuse(
-                "The server cannot record more DPoP proofs now; retry shortly.", "replay_store_full"
+        except ReplayStoreFull as exc:
+            # The server's state, not the proof, is at fault: 503 like a
+            # replay store that is down, never a 401 blaming the client.
+            raise ReplayStoreUnavailable(
+                "The server cannot record more DPoP proofs now; try again later.",
+                reason="replay_store_full",
+                retry_after=exc.retry_after,
             ) from None
         if not fresh:
             raise _refuse("The DPoP proof has already been used.", "replayed")
-        return DPoPProof(thumbprint, jti, float(iat), htm, htu, nonce, next_nonce)
+        self.key_quota.record(thumbprint)
+        return DPoPProof(thumbprint, jti, iat, htm, htu, nonce, next_nonce)
 
     @staticmethod
     def _prepare(jwk: dict[str, Any], alg: str) -> tuple[str, VerifyingKey]:

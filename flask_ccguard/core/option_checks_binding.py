@@ -12,7 +12,7 @@ from .errors import ConfigurationError
 from .keys import ASYMMETRIC_ALGORITHMS
 from .mtls import SOURCES
 from .proxies import Network, parse_trusted_proxies
-from .request_url import parse_public_base_url
+from .request_url import parse_forwarded_headers, parse_public_base_url
 
 __all__ = [
     "FAPI2_ALGORITHMS",
@@ -22,6 +22,7 @@ __all__ = [
     "dpop_iat_window",
     "dpop_mode",
     "dpop_nonce",
+    "forwarded_headers",
     "profile",
     "public_base_url",
     "trusted_proxies",
@@ -75,6 +76,13 @@ def public_base_url(value: Any, name: str) -> str | None:
     if not isinstance(value, str):
         raise ConfigurationError(f"{name} must be the API's public base URL such as 'https://api.example.com'.")
     return parse_public_base_url(value, name)
+
+
+def forwarded_headers(value: Any, name: str) -> str | tuple[str, ...]:
+    # Checked here, kept as given (the settings show what was configured);
+    # the Flask layer reads it with parse_forwarded_headers.
+    parse_forwarded_headers(value, name)
+    return value if isinstance(value, str) else tuple(v.lower() for v in value)
 
 
 def trusted_proxies(value: Any, name: str) -> tuple[Network, ...]:

@@ -253,6 +253,15 @@ _ALL = (
         layer="extension",
     ),
     _o(
+        "forwarded_headers",
+        "x-forwarded",
+        'The forwarding headers the trusted proxies write, the only ones read: ``"x-forwarded"`` '
+        '(``X-Forwarded-Proto``/``-Host``), ``"forwarded"`` (RFC 7239) or a list such as '
+        '``["x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"]``; the proxy must overwrite them.',
+        b.forwarded_headers,
+        layer="extension",
+    ),
+    _o(
         "client_cert_source",
         None,
         'Where the client certificate of a certificate-bound token comes from (RFC 8705): ``"environ"`` '

@@ -17,14 +17,22 @@ from .errors import ConfigurationError
 from .proxies import Network, is_trusted_peer, parse_trusted_proxies
 
 __all__ = [
+    "FORWARDING_HEADERS",
+    "X_FORWARDED",
     "TrustedProxies",
     "effective_request_url",
     "normalize_url",
+    "parse_forwarded_headers",
     "parse_public_base_url",
     "parse_trusted_proxies",
 ]
 
 TrustedProxies = tuple[Network, ...]
+
+#: The forwarding headers a trusted proxy may be said to write.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix")
+#: What most proxies write (nginx, HAProxy, AWS ALB, Traefik): the default.
+X_FORWARDED = frozenset({"x-forwarded-proto", "x-forwarded-host"})
 
 # RFC 3986 §2: the only characters a URI may hold; anything else (spaces,
 # tabs, newlines, non-ASCII) makes the URL unusable rather than "cleaned".
@@ -128,6 +136,34 @@ def parse_public_base_url(value: str, option: str = "CCGUARD_PUBLIC_BASE_URL") -
     return normalized.rstrip("/")
 
 
+def parse_forwarded_headers(value: object, option: str = "CCGUARD_FORWARDED_HEADERS") -> frozenset[str]:
+    """The forwarding headers the trusted proxy writes, checked once at start-up.
+
+    A proxy passes on the headers it does not write, so a client's own
+    ``Forwarded`` or ``X-Forwarded-Prefix`` would reach us as if the proxy had
+    written it (auth0 express-oauth2-jwt-bearer 1.9.1); only the headers named
+    here are read, and never both families for the host and scheme.
+
+    :param value: ``"x-forwarded"`` (``X-Forwarded-Proto`` and ``-Host``),
+        ``"forwarded"`` (RFC 7239 ``Forwarded``) or a list of names from
+        :data:`FORWARDING_HEADERS`.
+    :raises ConfigurationError: naming ``option`` for anything else.
+    """
+    if value == "x-forwarded":
+        return X_FORWARDED
+    if value == "forwarded":
+        return frozenset({"forwarded"})
+    names = {v.lower() for v in value if isinstance(v, str)} if isinstance(value, (list, tuple)) else set()
+    valid = isinstance(value, (list, tuple)) and len(names) == len(value) and names <= set(FORWARDING_HEADERS)
+    if not valid or not names or ("forwarded" in names and names & X_FORWARDED):
+        raise ConfigurationError(
+            f"{option} must be 'x-forwarded', 'forwarded' or a non-empty list of the headers the trusted proxy "
+            f"writes from {list(FORWARDING_HEADERS)}, without both 'forwarded' and 'x-forwarded-proto'/'-host' "
+            "(e.g. ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix'])."
+        )
+    return frozenset(names)
+
+
 def _last(value: str | None) -> str | None:
     """The right-most list element: the one our trusted proxy wrote (earlier ones came from the client)."""
     if value is None:
@@ -186,6 +222,7 @@ def effective_request_url(
     remote_addr: str | None,
     public_base_url: str | None = None,
     trusted_proxies: TrustedProxies = (),
+    forwarded_headers: frozenset[str] = X_FORWARDED,
 ) -> str:
     """The URL the client addressed, without query, to compare with ``htu`` (RFC 9449 §4.3).
 
@@ -201,9 +238,12 @@ def effective_request_url(
     :param public_base_url: where the application's root is reachable, e.g.
         ``https://api.example.com/svc1``; when set, headers are ignored.
     :param trusted_proxies: from :func:`parse_trusted_proxies`; forwarding
-        headers (``Forwarded``, else ``X-Forwarded-Proto``/``-Host``/
-        ``-Prefix``) are read only when the peer is one of them, and only the
+        headers are read only when the peer is one of them, and only the
         right-most value of each, the one that proxy wrote.
+    :param forwarded_headers: from :func:`parse_forwarded_headers`: the only
+        forwarding headers read. The proxy must overwrite them (a client's
+        own copy would otherwise be read); any other is ignored, because a
+        proxy passes on the headers it does not write.
     """
     path = quote(path, safe=_PATH_SAFE)
     if path and not path.startswith("/"):
@@ -211,7 +251,8 @@ def effective_request_url(
     if public_base_url is not None:
         return public_base_url.rstrip("/") + path
     if is_trusted_peer(remote_addr, trusted_proxies):
-        lowered = {k.lower(): v for k, v in headers.items() if k.lower() in _FORWARDING_HEADERS}
+        # Only what the proxy writes: a header it does not write is the client's.
+        lowered = {k.lower(): v for k, v in headers.items() if k.lower() in forwarded_headers}
         forwarded = lowered.get("forwarded")
         if forwarded is not None:
             pairs = _forwarded(forwarded)
@@ -224,6 +265,3 @@ def effective_request_url(
         if prefix and prefix.startswith("/") and _URI_CHARS.fullmatch(prefix) and not set("?#") & set(prefix):
             path = prefix.rstrip("/") + path
     return f"{scheme.lower()}://{server_host}{path}"
-
-
-_FORWARDING_HEADERS = frozenset({"forwarded", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"})

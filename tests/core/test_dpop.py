@@ -35,6 +35,7 @@ from flask_ccguard.core.errors import (
     UseDPoPNonce,
 )
 from flask_ccguard.core.replay import ReplayMemoryStore, ReplayStoreFull
+from flask_ccguard.core.replay_store import ReplayStoreUnavailable
 from flask_ccguard.core.request_url import (
     effective_request_url,
     normalize_url,
@@ -327,9 +328,9 @@ def test_replay_store_expiry_and_size_bound() -> None:
 def test_rfc9449_11_1_full_replay_store_refuses_rather_than_forgets() -> None:
     v = verifier(replay_store=ReplayMemoryStore(max_entries=1))
     verify(make_proof(), v)
-    with pytest.raises(InvalidDPoPProof) as info:
+    with pytest.raises(ReplayStoreUnavailable) as info:
         verify(make_proof(), v)
-    assert info.value.reason == "replay_store_full"
+    assert info.value.reason == "replay_store_full" and info.value.status == 503
 
 
 # --- nonces (§9) -------------------------------------------------------------------------------
@@ -561,6 +562,7 @@ def test_htu_normalisation(url: str, expected: str | None) -> None:
 # --- effective request URL ------------------------------------------------------------------------
 
 PROXY = parse_trusted_proxies(["10.0.0.0/8", "::1"])
+PREFIX_TOO = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"})
 
 EFFECTIVE = [
     (
@@ -595,6 +597,7 @@ EFFECTIVE = [
         {
             "headers": {"Forwarded": 'for=1.2.3.4;proto=http, for=5.6.7.8;host="api.example.com";proto=https'},
             "remote_addr": "::1",
+            "forwarded_headers": frozenset({"forwarded"}),
         },
         "https://api.example.com/items",
         "RFC7239-forwarded-last-element",
@@ -603,6 +606,7 @@ EFFECTIVE = [
         {
             "headers": {"Forwarded": "host=api.example.com;proto=https", "X-Forwarded-Host": "evil.example"},
             "remote_addr": "10.0.0.1",
+            "forwarded_headers": frozenset({"forwarded"}),
         },
         "https://api.example.com/items",
         "RFC7239-forwarded-wins",
@@ -638,6 +642,7 @@ EFFECTIVE = [
                 "X-Forwarded-Host": "api.example.com",
             },
             "remote_addr": "10.0.0.1",
+            "forwarded_headers": PREFIX_TOO,
         },
         "https://api.example.com/svc1/items",
         "spring-17202-path-stripping-proxy-prefix",
@@ -705,6 +710,7 @@ def test_spring_17202_path_stripping_proxy() -> None:
         headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com", "X-Forwarded-Prefix": "/svc1"},
         remote_addr="10.0.0.1",
         trusted_proxies=PROXY,
+        forwarded_headers=PREFIX_TOO,
     )
     assert verify(proof, url=url).htu == "https://api.example.com/svc1/items"
 
