@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Request
 
-from .core.request import Headers, HTTPRequest
+from .core.request import BEARER_REQUEST, Headers, HTTPRequest
 from .sender import SenderSettings, request_certificate, request_url
 
 __all__ = ["BEARER_ONLY", "describe"]
@@ -13,7 +13,7 @@ __all__ = ["BEARER_ONLY", "describe"]
 #: when no client certificate source is configured: it reads only the scheme
 #: (RFC 9449 §7.2: a DPoP-bound token sent as Bearer is refused; ``dpop="required"``
 #: refuses Bearer), so the common request is not described field by field.
-BEARER_ONLY = HTTPRequest(method="", url="", headers=Headers([("Authorization", "Bearer")]))
+BEARER_ONLY = BEARER_REQUEST
 
 
 def describe(req: Request, sender: SenderSettings | None = None) -> HTTPRequest:

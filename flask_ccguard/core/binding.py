@@ -23,7 +23,7 @@ from .claims import VerifiedToken
 from .dpop import DPoPProof, DPoPVerifier, single_proof, token_jkt
 from .errors import InvalidDPoPProof, InvalidToken
 from .mtls import check_certificate_binding
-from .request import HTTPRequest
+from .request import BEARER_REQUEST, HTTPRequest
 
 __all__ = ["DPOP_MODES", "SenderConstraint", "authorization_scheme"]
 
@@ -76,6 +76,8 @@ class SenderConstraint:
         if self._plain_bearer_ok and token._claims.get("cnf") is None:
             # The common case, an unbound Bearer token where Bearer is accepted:
             # nothing to check, and no more work than reading one header.
+            if request is BEARER_REQUEST:
+                return
             value = request.headers.get("Authorization")
             if value is None or value.lstrip(" \t")[:5].lower() != "dpop ":
                 return

@@ -76,3 +76,10 @@ class HTTPRequest:
         # The query may hold an access token (RFC 6750 §2.3): left out.
         url = self.url.split("?", 1)[0]
         return f"HTTPRequest(method={self.method!r}, url={url!r}, cert={self.client_cert is not None})"
+
+
+#: A request known to carry the ``Bearer`` scheme and nothing a binding step
+#: reads besides it (no certificate): the framework layer passes this one
+#: object instead of describing such a request field by field, and the
+#: sender-constraint step recognises it by identity.
+BEARER_REQUEST = HTTPRequest(method="", url="", headers=Headers([("Authorization", "Bearer")]))
