@@ -15,9 +15,14 @@ and keep the rest, so that a test shows that exactly that change is caught.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from flask import Flask
 
 from flask_ccguard import CCGuard, current_token, require_token
@@ -109,3 +114,27 @@ def flip_signature(token: str) -> str:
     raw = bytearray(b64url_decode(signature))
     raw[len(raw) // 2] ^= 0x01
     return f"{header}.{payload}.{b64url(bytes(raw))}"
+
+
+def client_certificate(name: str = "client") -> x509.Certificate:
+    """A fresh self-signed EC certificate, as a client presents over mutual TLS
+    (RFC 8705 §2.2), valid from a minute ago for a day."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+
+
+def certificate_der_pem(name: str = "client") -> tuple[bytes, str]:
+    """:func:`client_certificate` as (DER, PEM text)."""
+    cert = client_certificate(name)
+    return cert.public_bytes(serialization.Encoding.DER), cert.public_bytes(serialization.Encoding.PEM).decode()

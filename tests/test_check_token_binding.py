@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from flask import Flask
 
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import certificate_der_pem as _pem
 from tests.conftest import make_app
 from tests.dpop_proofs import DPoPKey
 
@@ -90,23 +86,6 @@ def test_i16_04_check_token_reports_a_bearer_downgrade(app: Flask, ccguard_issue
     token = ccguard_issuer.mint(cnf={"jkt": KEY.jkt})
     result = _check(app, token, "--url", URL)
     assert lines(result)["binding"][0] == "FAIL" and result.exit_code == 1
-
-
-def _pem() -> tuple[bytes, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER), cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def test_i16_04_check_token_reports_the_certificate_binding(ccguard_issuer: TestIssuer, tmp_path: Path) -> None:

@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from flask_ccguard import ConfigurationError
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import DPOP, assert_challenge
+from tests.conftest import certificate_der_pem as _cert
 from tests.conftest import make_app
 from tests.dpop_proofs import DPoPKey
-
-
-def _cert(name: str) -> tuple[bytes, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER), cert.public_bytes(serialization.Encoding.PEM).decode()
-
 
 LEAF_DER, LEAF_PEM = _cert("client")
 OTHER_DER, OTHER_PEM = _cert("someone-else")

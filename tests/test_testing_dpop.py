@@ -8,7 +8,6 @@ Tokens are bound to the proof's key (RFC 9449 §5, §6.1); bad proofs are refuse
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import json
 import time
@@ -17,11 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from joserfc import jws
 from joserfc.jwk import JWKRegistry
 
@@ -33,6 +28,7 @@ from flask_ccguard.testing import (
     jwk_thumbprint,
     public_jwk,
 )
+from tests.conftest import client_certificate as _certificate
 
 KEY = generate_dpop_key()
 
@@ -157,22 +153,6 @@ def test_i16_05_rfc9449_8_nonce_demanded() -> None:
         iss.dpop.rotate_nonce()
         again = ask(iss, dpop_proof(KEY, "POST", iss.token_endpoint, nonce=nonce))
         assert again.json()["error"] == "use_dpop_nonce" and again.headers["DPoP-Nonce"] != nonce
-
-
-def _certificate() -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
 
 
 def test_i16_05_mint_binds_to_a_dpop_key_or_a_certificate(issuer: TestIssuer) -> None:

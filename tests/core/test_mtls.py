@@ -7,7 +7,6 @@ the ids name the RFC section or the preset.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import hmac
 import ipaddress
@@ -16,10 +15,6 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from flask_ccguard.core.errors import ConfigurationError, InvalidToken
 from flask_ccguard.core.mtls import (
@@ -33,6 +28,7 @@ from flask_ccguard.core.mtls import (
     is_certificate_bound,
 )
 from flask_ccguard.core.proxies import is_trusted_peer, parse_trusted_proxies
+from tests.conftest import certificate_der_pem
 
 PROXY = "10.0.0.7"
 TRUSTED = parse_trusted_proxies(["10.0.0.0/24", "fd00::/8"])
@@ -49,20 +45,7 @@ class Cert:
 
 
 def _self_signed(name: str) -> Cert:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return Cert(cert.public_bytes(serialization.Encoding.DER), cert.public_bytes(serialization.Encoding.PEM).decode())
+    return Cert(*certificate_der_pem(name))
 
 
 @pytest.fixture(scope="module")

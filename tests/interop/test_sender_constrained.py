@@ -18,7 +18,6 @@ proxy; the API reads it from nginx's ``X-SSL-Client-Cert``, trusted from
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import json
 import shutil
@@ -32,10 +31,6 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from flask import Flask, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -43,6 +38,7 @@ from flask_ccguard import CCGuard, current_token, require_token
 from flask_ccguard.client import ClientCredentials
 from tests.challenges import assert_challenge
 from tests.conftest import b64url_decode, with_claims
+from tests.conftest import certificate_der_pem as _cert
 
 if TYPE_CHECKING:  # fixtures come from conftest.py; no runtime import of it
     from .conftest import OidcProvider
@@ -292,23 +288,6 @@ def test_i16_interop_rfc9449_7_2_our_token_bearer_downgraded(api: Api, our_clien
 
 
 # -- certificate-bound tokens (RFC 8705) ------------------------------------
-
-
-def _cert(name: str) -> tuple[bytes, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER), cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 LEAF_DER, LEAF_PEM = _cert("client")
