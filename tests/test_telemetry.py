@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from flask_ccguard import ExpiredToken, InvalidToken, KeysUnavailable, TokenValidator
-from flask_ccguard.core.telemetry import INSTRUMENTS, NO_TELEMETRY, SCOPE, Telemetry
+from flask_ccguard.core.telemetry import DURATION_BUCKETS, INSTRUMENTS, NO_TELEMETRY, SCOPE, Telemetry
 from flask_ccguard.testing import TestIssuer, profile_issuer
 from tests.conftest import bearer, make_app, unverified_claims
+from tests.dpop_proofs import DPoPKey
 
 pytest.importorskip("opentelemetry.sdk")
 
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
+
+DPOP_KEY = DPoPKey()
 
 
 def _reset_globals() -> None:
@@ -207,7 +212,7 @@ def test_i19_01_unreachable_keys_are_an_error_span_and_failed_fetches(otel: Reco
     assert otel.points("ccguard.key_set.fetches") == [({"ccguard.outcome": "failure"}, 1)]
 
 
-def test_i19_01_cooldown_refusals_and_dpop_replays_are_counted(otel: Recorded, ccguard_issuer: TestIssuer) -> None:
+def test_i19_01_cooldown_refusals_are_counted(otel: Recorded, ccguard_issuer: TestIssuer) -> None:
     validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience)
     validator.validate(ccguard_issuer.mint())
     unknown = ccguard_issuer.mint(kid="not-published")
@@ -216,9 +221,72 @@ def test_i19_01_cooldown_refusals_and_dpop_replays_are_counted(otel: Recorded, c
             validator.validate(unknown)
     assert otel.points("ccguard.key_set.cooldown_refusals") == [({}, 2)]
     assert validator.stats()["cooldown_refusals"] == 2
-    # The DPoP step calls this when a proof's jti was seen before (RFC 9449 §11.1).
-    validator.http.telemetry.record_dpop_replay()
+
+
+def test_i19_01_rfc9449_11_1_a_replayed_proof_is_counted_and_traced(otel: Recorded, ccguard_issuer: TestIssuer) -> None:
+    # A token is cached when seen again, so the third proof is accepted and the
+    # replay refused on the cache-hit path: the replay still gets its span, its
+    # refusal and its duration point; the accepted cache hit gets none.
+    app = make_app(ccguard_issuer)
+    FlaskInstrumentor().instrument_app(app)  # type: ignore[no-untyped-call]
+    client = app.test_client()
+    token = ccguard_issuer.mint(cnf={"jkt": DPOP_KEY.jkt})
+    proofs = [DPOP_KEY.proof("GET", "http://localhost/v", token) for _ in range(3)]
+    try:
+        for proof, status in ((proofs[0], 200), (proofs[1], 200), (proofs[2], 200), (proofs[2], 401)):
+            headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
+            assert client.get("/v", headers=headers).status_code == status
+    finally:
+        FlaskInstrumentor().uninstrument_app(app)  # type: ignore[no-untyped-call]
     assert otel.points("ccguard.dpop.replays_refused") == [({}, 1)]
+    refusal = {"ccguard.outcome": "rejected", "ccguard.reason": "replayed", "ccguard.error_code": "invalid_dpop_proof"}
+    assert otel.points("ccguard.validation.refusals") == [(refusal, 1)]
+    *verified, replay_span = otel.spans("ccguard.validate")
+    assert [dict(s.attributes or {})["ccguard.outcome"] for s in verified] == ["accepted", "accepted"]
+    assert dict(replay_span.attributes or {}) == refusal
+    servers = [s for s in otel.spans() if s.kind is SpanKind.SERVER]
+    assert replay_span.parent is not None and replay_span.parent.span_id == servers[-1].context.span_id
+    server_start, replay_start = servers[-1].start_time, replay_span.start_time
+    assert server_start is not None and replay_start is not None and replay_start >= server_start
+    assert sorted(count for _attrs, count in otel.points("ccguard.validation.duration")) == [1, 2]
+    assert otel.points("ccguard.validation.cache_hits") == [({}, 1)]
+
+
+def test_i19_01_a_token_from_the_token_cache_makes_no_span_and_is_counted(
+    otel: Recorded, ccguard_issuer: TestIssuer
+) -> None:
+    # One span costs more than ten cached validations: a cache hit is counted, not traced.
+    validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience)
+    token = ccguard_issuer.mint()
+    with _request_span():
+        for _ in range(5):  # verified twice (a token is cached when seen again), then three hits
+            validator.validate(token)
+    assert len(otel.spans("ccguard.validate")) == 2
+    assert otel.points("ccguard.validation.duration") == [
+        ({"ccguard.outcome": "accepted", "ccguard.algorithm": "RS256"}, 2)
+    ]
+    assert otel.points("ccguard.validation.cache_hits") == [({}, 3)]
+    assert validator.stats()["token_cache_hits"] == 3
+    assert validator.stats()["validations"]["accepted"] == 5
+
+
+def test_i19_01_cache_hits_of_several_validators_add_up_and_never_go_down(
+    otel: Recorded, ccguard_issuer: TestIssuer
+) -> None:
+    # An SDK keeps one callback per instrument name: every validator's hits are summed,
+    # and a validator that is collected leaves its count behind (a counter never drops).
+    token = ccguard_issuer.mint()
+    validators = [TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience) for _ in range(2)]
+    for index, uses in enumerate((3, 4)):
+        for _ in range(uses):
+            validators[index].validate(token)
+    assert otel.points("ccguard.validation.cache_hits") == [({}, 1 + 2)]
+    gone = weakref.ref(validators.pop())
+    gc.collect()
+    assert gone() is None
+    assert otel.points("ccguard.validation.cache_hits") == [({}, 3)]
+    validators[0].validate(token)
+    assert otel.points("ccguard.validation.cache_hits") == [({}, 4)]
 
 
 def test_i19_01_nothing_sensitive_in_any_attribute(otel: Recorded, ccguard_issuer: TestIssuer) -> None:
@@ -247,11 +315,33 @@ def test_i19_01_nothing_sensitive_in_any_attribute(otel: Recorded, ccguard_issue
     assert leaked == []
 
 
+def test_i19_01_the_duration_histogram_has_buckets_for_microseconds_to_seconds(
+    otel: Recorded, ccguard_issuer: TestIssuer
+) -> None:
+    # The SDK's default boundaries (0, 5, 10 … 10000) would put every validation in one bucket.
+    validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience)
+    validator.validate(ccguard_issuer.mint())
+    data = otel.reader.get_metrics_data()
+    assert data is not None
+    (point,) = [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "ccguard.validation.duration"
+        for p in m.data.data_points
+        if isinstance(p, HistogramDataPoint)
+    ]
+    assert tuple(point.explicit_bounds) == DURATION_BUCKETS
+    assert DURATION_BUCKETS[0] <= 0.0001 and DURATION_BUCKETS[-1] >= 10
+    assert sum(point.bucket_counts[1:-1]) == 1  # neither below 50 µs nor above 10 s
+
+
 def test_i19_01_instruments_follow_the_naming_rules() -> None:
     for name, (kind, unit, _description) in INSTRUMENTS.items():
         assert name.startswith("ccguard.") and name == name.lower()
         # UCUM units: seconds for durations, {annotations} for counts.
-        assert (kind, unit) == ("histogram", "s") or (kind == "counter" and unit.startswith("{"))
+        assert (kind, unit) == ("histogram", "s") or (kind.endswith("counter") and unit.startswith("{"))
 
 
 _NO_SDK = """
@@ -290,7 +380,7 @@ def test_i19_01_without_an_sdk_nothing_is_wrapped_or_imported(setup: str) -> Non
 def test_i19_01_no_telemetry_records_nothing() -> None:
     assert NO_TELEMETRY.active is False
     NO_TELEMETRY.count("ccguard.key_set.fetches")
-    NO_TELEMETRY.record_dpop_replay()
+    NO_TELEMETRY.count_cache_hits(NO_TELEMETRY, lambda: 1)
     with NO_TELEMETRY.fetch("key_set", "GET", "https://idp.example/jwks") as found:
         found["http.response.status_code"] = 200
     assert Telemetry.detect().active is False  # the API's no-op providers here (no fixture)

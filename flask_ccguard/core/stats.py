@@ -18,10 +18,13 @@ if TYPE_CHECKING:
     from .fetch.http import HTTPClient
     from .jwks import KeySet
 
-__all__ = ["KEY_SET_COUNTERS", "OUTCOMES", "ValidationCounter", "snapshot"]
+__all__ = ["CACHE_HIT", "KEY_SET_COUNTERS", "OUTCOMES", "ValidationCounter", "snapshot"]
 
 #: Outcomes of a validation: a token accepted, refused (401/400), or no keys (503).
 OUTCOMES = ("accepted", "rejected", "unavailable")
+
+#: The reason of an accepted token answered from the token cache ("ok" for the others).
+CACHE_HIT = "cached"
 
 #: :class:`KeySet` attribute → name in the report.
 KEY_SET_COUNTERS = {
@@ -48,6 +51,11 @@ class ValidationCounter:
         with self._lock:
             self._counts[outcome, reason] += 1
 
+    def cache_hits(self) -> int:
+        """Tokens accepted from the token cache."""
+        with self._lock:
+            return self._counts["accepted", CACHE_HIT]
+
     def items(self) -> list[tuple[tuple[str, str], int]]:
         with self._lock:
             return list(self._counts.items())
@@ -56,7 +64,8 @@ class ValidationCounter:
 def snapshot(counter: ValidationCounter, http: HTTPClient, key_sets: Iterable[KeySet]) -> dict[str, Any]:
     """The report of :meth:`TokenValidator.stats`; a new dict each call.
 
-    ``validations`` maps each outcome to its count; ``reasons`` maps each
+    ``validations`` maps each outcome to its count (``token_cache_hits`` of
+    the accepted ones answered from the token cache); ``reasons`` maps each
     ``reason`` of refused tokens (``expired``, ``bad_signature``,
     ``unknown_kid``, ``keys_unavailable``…) to its count; the key set
     counters are summed over issuers and also given per issuer.
@@ -77,6 +86,7 @@ def snapshot(counter: ValidationCounter, http: HTTPClient, key_sets: Iterable[Ke
     return {
         "validations": validations,
         "reasons": dict(sorted(reasons.items())),
+        "token_cache_hits": counter.cache_hits(),
         **totals,
         # Every metadata and key-set GET: answered by the HTTP cache, or sent to an issuer.
         "cache_hits": http.cache_hits,

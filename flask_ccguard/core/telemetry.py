@@ -9,6 +9,9 @@ path: the validator's ``validate`` is only wrapped when telemetry is active, and
 fetches (rare) check one boolean. So: **configure the SDK before creating the
 app or the validator**.
 
+With an SDK, a token answered from the token cache makes no OpenTelemetry
+call either (:mod:`.traced_validation` wraps the validator).
+
 Attributes carry outcomes, reasons, RFC 6750 error codes, algorithms, the
 configured issuer and the origin of fetched URLs; never a token, a claim value,
 a key or a query string (the introspection request's body holds the token: only
@@ -17,27 +20,35 @@ its URL's origin and path are named).
 
 from __future__ import annotations
 
+import itertools
 import sys
-import time
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .._version import __version__
+from .traced_validation import Validate, instrument, status_error
 
-if TYPE_CHECKING:
-    from .claims import VerifiedToken
-    from .request import HTTPRequest
-
-__all__ = ["INSTRUMENTS", "NO_TELEMETRY", "SCOPE", "Telemetry"]
+__all__ = ["DURATION_BUCKETS", "INSTRUMENTS", "NO_TELEMETRY", "SCOPE", "Telemetry"]
 
 #: The instrumentation scope: the tracer's and the meter's name.
 SCOPE = "flask_ccguard"
 
 #: Metric name → (kind, unit, description); the table in docs/observability.rst.
 INSTRUMENTS: dict[str, tuple[str, str, str]] = {
-    "ccguard.validation.duration": ("histogram", "s", "Duration of token validations"),
+    "ccguard.validation.duration": (
+        "histogram",
+        "s",
+        "Duration of token validations not answered from the token cache",
+    ),
+    "ccguard.validation.cache_hits": (
+        "observable_counter",
+        "{validation}",
+        "Tokens accepted from the token cache (no duration recorded)",
+    ),
     "ccguard.validation.refusals": ("counter", "{refusal}", "Tokens refused, by reason"),
     "ccguard.key_set.fetches": ("counter", "{fetch}", "Key-set fetches (failures included)"),
     "ccguard.key_set.fetch_failures": ("counter", "{fetch}", "Key-set fetches that failed"),
@@ -47,6 +58,13 @@ INSTRUMENTS: dict[str, tuple[str, str, str]] = {
     "ccguard.introspection.cache_hits": ("counter", "{hit}", "Opaque tokens answered from the cache"),
     "ccguard.dpop.replays_refused": ("counter", "{proof}", "DPoP proofs refused as replays (RFC 9449 §11.1)"),
 }
+
+#: Bucket boundaries (seconds) advised for ``ccguard.validation.duration``: a signature
+#: check takes tens of microseconds, an introspection call or a key fetch milliseconds
+#: to seconds (the SDK's default boundaries start at 5 s and would put all in one bucket).
+DURATION_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 
 # Provider classes of the API that record nothing (unset global, or explicit no-op).
 _NO_OP_PROVIDERS = frozenset({"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"})
@@ -69,6 +87,48 @@ def _origin_attributes(method: str, url: str) -> dict[str, Any]:
     }
 
 
+class _CacheHitCounts:
+    """The token-cache hit counts of the validators sharing one meter, summed for
+    its one observable counter (an SDK keeps the first callback registered under a
+    name). A validator that is collected leaves its last count behind, so the sum
+    never goes down."""
+
+    def __init__(self, meter: Any) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[int, Callable[[], int]] = {}
+        self._retired = 0
+        self._keys = itertools.count()
+        _kind, unit, description = INSTRUMENTS["ccguard.validation.cache_hits"]
+        meter.create_observable_counter(
+            "ccguard.validation.cache_hits", callbacks=[self._observe], unit=unit, description=description
+        )
+
+    def add(self, owner: object, read: Callable[[], int]) -> None:
+        """Count ``read()`` until ``owner`` is collected (``read`` must not hold ``owner``)."""
+        key = next(self._keys)
+        with self._lock:
+            self._live[key] = read
+        weakref.finalize(owner, self._retire, key)
+
+    def _retire(self, key: int) -> None:
+        with self._lock:
+            read = self._live.pop(key, None)
+            if read is not None:
+                self._retired += read()
+
+    def total(self) -> int:
+        with self._lock:
+            return self._retired + sum(read() for read in self._live.values())
+
+    def _observe(self, _options: Any) -> Iterable[Any]:
+        return [sys.modules["opentelemetry.metrics"].Observation(self.total())]
+
+
+# One per meter (an SDK hands out the same meter for the same scope).
+_HIT_COUNTS: weakref.WeakKeyDictionary[Any, _CacheHitCounts] = weakref.WeakKeyDictionary()
+_HIT_COUNTS_LOCK = threading.Lock()
+
+
 class Telemetry:
     """A validator's tracer and meter, or nothing (:data:`NO_TELEMETRY`).
 
@@ -80,11 +140,16 @@ class Telemetry:
         #: True when spans or metrics are recorded; checked before any work.
         self.active = tracer is not None or meter is not None
         self._tracer = tracer
+        self._meter = meter
         self._instruments: dict[str, Any] = {}
         if meter is not None:
             for name, (kind, unit, description) in INSTRUMENTS.items():
-                make = meter.create_histogram if kind == "histogram" else meter.create_counter
-                self._instruments[name] = make(name, unit=unit, description=description)
+                if kind == "histogram":
+                    self._instruments[name] = meter.create_histogram(
+                        name, unit=unit, description=description, explicit_bucket_boundaries_advisory=DURATION_BUCKETS
+                    )
+                elif kind == "counter":
+                    self._instruments[name] = meter.create_counter(name, unit=unit, description=description)
 
     @classmethod
     def detect(cls) -> Telemetry:
@@ -113,82 +178,22 @@ class Telemetry:
         if instrument is not None:
             instrument.add(1, attributes)
 
-    def record_dpop_replay(self) -> None:
-        """Count one DPoP proof refused because its ``jti`` was seen (RFC 9449 §11.1)."""
-        self.count("ccguard.dpop.replays_refused")
+    def count_cache_hits(self, owner: object, read: Callable[[], int]) -> None:
+        """Report ``read()`` (a count that only grows) as ``ccguard.validation.cache_hits``
+        for as long as ``owner`` lives; afterwards its last value stays in the sum."""
+        meter = self._meter
+        if meter is None:
+            return
+        with _HIT_COUNTS_LOCK:
+            counts = _HIT_COUNTS.get(meter)
+            if counts is None:
+                counts = _HIT_COUNTS[meter] = _CacheHitCounts(meter)
+        counts.add(owner, read)
 
-    def wrap_validate(
-        self, validate: Callable[[str | bytes, HTTPRequest | None], VerifiedToken]
-    ) -> Callable[..., VerifiedToken]:
-        """``validate`` inside a ``ccguard.validate`` span (a child of the current
-        span, such as the Flask request's), timed into ``ccguard.validation.duration``."""
-        tracer = self._tracer
-        duration = self._instruments.get("ccguard.validation.duration")
-        refusals = self._instruments.get("ccguard.validation.refusals")
-
-        api = sys.modules.get("opentelemetry.trace")
-        attach = detach = None
-        if tracer is not None and api is not None:
-            current_span, in_context = api.get_current_span, api.set_span_in_context
-            context_api = sys.modules["opentelemetry.context"]
-            attach, detach = context_api.attach, context_api.detach
-        # (algorithm, issuer) -> (metric attributes, span attributes), built once each.
-        accepted: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]] = {}
-
-        def traced(token: str | bytes, request: HTTPRequest | None = None) -> VerifiedToken:
-            # Only as a child of a recording span (the request's): a validation is
-            # never the start of a trace, and an unsampled request costs no span.
-            if attach is None or detach is None or not current_span().is_recording():
-                return measured(token, request, None)
-            span = tracer.start_span("ccguard.validate")
-            # Current (attached directly: cheaper than start_as_current_span), so
-            # that the fetches made while validating nest under it.
-            context_token = attach(in_context(span))
-            try:
-                return measured(token, request, span)
-            finally:
-                detach(context_token)
-                span.end()
-
-        def measured(token: str | bytes, request: HTTPRequest | None, span: Any) -> VerifiedToken:
-            start = time.perf_counter()
-            try:
-                verified = validate(token, request)
-            except Exception as exc:
-                outcome = "unavailable" if getattr(exc, "status", None) == 503 else "rejected"
-                attrs = {
-                    "ccguard.outcome": outcome,
-                    "ccguard.reason": str(getattr(exc, "reason", None) or "internal"),
-                    "ccguard.error_code": str(getattr(exc, "error", None) or "invalid_token"),
-                }
-                if duration is not None:
-                    duration.record(time.perf_counter() - start, {"ccguard.outcome": outcome})
-                if refusals is not None:
-                    refusals.add(1, attrs)
-                if span is not None:
-                    span.set_attributes(attrs)
-                    if outcome == "unavailable":
-                        # A refusal is the expected answer to a bad token; only a
-                        # validator that cannot answer is an error. No exception
-                        # text: it is not written for telemetry.
-                        span.set_status(_status_error(), attrs["ccguard.reason"])
-                raise
-            elapsed = time.perf_counter() - start
-            # The header as held, not .header (a copy per access); introspected tokens have none.
-            key = (str(verified._header.get("alg", "none")), verified.issuer)
-            done = accepted.get(key)
-            if done is None:
-                metric = {"ccguard.outcome": "accepted", "ccguard.algorithm": key[0][:32]}
-                done = (metric, {**metric, "ccguard.issuer": key[1]})
-                if len(accepted) < 256:  # allowed algorithms times issuers: a few
-                    accepted[key] = done
-            if duration is not None:
-                duration.record(elapsed, done[0])
-            if span is not None:
-                span.set_attributes(done[1])
-            return verified
-
-        return traced
+    def instrument(self, validate: Validate, verify: Validate) -> tuple[Validate, Validate]:
+        """Wrap a validator's ``validate`` and the ``verify`` it calls on a token-cache
+        miss (:func:`.traced_validation.instrument`)."""
+        return instrument(self._tracer, self._instruments, validate, verify)
 
     @contextmanager
     def fetch(self, kind: str, method: str, url: str) -> Iterator[dict[str, Any]]:
@@ -214,14 +219,10 @@ class Telemetry:
             except Exception as exc:
                 status = getattr(exc, "status", None)
                 span.set_attribute("error.type", str(status) if status else type(exc).__name__)
-                span.set_status(_status_error())
+                span.set_status(status_error())
                 raise
             finally:
                 span.set_attributes(found)
-
-
-def _status_error() -> Any:
-    return sys.modules["opentelemetry.trace"].StatusCode.ERROR
 
 
 #: The telemetry of a process without an OpenTelemetry SDK: records nothing.

@@ -26,7 +26,7 @@ from .options import OPTIONS
 from .pipeline import Pipeline, Run
 from .registry import IssuerRegistry, IssuerSpec
 from .request import HTTPRequest
-from .stats import ValidationCounter, snapshot
+from .stats import CACHE_HIT, ValidationCounter, snapshot
 from .telemetry import Telemetry
 from .token_cache import TokenCache
 
@@ -128,11 +128,12 @@ class TokenValidator:
         # Only a shared cache needs heuristic freshness; its lifetime is set below.
         freshness = DefaultFreshness(0) if shared is not None else None
         self.http = HTTPClient(timeout=timeout, cache=shared, heuristic=freshness)
+        self._counter = counter = ValidationCounter()
         # Decided once (telemetry.py): without an OpenTelemetry SDK, validate() is not wrapped.
         self.http.telemetry = telemetry = Telemetry.detect()
         if telemetry.active:
-            self.validate = telemetry.wrap_validate(self.validate)  # type: ignore[method-assign]
-        self._counter = ValidationCounter()
+            self.validate, self._validate = telemetry.instrument(self.validate, self._validate)  # type: ignore[method-assign]
+            telemetry.count_cache_hits(self, counter.cache_hits)
         #: The validator-wide DPoP mode (RFC 9449); issuers' dicts may override it.
         self.dpop = _check("dpop", dpop, option_name)
         #: Most verified tokens remembered (0: no cache).
@@ -226,8 +227,10 @@ class TokenValidator:
                 # certificate belongs to this request, so it runs on every hit.
                 for binding in self.pipeline.bindings:
                     binding(request, verified)
+                reason = CACHE_HIT
             else:
                 verified = self._validate(token, request, cache, now)
+                reason = "ok"
         except CCGuardError as exc:
             self._counter.add("unavailable" if exc.status == 503 else "rejected", exc.reason)
             raise
@@ -236,7 +239,7 @@ class TokenValidator:
             log.debug("flask_ccguard: validation failure detail", exc_info=True)
             self._counter.add("rejected", "internal")
             raise InvalidToken(reason="internal") from None
-        self._counter.add("accepted", "ok")
+        self._counter.add("accepted", reason)
         return verified
 
     def stats(self) -> dict[str, Any]:
