@@ -17,6 +17,11 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cryptography import x509
@@ -138,3 +143,32 @@ def certificate_der_pem(name: str = "client") -> tuple[bytes, str]:
     """:func:`client_certificate` as (DER, PEM text)."""
     cert = client_certificate(name)
     return cert.public_bytes(serialization.Encoding.DER), cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+# -- small loopback HTTP servers -------------------------------------------------------
+
+
+def start_server(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+    """``handler`` served on 127.0.0.1 (an ephemeral port: ``server.server_port``) by a
+    threading server, over TLS with ``tls``; stop it with :func:`stop_server`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    return server
+
+
+def stop_server(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """The base URL (``http://127.0.0.1:port``, or https) of ``handler`` served for the block."""
+    server = start_server(handler, tls)
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_port}"
+    finally:
+        stop_server(server)

@@ -6,10 +6,9 @@ import importlib.metadata
 import json
 import os
 import stat
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,7 +20,7 @@ import flask_ccguard
 from flask_ccguard import TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import flip_signature
+from tests.conftest import flip_signature, start_server, stop_server
 
 API = "https://api.example.com"
 
@@ -231,17 +230,15 @@ class FakeAzure:
                 self._answer({"token_type": "Bearer", "expires_in": "3599", "access_token": token})
 
         self.issuer = f"https://sts.windows.net/{tenant}/"
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = start_server(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
 
 @pytest.fixture
 def azure(ccguard_issuer: TestIssuer) -> Iterator[FakeAzure]:
     fake = FakeAzure(ccguard_issuer, "11111111-2222-3333-4444-555555555555")
     yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    stop_server(fake.server)
 
 
 def test_tenant_mode_requests_from_azure_v1_and_checks_against_the_tenant_issuer(azure: FakeAzure):

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from flask_ccguard.core.replay_store import (
 )
 from flask_ccguard.core.store import FailOpen, FileStore, MemoryStore, RedisStore
 from flask_ccguard.testing import profile_issuer
+from tests.conftest import serving
 
 
 @pytest.fixture(scope="module")
@@ -154,12 +155,10 @@ class _SlowIntrospection(BaseHTTPRequestHandler):
 
 
 def test_i18_01_single_flight_one_call_for_concurrent_requests_with_one_token() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowIntrospection)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(_SlowIntrospection) as url:
         options = Introspector.check_options(
             {
-                "endpoint": f"http://127.0.0.1:{server.server_address[1]}/introspect",
+                "endpoint": f"{url}/introspect",
                 "client_id": "rs",
                 "client_secret": "s",
             },
@@ -179,9 +178,6 @@ def test_i18_01_single_flight_one_call_for_concurrent_requests_with_one_token() 
         assert [a["active"] for a in answers] == [True] * 8
         assert _SlowIntrospection.calls == 1
         assert introspector._flights == {}
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_i18_01_single_flight_shares_a_failure_without_asking_again() -> None:

@@ -155,25 +155,22 @@ class RecordingListener:
 # -- a raw-socket server for slow, trickling and malformed answers -------------------
 
 
-class RawServer:
-    """A raw TCP server on 127.0.0.1 that answers every connection with ``respond(sock, stop, head)``.
+class SocketServer:
+    """A raw TCP server on 127.0.0.1 that hands each connection to :meth:`handle`, in a thread of its own.
 
-    :attr:`finished` counts answers sent to the end; a fetch that was cut off
-    by the client's deadline leaves it at 0 and sets :attr:`cut_off`.
+    :param scheme: the scheme of :attr:`url` (``https`` for a server that
+        plays a TLS peer by sending raw records).
     """
 
-    def __init__(self, respond: Responder) -> None:
-        self._respond = respond
+    def __init__(self, *, scheme: str = "http") -> None:
         self.connections = 0
-        self.finished = 0
-        self.cut_off = 0
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(16)
         self._sock.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.url = f"{scheme}://127.0.0.1:{self._sock.getsockname()[1]}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -184,9 +181,32 @@ class RawServer:
             except OSError:
                 continue
             self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
 
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
+        """Answer one connection, and close it."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
+
+
+class RawServer(SocketServer):
+    """Answers every connection with ``respond(sock, stop, head)`` once its request head is read.
+
+    :attr:`finished` counts answers sent to the end; a fetch that was cut off
+    by the client's deadline leaves it at 0 and sets :attr:`cut_off`.
+    """
+
+    def __init__(self, respond: Responder) -> None:
+        self._respond = respond
+        self.finished = 0
+        self.cut_off = 0
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(5)
             head = _read_request_head(conn)
@@ -196,11 +216,6 @@ class RawServer:
             self.cut_off += 1
         finally:
             conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sock.close()
 
 
 def _read_request_head(conn: socket.socket) -> bytes:

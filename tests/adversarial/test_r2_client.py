@@ -6,10 +6,9 @@ Every server here is real and listens on 127.0.0.1; nothing patches ``requests``
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,7 +22,7 @@ from flask_ccguard.cli import flask_group, main
 from flask_ccguard.client import ClientCredentials
 from flask_ccguard.core.report import run_checks
 from flask_ccguard.testing import TestIssuer, profile_issuer
-from tests.conftest import flip_signature
+from tests.conftest import flip_signature, start_server, stop_server
 
 #: (status, headers, body) answered to a request's (method, path, headers).
 Answer = tuple[int, dict[str, str], bytes]
@@ -57,14 +56,11 @@ class Server:
 
             do_GET = do_POST = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = start_server(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        stop_server(self.httpd)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from cryptography.x509.oid import NameOID
 from flask_ccguard import CCGuardError, ConfigurationError, InvalidToken, KeysUnavailable, TokenValidator
 from flask_ccguard.core.errors import IntrospectionUnavailable
 from flask_ccguard.testing import TestIssuer, profile_issuer
+from tests.conftest import start_server, stop_server
 
 from .support import http_response, raw_server, recording_listener
 
@@ -196,19 +197,14 @@ def https_metadata(tmp_path: Path, jwks_uri: str) -> Iterator[tuple[str, str]]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = start_server(Handler, context)
     box["issuer"] = f"https://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
     try:
         yield box["issuer"], str(cert_file)
     finally:
-        server.shutdown()
-        server.server_close()
+        stop_server(server)
 
 
 # (where the metadata points jwks_uri, the option, accepted?)

@@ -29,8 +29,9 @@ from flask_ccguard import ConfigurationError, InvalidToken, TokenValidator
 from flask_ccguard.core.fetch.http import FetchError, HTTPClient, check_url, is_loopback
 from flask_ccguard.core.fetch.http_cache import MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRIES, MemoryCache, make_cache
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import start_server, stop_server
 
-from .support import claims_for, forge
+from .support import SocketServer, claims_for, forge
 
 # -- a JWKS served as a static file (nginx, S3, a CDN) ---------------------------------
 
@@ -96,15 +97,11 @@ class StaticJWKS:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = start_server(Handler)
         self.url = f"http://127.0.0.1:{self._server.server_port}/jwks"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop_server(self._server)
 
 
 @contextmanager
@@ -199,36 +196,21 @@ HTTP_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " 
 TLS_HEAD = b"\x16\x03\x03\x40\x00" + b"\x02" * 16384
 
 
-class HeaderTrickler:
+class HeaderTrickler(SocketServer):
     """Accepts a connection, then sends ``head`` a byte at a time (status line and headers, or a TLS record).
 
-    :attr:`closed_at` is when the client closed its side (the server saw EOF or a reset).
+    It reads whatever the client sent first without waiting for a request head:
+    a TLS client sends a handshake, never one. :attr:`closed_at` is when the
+    client closed its side (the server saw EOF or a reset).
     """
 
     def __init__(self, head: bytes = HTTP_HEAD, *, tls: bool = False, interval: float = 0.05) -> None:
         self.head = head
         self.interval = interval
-        self.connections = 0
         self.closed_at: float | None = None
-        self._stop = threading.Event()
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(8)
-        self._sock.settimeout(0.05)
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(scheme="https" if tls else "http")
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
-
-    def _trickle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         head = self.head
         try:
             conn.settimeout(5)
@@ -248,11 +230,6 @@ class HeaderTrickler:
         finally:
             conn.close()
         self.closed_at = time.monotonic()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sock.close()
 
 
 def _fetch_threads() -> set[threading.Thread]:
@@ -334,15 +311,11 @@ class FreshRedirects:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = start_server(Handler)
         self.url = f"http://127.0.0.1:{self._server.server_port}/jwks"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop_server(self._server)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from flask_ccguard.core.fetch.http_cache import MAX_STORE_SECONDS, make_cache
 from flask_ccguard.core.jwk_set import KeyIndex
 from flask_ccguard.core.jwks import KeySet
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import start_server, stop_server
 
 from .support import claims_for, make_validator, rejection
 
@@ -224,10 +225,8 @@ class MovingIssuer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = start_server(Handler)
         self.issuer = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def publish(self, jwks_path: str, *, metadata_cache: str = "max-age=1") -> None:
         """Name ``jwks_path`` in the metadata and serve the key set there (as well)."""
@@ -239,8 +238,7 @@ class MovingIssuer:
         return self.keys.sign(header, claims_for(self.keys, iss=self.issuer))
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop_server(self._server)
 
 
 METADATA = "/.well-known/openid-configuration"

@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import socket
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +26,7 @@ from flask_ccguard.core.fetch import discovery
 from flask_ccguard.core.fetch.http import HTTPClient
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
+from tests.conftest import serving, start_server, stop_server
 
 from ..example_server import LiveExample, live_example
 
@@ -221,12 +221,9 @@ class _Echo(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def echo_server() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = start_server(_Echo)
     yield server
-    server.shutdown()
-    server.server_close()
+    stop_server(server)
 
 
 @pytest.mark.parametrize("auth_method", ["client_secret_post", "client_secret_basic", "json"])
@@ -299,14 +296,6 @@ def test_review2_observation_an_https_document_naming_http_is_refused_without_a_
 def test_review2_observation_a_plain_http_document_naming_a_host_name_is_refused_without_a_lookup(
     lookups: list[str],
 ) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        issuer = f"http://127.0.0.1:{server.server_address[1]}"
-        with pytest.raises(discovery.DiscoveryError, match="has no usable https jwks_uri"):
-            discovery.discover(HTTPClient(timeout=2), issuer, cross_origin=True)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Metadata) as issuer, pytest.raises(discovery.DiscoveryError, match="has no usable https jwks_uri"):
+        discovery.discover(HTTPClient(timeout=2), issuer, cross_origin=True)
     assert NAME not in lookups

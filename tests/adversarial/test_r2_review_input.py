@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ from flask_ccguard.testing import TestIssuer
 from flask_ccguard.testing.token_request import OAuthError, parameters
 from tests.conftest import b64url as _b64
 from tests.conftest import b64url_decode as _unb64
+from tests.conftest import start_server
 
 from .support import rejection, resign_raw
 
@@ -66,10 +66,8 @@ class Endpoint:
 
             do_GET = do_POST
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = start_server(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def answer(self, **response: Any) -> None:
         self.body = json.dumps({"token_type": "Bearer", **response}).encode()

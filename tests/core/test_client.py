@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
 
@@ -19,6 +19,7 @@ from flask_ccguard import ConfigurationError, TokenValidator
 from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.core.fetch.basic_auth import parse_basic_authorization
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import start_server, stop_server
 
 SECRET = "s3cr:t &=+~*"  # every character form encoding treats specially
 
@@ -67,16 +68,12 @@ class Recorder:
 
             do_GET = do_POST = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = start_server(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
 
     def stop(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        stop_server(self.server)
 
 
 def token_reply(**response: Any) -> Callable[[Seen], Reply]:

@@ -6,9 +6,8 @@ import datetime
 import ipaddress
 import json
 import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from flask_ccguard import ConfigurationError
 from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.core.fetch.http import HTTPClient
+from tests.conftest import start_server
 
 
 def _cert(
@@ -82,11 +82,8 @@ class MTLSTokenEndpoint:
                 self.end_headers()
                 self.wfile.write(doc)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.server.daemon_threads = True
+        self.server = start_server(Handler, ctx)
         self.url = f"https://127.0.0.1:{self.server.server_port}/token"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def http(self) -> HTTPClient:
         http = HTTPClient(timeout=5)

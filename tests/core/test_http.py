@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from flask_ccguard import ConfigurationError, __version__
 from flask_ccguard.core.fetch.http import FetchError, HTTPClient, check_url
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import serving
 
 
 @pytest.mark.parametrize(
@@ -88,13 +88,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Handler) as url:
+        yield url
 
 
 def test_body_over_the_cap_is_refused(server: str) -> None:
