@@ -1,0 +1,40 @@
+"""Review round 4 of the documentation: what the pages state, checked against the code."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import flask_ccguard
+from flask_ccguard.core.errors import CCGuardError, Unavailable
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _error_classes() -> list[type[CCGuardError]]:
+    """Every ``CCGuardError`` subclass the package defines (all modules imported first)."""
+    for module in pkgutil.walk_packages(flask_ccguard.__path__, "flask_ccguard."):
+        importlib.import_module(module.name)
+    found: list[type[CCGuardError]] = []
+    pending = [CCGuardError]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            found.append(sub)
+            pending.append(sub)
+    return found
+
+
+def test_review4_docs_02_error_table_lists_every_error() -> None:
+    """The validator page's table names each error class with its real status and code."""
+    rows = {}
+    for line in (DOCS / "validator.rst").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"``(\w+)``\s+(\d{3})\s+(``\w+``|\*\(none\)\*)\s", line)
+        if match:
+            rows[match.group(1)] = (int(match.group(2)), match.group(3).strip("`"))
+    for cls in _error_classes():
+        if cls is Unavailable:
+            continue  # the 503 family's base, described below the table
+        assert cls.__name__ in rows, f"{cls.__name__} is missing from the error table in docs/validator.rst"
+        assert rows[cls.__name__] == (cls.status, cls.error or "*(none)*"), cls.__name__
