@@ -38,3 +38,20 @@ def test_review4_docs_02_error_table_lists_every_error() -> None:
             continue  # the 503 family's base, described below the table
         assert cls.__name__ in rows, f"{cls.__name__} is missing from the error table in docs/validator.rst"
         assert rows[cls.__name__] == (cls.status, cls.error or "*(none)*"), cls.__name__
+
+
+def test_review4_docs_03_api_reference_documents_every_public_name() -> None:
+    """The API reference says it holds every public name: each ``__all__`` has an entry."""
+    import flask_ccguard.client
+    import flask_ccguard.testing
+
+    text = (DOCS / "api.rst").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\s*\.\. (?:auto\w+|data|function|class)::\s+([\w.]+)", text, re.MULTILINE))
+    documented |= set(re.findall(r"^\s{10}(\w+)$", text, re.MULTILINE))  # a second name under ``.. data::``
+    for module in (flask_ccguard, flask_ccguard.client, flask_ccguard.testing):
+        for name in module.__all__:
+            if name.startswith("__"):
+                continue
+            qualified = f"{module.__name__}.{name}"
+            has_entry = qualified in documented or (module is flask_ccguard and name in documented)
+            assert has_entry, f"{qualified} has no entry in docs/api.rst"
