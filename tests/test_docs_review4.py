@@ -55,3 +55,18 @@ def test_review4_docs_03_api_reference_documents_every_public_name() -> None:
             qualified = f"{module.__name__}.{name}"
             has_entry = qualified in documented or (module is flask_ccguard and name in documented)
             assert has_entry, f"{qualified} has no entry in docs/api.rst"
+
+
+def test_review4_docs_04_readme_links_every_docs_page() -> None:
+    """The README is the landing page: each page of the site's table of contents has a link there."""
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    pages = re.findall(r"^    ([a-z-]+)$", index.split(".. toctree::", 1)[1], re.MULTILINE)
+    assert len(pages) >= 15, pages
+    readme = (DOCS.parent / "README.rst").read_text(encoding="utf-8")
+    targets = set(re.findall(r"<([\w./-]+\.rst)>`__", readme))
+    for page in pages:
+        source = (DOCS / f"{page}.rst").read_text(encoding="utf-8")
+        included = re.match(r"\.\. include:: \.\./([\w.]+)\s*$", source)
+        target = included.group(1) if included else f"docs/{page}.rst"
+        assert target in targets, f"README.rst has no link to {target} (the docs page {page!r})"
+        assert (DOCS.parent / target).is_file(), target
