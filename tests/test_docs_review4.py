@@ -70,3 +70,13 @@ def test_review4_docs_04_readme_links_every_docs_page() -> None:
         target = included.group(1) if included else f"docs/{page}.rst"
         assert target in targets, f"README.rst has no link to {target} (the docs page {page!r})"
         assert (DOCS.parent / target).is_file(), target
+
+
+def test_review4_docs_05_test_command_has_a_way_past_an_externally_managed_python() -> None:
+    """``python3 -m pip install tox`` fails on Debian's and Ubuntu's own Python (PEP 668):
+    the quickstart, on the README and on the site, says what to run there instead."""
+    fallback = ".venv/bin/python -m pip install tox && .venv/bin/python -m tox"
+    for page in (DOCS.parent / "README.rst", DOCS / "quickstart.rst"):
+        text = page.read_text(encoding="utf-8")
+        assert "python3 -m pip install tox && python3 -m tox" in text, page.name
+        assert "externally-managed-environment" in text and fallback in text, page.name
