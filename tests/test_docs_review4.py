@@ -80,3 +80,10 @@ def test_review4_docs_05_test_command_has_a_way_past_an_externally_managed_pytho
         text = page.read_text(encoding="utf-8")
         assert "python3 -m pip install tox && python3 -m tox" in text, page.name
         assert "externally-managed-environment" in text and fallback in text, page.name
+
+
+def test_review4_docs_06_pages_speak_to_users_not_to_the_tracker() -> None:
+    """A reader of the site has no access to the project's issue numbers."""
+    for page in sorted(DOCS.glob("*.rst")):
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"\([Ii]ssue \d+\)", text), f"{page.name} cites an internal issue number"
