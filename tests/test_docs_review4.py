@@ -7,6 +7,8 @@ import pkgutil
 import re
 from pathlib import Path
 
+from flask import Flask
+
 import flask_ccguard
 from flask_ccguard.core.errors import CCGuardError, Unavailable
 
@@ -87,3 +89,38 @@ def test_review4_docs_06_pages_speak_to_users_not_to_the_tracker() -> None:
     for page in sorted(DOCS.glob("*.rst")):
         text = page.read_text(encoding="utf-8")
         assert not re.search(r"\([Ii]ssue \d+\)", text), f"{page.name} cites an internal issue number"
+
+
+def test_review4_docs_07_readme_example_runs_as_written() -> None:
+    """The README's short example (no doctest runs it) answers as its text says: 200 and 201
+    with the right token, 401 without one, 403 for a missing role or scope."""
+    from flask_ccguard.testing import TestIssuer
+
+    readme = (DOCS.parent / "README.rst").read_text(encoding="utf-8")
+    block = readme.split("A protected view\n", 1)[1].split(".. code-block:: python\n", 1)[1]
+    lines = []
+    for line in block.splitlines()[1:]:
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    source = "\n".join(lines)
+    with TestIssuer() as idp:
+        # Only the issuer's address changes: the example's own values, pointed at a local issuer.
+        source = source.replace('"https://idp.example.com/tenant-1"', repr(idp.issuer))
+        source = source.replace('"https://api.example.com"', repr(idp.audience))
+        namespace: dict[str, object] = {"__name__": "readme_example"}
+        exec(compile(source, "README.rst", "exec"), namespace)
+        app = namespace["app"]
+        assert isinstance(app, Flask)
+        client = app.test_client()
+
+        def call(method: str, path: str, token: str | None = None) -> tuple[int, object]:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            response = client.open(path, method=method, headers=headers)
+            return response.status_code, response.json
+
+        assert call("GET", "/archivist/v2/assets", idp.mint(roles=["guest"])) == (200, {"caller": "test-client"})
+        assert call("POST", "/reports", idp.mint(scope="reports.write")) == (201, {"by": "test-client"})
+        assert call("GET", "/archivist/v2/assets")[0] == 401
+        assert call("GET", "/archivist/v2/assets", idp.mint(roles=["reader"]))[0] == 403
+        assert call("POST", "/reports", idp.mint(scope="reports.read"))[0] == 403
