@@ -33,6 +33,7 @@ __all__ = [
     "declared_scopes",
     "is_public",
     "mark_public",
+    "protected_inside_public",
     "record",
     "requirements",
     "resource_of",
@@ -200,6 +201,25 @@ def is_public(app: Flask, endpoint: str) -> bool:
     if _PUBLIC_TARGETS:
         return app in _PUBLIC_TARGETS or any(bp in _PUBLIC_TARGETS for bp in _blueprints(app, endpoint))
     return False
+
+
+def protected_inside_public(app: Flask, endpoint: str) -> tuple[AnyBlueprint, AnyBlueprint] | None:
+    """The blueprint declared public and the one at or inside it that ``guard.protect()``
+    covers, among those that registered ``endpoint``; None when there is no such pair.
+
+    Exempting a blueprint opens every view under it, so a ``protect()`` call on
+    it or on a blueprint nested in it would silently not apply.
+    """
+    if not _PUBLIC_TARGETS:
+        return None
+    chain = _blueprints(app, endpoint)
+    for index, blueprint in enumerate(chain):
+        if blueprint in _PUBLIC_TARGETS:
+            for inner in chain[index:]:
+                if PROTECTED.get(inner):
+                    return blueprint, inner
+            return None
+    return None
 
 
 def resource_of(app: Flask, endpoint: str) -> str | None:
