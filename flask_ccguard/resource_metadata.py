@@ -102,14 +102,21 @@ def check_resources(app: Flask) -> dict[str, str]:
     return paths
 
 
-def install(app: Flask) -> None:
-    """Route the metadata documents on ``app`` (once), public and readable from any origin."""
-    if ENDPOINT in app.view_functions:
+def install(app: Flask, subdomain: str | None = None) -> None:
+    """Route the metadata documents on ``app`` (once per subdomain), public and readable from any origin.
+
+    A blueprint registered on a ``subdomain`` serves its views, and so its
+    resource's document (§3.1: at the resource's own host), on that subdomain:
+    the app's rules match only its default subdomain when subdomains are matched.
+    """
+    wanted = subdomain or ""
+    if any(rule.endpoint == ENDPOINT and (rule.subdomain or "") == wanted for rule in app.url_map.iter_rules()):
         return
-    app.add_url_rule(WELL_KNOWN, ENDPOINT, _serve, methods=["GET", "OPTIONS"], provide_automatic_options=False)
-    app.add_url_rule(
-        WELL_KNOWN + "/<path:suffix>", ENDPOINT, _serve, methods=["GET", "OPTIONS"], provide_automatic_options=False
-    )
+    options: dict[str, Any] = {"methods": ["GET", "OPTIONS"], "provide_automatic_options": False}
+    if subdomain:
+        options["subdomain"] = subdomain
+    app.add_url_rule(WELL_KNOWN, ENDPOINT, _serve, **options)
+    app.add_url_rule(WELL_KNOWN + "/<path:suffix>", ENDPOINT, _serve, **options)
 
 
 def _cors(response: Response) -> Response:

@@ -66,3 +66,29 @@ def test_review4_01_exempt_blueprint_beside_a_protected_app_still_serves(ccguard
 
     app.register_blueprint(docs)
     assert app.test_client().get("/docs").status_code == 200
+
+
+def test_review4_02_subdomain_blueprint_serves_its_metadata_on_its_host(ccguard_issuer: TestIssuer) -> None:
+    # RFC 9728 §3.1: the document is at the resource's host. A blueprint routed
+    # on the "api" subdomain named https://api.example.com/... in its challenges,
+    # but the metadata rules matched only the default subdomain: a 404 there.
+    app, guard = _guarded(ccguard_issuer, SERVER_NAME="example.com")
+    app.subdomain_matching = True
+    api = Blueprint("api", __name__, subdomain="api")
+    guard.protect(api, resource="https://api.example.com/v1")
+
+    @api.get("/v1/items")
+    def items() -> str:
+        return "items"
+
+    app.register_blueprint(api)
+    client = app.test_client()
+    refused = client.get("/v1/items", base_url="https://api.example.com")
+    assert refused.status_code == 401
+    url = "https://api.example.com/.well-known/oauth-protected-resource/v1"
+    assert f'resource_metadata="{url}"' in refused.headers["WWW-Authenticate"]
+    served = client.get(url)
+    assert served.status_code == 200
+    assert served.get_json()["resource"] == "https://api.example.com/v1"
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint == "ccguard_resource_metadata"]
+    assert [r.subdomain for r in rules] == ["api", "api"]
