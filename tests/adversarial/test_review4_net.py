@@ -11,11 +11,12 @@ import pytest
 import requests
 from flask import Blueprint, Flask
 
-from flask_ccguard import CCGuard
+from flask_ccguard import CCGuard, require_token
 from flask_ccguard.cli import flask_group
 from flask_ccguard.client import auth as client_auth
 from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.core.errors import ConfigurationError
+from flask_ccguard.protection_map import protection_map
 from flask_ccguard.testing import TestIssuer
 
 
@@ -213,3 +214,46 @@ def test_review4_03_an_issuer_answering_the_same_token_is_not_asked_on_every_cal
     # token: nothing new to send, so no retry); then no token request per call.
     assert len(count) == 2
     assert len(seen) == 10
+
+
+@pytest.mark.parametrize(
+    ("app_mode", "issuer_mode", "accepted", "required"),
+    [
+        ("allowed", "required", True, True),
+        ("disabled", "allowed", True, False),
+        ("required", "allowed", True, False),
+    ],
+    ids=["issuer-requires", "issuer-allows-app-disables", "issuer-allows-app-requires"],
+)
+def test_review4_04_metadata_and_routes_state_the_dpop_modes_in_force(
+    ccguard_issuer: TestIssuer, app_mode: str, issuer_mode: str, accepted: bool, required: bool
+) -> None:
+    # RFC 9728 §2 (dpop_bound_access_tokens_required, dpop_signing_alg_values_supported)
+    # and the routes map were read off CCGUARD_DPOP alone, while an issuer's own
+    # 'dpop' decides (as the challenges said): the map claimed "DPoP-bound token"
+    # for a route a Bearer token opens, and the document "not required" for one it cannot.
+    resource = "https://api.example.com"
+    app = Flask("r4dpop")
+    app.config.update(
+        CCGUARD_ISSUER=[{"issuer": ccguard_issuer.issuer, "audience": resource, "dpop": issuer_mode}],
+        CCGUARD_RESOURCE=resource,
+        CCGUARD_DPOP=app_mode,
+    )
+    CCGuard(app)
+
+    @app.get("/x")
+    @require_token
+    def x() -> str:
+        return "x"
+
+    client = app.test_client()
+    schemes = [c.split(" ", 1)[0] for c in client.get("/x").headers.getlist("WWW-Authenticate")]
+    bearer_passes = (
+        client.get("/x", headers={"Authorization": "Bearer " + ccguard_issuer.mint(aud=resource)}).status_code == 200
+    )
+    doc = client.get("/.well-known/oauth-protected-resource").get_json()
+    assert ("dpop_signing_alg_values_supported" in doc) is accepted
+    assert doc.get("dpop_bound_access_tokens_required") is required
+    assert required is (schemes == ["DPoP"]) is (not bearer_passes)
+    (row,) = (r for r in protection_map(app) if r["endpoint"] == "x")
+    assert row["binding"] == ("dpop" if required else None)
