@@ -17,7 +17,7 @@ from weakref import WeakKeyDictionary
 from flask import Flask
 
 from .core.errors import ConfigurationError
-from .protection import ATTRIBUTE, is_public, mark_public
+from .protection import ATTRIBUTE, is_public, mark_public, protected_inside_public
 
 __all__ = ["check_exemptions", "forget_open_endpoints", "open_endpoints", "public"]
 
@@ -60,11 +60,26 @@ def public(view: F) -> F:
 def check_exemptions(app: Flask) -> None:
     """Refuse a view of ``app`` that is declared open and carries a ccguard decorator.
 
-    :raises ConfigurationError: naming the first such view and its endpoint.
+    Likewise a blueprint declared public (``guard.exempt(bp)``) that is, or
+    holds, a blueprint given to ``guard.protect()``: its views would be served
+    open while ``protect()`` says they need a token.
+
+    :raises ConfigurationError: naming the first such view and its endpoint,
+        or the two blueprints.
     """
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, ATTRIBUTE, ()) and is_public(app, endpoint):
             raise _contradiction(getattr(view, "__name__", endpoint), endpoint)
+        both = protected_inside_public(app, endpoint)
+        if both is not None:
+            public_bp, protected_bp = both
+            inside = "" if public_bp is protected_bp else f", which holds the blueprint {protected_bp.name!r},"
+            raise ConfigurationError(
+                f"The blueprint {public_bp.name!r} is declared public (guard.exempt()){inside} and "
+                f"guard.protect() was called on {protected_bp.name!r}: its views (endpoint {endpoint!r}) "
+                "cannot be both open and protected. Remove the exemption to protect them, or the "
+                "guard.protect() call to serve them open; exempt single views with @public."
+            )
 
 
 def open_endpoints(app: Flask) -> frozenset[str]:

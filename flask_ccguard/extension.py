@@ -59,7 +59,7 @@ def _protection(requirements: list[Clause]) -> Callable[[], Response | None]:
 def _serve_resource(setup: BlueprintSetupState) -> None:
     # When a blueprint with a resource of its own is registered: serve its document there.
     app = cast(Flask, setup.app)
-    install(app)
+    install(app, setup.subdomain)
     check_resources(app)
     accept_resources(app)
 

@@ -31,8 +31,10 @@ __all__ = [
     "Clause",
     "Requirement",
     "declared_scopes",
+    "dpop_in_force",
     "is_public",
     "mark_public",
+    "protected_inside_public",
     "record",
     "requirements",
     "resource_of",
@@ -202,6 +204,25 @@ def is_public(app: Flask, endpoint: str) -> bool:
     return False
 
 
+def protected_inside_public(app: Flask, endpoint: str) -> tuple[AnyBlueprint, AnyBlueprint] | None:
+    """The blueprint declared public and the one at or inside it that ``guard.protect()``
+    covers, among those that registered ``endpoint``; None when there is no such pair.
+
+    Exempting a blueprint opens every view under it, so a ``protect()`` call on
+    it or on a blueprint nested in it would silently not apply.
+    """
+    if not _PUBLIC_TARGETS:
+        return None
+    chain = _blueprints(app, endpoint)
+    for index, blueprint in enumerate(chain):
+        if blueprint in _PUBLIC_TARGETS:
+            for inner in chain[index:]:
+                if PROTECTED.get(inner):
+                    return blueprint, inner
+            return None
+    return None
+
+
 def resource_of(app: Flask, endpoint: str) -> str | None:
     """The resource identifier of ``endpoint``: its innermost blueprint's, else the app's."""
     for blueprint in reversed(_blueprints(app, endpoint)):
@@ -226,9 +247,22 @@ def _union(groups: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for group in groups for name in group))
 
 
+def dpop_in_force(state: Any) -> tuple[bool, bool]:
+    """Whether DPoP-bound tokens are accepted, and whether they are required, by
+    the modes in force: each issuer's own ``'dpop'`` else ``CCGUARD_DPOP``, as
+    the challenges offer them (RFC 9449 §7.1), not ``CCGUARD_DPOP`` alone."""
+    sender = getattr(state, "sender", None)
+    if sender is None:
+        mode = state.settings.get("CCGUARD_DPOP")
+        return mode not in (None, "disabled"), mode == "required"
+    # Bearer is offered unless every issuer requires DPoP (sender.configure).
+    required = all(name != "Bearer" for name, _params in sender.schemes)
+    return bool(sender.dpop_scheme), bool(sender.dpop_scheme) and required
+
+
 def _binding(app: Flask) -> str | None:
     state = app.extensions.get("ccguard")
-    if state is not None and state.settings.get("CCGUARD_DPOP") == "required":
+    if state is not None and dpop_in_force(state)[1]:
         return "dpop"
     return None
 

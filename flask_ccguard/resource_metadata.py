@@ -17,7 +17,8 @@ Members (§2) and where they come from:
 * ``bearer_methods_supported``: ``header``, and ``body`` / ``query`` when allowed;
 * ``dpop_signing_alg_values_supported``, ``dpop_bound_access_tokens_required``
   and ``tls_client_certificate_bound_access_tokens``: from the sender-constraint
-  options, when the installed version has them;
+  options in force (an issuer's own ``'dpop'`` overrides ``CCGUARD_DPOP``), as
+  the challenges offer them;
 * ``resource_name``, ``resource_documentation``, ``resource_policy_uri``,
   ``resource_tos_uri``: from their ``CCGUARD_*`` options.
 
@@ -37,7 +38,7 @@ from flask import Flask, Response, current_app, jsonify, request
 
 from .core.claims import VerifiedToken, canonical_uri
 from .core.errors import ConfigurationError, InvalidToken
-from .protection import RESOURCES, declared_scopes, mark_public, resource_of
+from .protection import RESOURCES, declared_scopes, dpop_in_force, mark_public, resource_of
 
 __all__ = ["WELL_KNOWN", "challenge_params", "check_resources", "document", "install", "metadata_path", "metadata_url"]
 
@@ -102,14 +103,21 @@ def check_resources(app: Flask) -> dict[str, str]:
     return paths
 
 
-def install(app: Flask) -> None:
-    """Route the metadata documents on ``app`` (once), public and readable from any origin."""
-    if ENDPOINT in app.view_functions:
+def install(app: Flask, subdomain: str | None = None) -> None:
+    """Route the metadata documents on ``app`` (once per subdomain), public and readable from any origin.
+
+    A blueprint registered on a ``subdomain`` serves its views, and so its
+    resource's document (§3.1: at the resource's own host), on that subdomain:
+    the app's rules match only its default subdomain when subdomains are matched.
+    """
+    wanted = subdomain or ""
+    if any(rule.endpoint == ENDPOINT and (rule.subdomain or "") == wanted for rule in app.url_map.iter_rules()):
         return
-    app.add_url_rule(WELL_KNOWN, ENDPOINT, _serve, methods=["GET", "OPTIONS"], provide_automatic_options=False)
-    app.add_url_rule(
-        WELL_KNOWN + "/<path:suffix>", ENDPOINT, _serve, methods=["GET", "OPTIONS"], provide_automatic_options=False
-    )
+    options: dict[str, Any] = {"methods": ["GET", "OPTIONS"], "provide_automatic_options": False}
+    if subdomain:
+        options["subdomain"] = subdomain
+    app.add_url_rule(WELL_KNOWN, ENDPOINT, _serve, **options)
+    app.add_url_rule(WELL_KNOWN + "/<path:suffix>", ENDPOINT, _serve, **options)
 
 
 def _cors(response: Response) -> Response:
@@ -163,7 +171,7 @@ def document(app: Flask, resource: str) -> dict[str, Any]:
     doc["bearer_methods_supported"] = (
         ["header"] + (["body"] if state.allow_form_token else []) + (["query"] if state.allow_query_token else [])
     )
-    doc.update(_sender_constraints(settings))
+    doc.update(_sender_constraints(state, settings))
     for name in ("resource_name", "resource_documentation", "resource_policy_uri", "resource_tos_uri"):
         value = settings.get("CCGUARD_" + name.upper())
         if value is not None:
@@ -171,15 +179,16 @@ def document(app: Flask, resource: str) -> dict[str, Any]:
     return doc
 
 
-def _sender_constraints(settings: Mapping[str, Any]) -> dict[str, Any]:
-    # Only from options this version declares (DPoP, RFC 9449 §5.1; mTLS, RFC 8705 §3.3).
+def _sender_constraints(state: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
+    # Only from options this version declares (DPoP, RFC 9449 §5.1; mTLS, RFC 8705 §3.3),
+    # by the modes in force (an issuer's own 'dpop' overrides CCGUARD_DPOP), as the challenges say.
     members: dict[str, Any] = {}
-    dpop = settings.get("CCGUARD_DPOP")
-    if dpop is not None and dpop != "disabled":
+    accepted, required = dpop_in_force(state)
+    if accepted:
         algorithms = settings.get("CCGUARD_DPOP_ALGORITHMS")
         if algorithms:
             members["dpop_signing_alg_values_supported"] = sorted(algorithms)
-        members["dpop_bound_access_tokens_required"] = dpop == "required"
+        members["dpop_bound_access_tokens_required"] = required
     if settings.get("CCGUARD_CLIENT_CERT_SOURCE") is not None:
         members["tls_client_certificate_bound_access_tokens"] = True
     return members

@@ -8,6 +8,7 @@ fresh ``DPoP`` proof per request, and answers a ``use_dpop_nonce`` challenge
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,10 @@ __all__ = ["RenewingBearerAuth", "origin"]
 
 _MAX_NONCES = 64  # origins whose last DPoP-Nonce is remembered (oldest dropped first)
 _MAX_NONCE_LEN = 512
+#: Seconds after a renewal on ``invalid_token`` during which another such
+#: challenge renews nothing: a resource refusing every token (broken, or
+#: hostile) costs one token request per this many seconds, not one per call.
+RENEW_COOLDOWN = 10.0
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -43,6 +48,10 @@ class RenewingBearerAuth(AuthBase):
     """Adds ``Authorization: Bearer <token()>``; when the resource answers 401
     with ``error="invalid_token"``, drops that token, gets a new one and sends
     the request once more. Subclasses provide :meth:`token` and :meth:`invalidate`.
+
+    Tokens are dropped so at most once per :data:`RENEW_COOLDOWN` seconds: a
+    resource that refuses every token gets its 401 back rather than costing a
+    token request per call (a token another thread renewed is still retried with).
 
     The retry goes only to the origin the token was first sent to: ``requests``
     keeps our response hook on redirected requests (while it strips the
@@ -90,6 +99,21 @@ class RenewingBearerAuth(AuthBase):
     def invalidate(self, token: str | None = None) -> None:
         """Forget ``token`` so that :meth:`token` returns another one."""
         raise NotImplementedError
+
+    def _renew(self, used: str) -> None:
+        """Drop ``used`` after an ``invalid_token`` challenge, at most once per
+        :data:`RENEW_COOLDOWN` seconds (the first time at once).
+
+        Under the lock that decides it, so a burst of refusals of one token sees
+        it dropped (and shares the one new token) rather than kept.
+        """
+        now = time.monotonic()
+        with self.__dict__.setdefault("_renew_lock", threading.Lock()):
+            last = self.__dict__.get("_renewed_at")
+            if last is not None and now - last < RENEW_COOLDOWN:
+                return
+            self.__dict__["_renewed_at"] = now
+            self.invalidate(used)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         self._authorize(r, self.token())
@@ -166,8 +190,12 @@ class RenewingBearerAuth(AuthBase):
                 return resp
             req.body.seek(pos)  # type: ignore[union-attr]
         if error == "invalid_token":
-            self.invalidate(used[len(scheme) + 1 :])
+            self._renew(used[len(scheme) + 1 :])
         token = self.token()
+        if error == "invalid_token" and token == used[len(scheme) + 1 :]:
+            # Renewed moments ago and refused again: the same request would fail
+            # the same way, and a new token request per call would flood the issuer.
+            return resp
         resp.content  # noqa: B018 - read the body so the connection can be reused
         resp.close()
         retry = req.copy()
