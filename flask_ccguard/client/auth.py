@@ -61,8 +61,14 @@ class RenewingBearerAuth(AuthBase):
 
     #: Set (by the subclass) to send DPoP-bound tokens with proofs (RFC 9449 §7.1).
     dpop_key: DPoPKey | None = None
-    _nonces: dict[tuple[str, str, int | None], str]
-    _nonce_lock = threading.Lock()  # shared by all clients: a few dict operations under it
+
+    def __init__(self) -> None:
+        # The last DPoP-Nonce of each origin, oldest first.
+        self._nonces: dict[tuple[str, str, int | None], str] = {}
+        self._nonce_lock = threading.Lock()
+        # When a token was last dropped on invalid_token (time.monotonic), and the lock deciding it.
+        self._renewed_at: float | None = None
+        self._renew_lock = threading.Lock()
 
     def token(self) -> str:
         """The access token to send."""
@@ -78,7 +84,7 @@ class RenewingBearerAuth(AuthBase):
         if where is None or not nonce or len(nonce) > _MAX_NONCE_LEN or not nonce.isprintable():
             return
         with self._nonce_lock:
-            nonces = self.__dict__.setdefault("_nonces", {})
+            nonces = self._nonces
             nonces.pop(where, None)
             nonces[where] = nonce
             while len(nonces) > _MAX_NONCES:
@@ -86,8 +92,7 @@ class RenewingBearerAuth(AuthBase):
 
     def nonce_for(self, where: tuple[str, str, int | None] | None) -> str | None:
         """The last ``DPoP-Nonce`` the origin ``where`` sent, if any."""
-        nonces: dict[tuple[str, str, int | None], str] = self.__dict__.get("_nonces", {})
-        return nonces.get(where) if where is not None else None
+        return self._nonces.get(where) if where is not None else None
 
     def _authorize(self, r: requests.PreparedRequest, token: str) -> None:
         """Set ``Authorization`` (and a fresh ``DPoP`` proof for this method and URL)."""
@@ -108,11 +113,11 @@ class RenewingBearerAuth(AuthBase):
         it dropped (and shares the one new token) rather than kept.
         """
         now = time.monotonic()
-        with self.__dict__.setdefault("_renew_lock", threading.Lock()):
-            last = self.__dict__.get("_renewed_at")
+        with self._renew_lock:
+            last = self._renewed_at
             if last is not None and now - last < RENEW_COOLDOWN:
                 return
-            self.__dict__["_renewed_at"] = now
+            self._renewed_at = now
             self.invalidate(used)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:

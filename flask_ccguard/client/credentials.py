@@ -198,6 +198,7 @@ class ClientCredentials(RenewingBearerAuth):
         dpop: bool | DPoPKey | Any = False,
         cert: str | tuple[str, str] | None = None,
     ) -> None:
+        super().__init__()
         self.token_url = check_url(token_url, "token_url")
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id must be the client's non-empty identifier.")
