@@ -34,6 +34,7 @@ __all__ = [
     "dpop_in_force",
     "is_public",
     "mark_public",
+    "method_clauses",
     "protected_inside_public",
     "record",
     "requirements",
@@ -243,6 +244,28 @@ def _clauses(app: Flask, endpoint: str) -> tuple[Clause, ...]:
     return tuple(found)
 
 
+def method_clauses(view: Any, methods: Iterable[str]) -> dict[str, tuple[Clause, ...]]:
+    """Per HTTP method, the clauses a class-based view (``View.as_view``) adds for it.
+
+    The decorators written on the class's methods run only for the requests
+    that method serves: ``@require_token`` on ``MethodView.get`` protects GET
+    and leaves POST open. ``dispatch_request`` serves every method; a
+    ``MethodView`` without ``head`` answers HEAD with ``get`` (as Flask does).
+    Empty for a plain view function.
+    """
+    cls = getattr(view, "view_class", None)
+    if not isinstance(cls, type):
+        return {}
+    every: tuple[Clause, ...] = getattr(getattr(cls, "dispatch_request", None), ATTRIBUTE, ())
+    found = {}
+    for method in methods:
+        handler = getattr(cls, method.lower(), None)
+        if handler is None and method == "HEAD":
+            handler = getattr(cls, "get", None)
+        found[method] = every + tuple(getattr(handler, ATTRIBUTE, ()))
+    return found
+
+
 def _union(groups: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for group in groups for name in group))
 
@@ -267,9 +290,10 @@ def _binding(app: Flask) -> str | None:
     return None
 
 
-def requirement(app: Flask, endpoint: str) -> Requirement:
-    """The :class:`Requirement` of one endpoint of ``app``."""
-    clauses = _clauses(app, endpoint)
+def requirement(app: Flask, endpoint: str, extra: tuple[Clause, ...] = ()) -> Requirement:
+    """The :class:`Requirement` of one endpoint of ``app``; ``extra``: the
+    clauses one method of a class-based view adds (:func:`method_clauses`)."""
+    clauses = _clauses(app, endpoint) + extra
     resource = resource_of(app, endpoint)
     if is_public(app, endpoint):
         return Requirement(public=True, token=False, resource=resource, clauses=clauses)
@@ -297,6 +321,14 @@ def requirements(app: Flask) -> dict[str, Requirement]:
 
 def declared_scopes(app: Flask, resource: str | None = None) -> tuple[str, ...]:
     """Every scope a non-public endpoint of ``app`` requires (of ``resource`` when given), first-seen order."""
-    return _union(
-        r.scopes for r in requirements(app).values() if not r.public and (resource is None or r.resource == resource)
-    )
+    found = list(requirements(app).values())
+    # A class-based view's methods may each require scopes of their own.
+    for endpoint, view in list(app.view_functions.items()):
+        for extra in method_clauses(view, _methods(app, endpoint)).values():
+            if extra:
+                found.append(requirement(app, endpoint, extra))
+    return _union(r.scopes for r in found if not r.public and (resource is None or r.resource == resource))
+
+
+def _methods(app: Flask, endpoint: str) -> set[str]:
+    return {m for rule in app.url_map.iter_rules(endpoint) for m in rule.methods or ()}

@@ -2,7 +2,9 @@
 
 One row per URL rule, as ``flask routes`` lists them (``HEAD`` and
 ``OPTIONS`` left out), with the endpoint's
-:class:`~flask_ccguard.protection.Requirement`. Flask's static-file endpoints
+:class:`~flask_ccguard.protection.Requirement`; a class-based view whose
+methods require different things (``@require_token`` on ``MethodView.get``
+only) gets one row per distinct requirement, each with its methods. Flask's static-file endpoints
 (``static``, ``<blueprint>.static``) are public unless something protects
 them: files in a static folder are open by nature.
 """
@@ -13,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 
-from .protection import Clause, Requirement, requirements
+from .protection import Clause, Requirement, method_clauses, requirement, requirements
 
 __all__ = ["format_table", "open_rows", "protection_map"]
 
@@ -41,22 +43,37 @@ def protection_map(app: Flask) -> list[dict[str, Any]]:
         req = found.get(rule.endpoint)
         if req is None:
             continue
-        static = not req.token and not req.public and _is_static(app, rule.endpoint)
-        rows.append(
-            {
-                "endpoint": rule.endpoint,
-                "methods": sorted((rule.methods or set()) - _IGNORED_METHODS),
-                "rule": rule.rule,
-                "public": req.public or static,
-                "roles": list(req.roles),
-                "scopes": list(req.scopes),
-                "match": req.match,
-                "binding": req.binding,
-                "token": req.token,
-                "requires": "public (static files)" if static else _requires(req),
-            }
-        )
+        methods = sorted((rule.methods or set()) - _IGNORED_METHODS)
+        for group, group_req in _per_method(app, rule.endpoint, methods, req):
+            rows.append(_row(app, rule.rule, rule.endpoint, group, group_req))
     return rows
+
+
+def _per_method(app: Flask, endpoint: str, methods: list[str], req: Requirement) -> list[tuple[list[str], Requirement]]:
+    # A class-based view's methods can be protected each on its own
+    # (@require_token on MethodView.get, not on post): one row per distinct
+    # requirement, so the map says what each method really enforces.
+    extras = method_clauses(app.view_functions.get(endpoint), methods)
+    groups: dict[tuple[Clause, ...], list[str]] = {}
+    for method in methods:
+        groups.setdefault(extras.get(method, ()), []).append(method)
+    return [(group, requirement(app, endpoint, extra) if extra else req) for extra, group in groups.items()]
+
+
+def _row(app: Flask, rule: str, endpoint: str, methods: list[str], req: Requirement) -> dict[str, Any]:
+    static = not req.token and not req.public and _is_static(app, endpoint)
+    return {
+        "endpoint": endpoint,
+        "methods": methods,
+        "rule": rule,
+        "public": req.public or static,
+        "roles": list(req.roles),
+        "scopes": list(req.scopes),
+        "match": req.match,
+        "binding": req.binding,
+        "token": req.token,
+        "requires": "public (static files)" if static else _requires(req),
+    }
 
 
 def _names(what: str, names: tuple[str, ...], match: str) -> str:

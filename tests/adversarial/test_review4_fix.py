@@ -1,0 +1,97 @@
+"""Review 4 follow-up: class-based views in the routes map and exemptions, token client messages."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.views import MethodView, View
+
+from flask_ccguard import CCGuard, require_scopes, require_token
+from flask_ccguard.cli import flask_group
+from flask_ccguard.protection_map import protection_map
+from flask_ccguard.testing import TestIssuer
+
+
+def _guarded(issuer: TestIssuer) -> tuple[Flask, CCGuard]:
+    app = Flask("r4fix")
+    app.config.update(issuer.app_config())
+    app.testing = True
+    return app, CCGuard(app)
+
+
+class _GetOnly(MethodView):
+    @require_token
+    def get(self) -> str:
+        return "g"
+
+    def post(self) -> str:
+        return "p"
+
+
+class _Both(MethodView):
+    @require_scopes("items:read")
+    def get(self) -> str:
+        return "g"
+
+    @require_token
+    def delete(self) -> str:
+        return "d"
+
+
+class _Decorators(MethodView):
+    decorators = [require_token]
+
+    def get(self) -> str:
+        return "g"
+
+    def put(self) -> str:
+        return "u"
+
+
+class _Dispatch(View):
+    methods = ["GET", "PATCH"]
+
+    @require_token
+    def dispatch_request(self) -> str:
+        return "d"
+
+
+_VIEWS: dict[str, type[View]] = {"get_only": _GetOnly, "both": _Both, "decorators": _Decorators, "dispatch": _Dispatch}
+
+
+def _class_app(issuer: TestIssuer, name: str) -> Flask:
+    app, _guard = _guarded(issuer)
+    app.add_url_rule("/things", view_func=_VIEWS[name].as_view(name))
+    return app
+
+
+@pytest.mark.parametrize("name", sorted(_VIEWS))
+def test_review4_fix_01_routes_map_agrees_with_class_based_views(issuer: TestIssuer, name: str) -> None:
+    app = _class_app(issuer, name)
+    rows = [r for r in protection_map(app) if r["endpoint"] == name]
+    client = app.test_client()
+    seen: set[str] = set()
+    for row in rows:
+        for method in row["methods"]:
+            seen.add(method)
+            status = client.open("/things", method=method).status_code
+            # The map says a token is needed exactly when a request without one is refused.
+            assert (status == 401) == row["token"], (method, status, row)
+    assert seen == {m for rule in app.url_map.iter_rules(name) for m in rule.methods or ()} - {"HEAD", "OPTIONS"}
+
+
+def test_review4_fix_01_routes_map_splits_a_method_view_per_method(issuer: TestIssuer) -> None:
+    app = _class_app(issuer, "get_only")
+    rows = {tuple(r["methods"]): r for r in protection_map(app) if r["endpoint"] == "get_only"}
+    assert rows[("GET",)]["token"] and rows[("GET",)]["requires"] == "token"
+    assert not rows[("POST",)]["token"] and rows[("POST",)]["requires"].startswith("OPEN")
+    both = {tuple(r["methods"]): r for r in protection_map(_class_app(issuer, "both")) if r["endpoint"] == "both"}
+    assert both[("GET",)]["scopes"] == ["items:read"] and both[("DELETE",)]["scopes"] == []
+
+
+@pytest.mark.parametrize(("name", "code"), [("both", 0), ("decorators", 0), ("dispatch", 0), ("get_only", 1)])
+def test_review4_fix_01_fail_on_open_counts_only_really_open_methods(issuer: TestIssuer, name: str, code: int) -> None:
+    result = _class_app(issuer, name).test_cli_runner().invoke(flask_group, ["routes", "--fail-on-open"])
+    assert result.exit_code == code, result.output
+    if code:
+        assert "get_only  POST  /things" in result.output
