@@ -1,7 +1,7 @@
 """Open views in a protected app: ``@public``, the contradiction check, and the open set ``protect()`` skips.
 
 A view is declared open with :func:`public` or ``guard.exempt(view |
-blueprint | "endpoint")`` (the idiom of Flask-WTF's ``CSRFProtect.exempt``);
+ViewClass | blueprint | "endpoint")`` (the idiom of Flask-WTF's ``CSRFProtect.exempt``);
 both record it through :func:`~flask_ccguard.protection.mark_public`.
 :meth:`CCGuard.protect <flask_ccguard.CCGuard.protect>` then lets its
 requests through without a token. A view declared open that also carries a
@@ -17,7 +17,9 @@ from weakref import WeakKeyDictionary
 from flask import Flask
 
 from .core.errors import ConfigurationError
-from .protection import ATTRIBUTE, is_public, mark_public, protected_inside_public
+from .protection import ATTRIBUTE, is_public, mark_public, method_clauses, protected_inside_public
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 __all__ = ["check_exemptions", "forget_open_endpoints", "open_endpoints", "public"]
 
@@ -68,7 +70,9 @@ def check_exemptions(app: Flask) -> None:
         or the two blueprints.
     """
     for endpoint, view in list(app.view_functions.items()):
-        if getattr(view, ATTRIBUTE, ()) and is_public(app, endpoint):
+        # A class-based view may carry the decorators on its methods instead.
+        decorated = getattr(view, ATTRIBUTE, ()) or any(method_clauses(view, _METHODS).values())
+        if decorated and is_public(app, endpoint):
             raise _contradiction(getattr(view, "__name__", endpoint), endpoint)
         both = protected_inside_public(app, endpoint)
         if both is not None:

@@ -202,7 +202,8 @@ class CCGuard:
         requirements.append(requirement)
 
     def exempt(self, target: _Exemptible) -> _Exemptible:
-        """Declare a view, every view of a blueprint, or an endpoint open.
+        """Declare a view, a class-based view (``View`` / ``MethodView``: every
+        view its ``as_view`` makes), every view of a blueprint, or an endpoint open.
 
         :meth:`protect` does not apply to it and ``flask ccguard routes`` lists
         it as public (health checks, the metadata document). Returns ``target``,
@@ -210,7 +211,7 @@ class CCGuard:
         endpoint name (``"health"``, ``"api.health"``) holds on every app this
         guard is initialised on, for views routed before or after the call.
 
-        :raises TypeError: ``target`` is not a view function, a blueprint or a name.
+        :raises TypeError: ``target`` is not a view function, a ``View`` class, a blueprint or a name.
         :raises ConfigurationError: at start-up, for a view declared open that
             also carries ``@require_token`` / ``@require_roles`` / ``@require_scopes``.
         """

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 from weakref import WeakKeyDictionary, WeakSet
 
 from flask import Blueprint, Flask
+from flask.views import View
 
 if TYPE_CHECKING:
     # Flask 3 registers nested blueprints typed as its sansio base class (flask>=2.2 at run time).
@@ -91,6 +92,9 @@ PROTECTED: WeakKeyDictionary[Target, list[Clause]] = WeakKeyDictionary()
 RESOURCES: WeakKeyDictionary[Target, str] = WeakKeyDictionary()
 #: Blueprints and apps declared public as a whole.
 _PUBLIC_TARGETS: WeakSet[Target] = WeakSet()
+#: Class-based views (``flask.views.View`` subclasses) declared public: every
+#: view function their ``as_view`` makes (its ``view_class``), not subclasses.
+_PUBLIC_CLASSES: WeakSet[type] = WeakSet()
 #: Endpoint names declared public, per owner (the CCGuard that exempted them).
 _PUBLIC_ENDPOINTS: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
 #: Per app, endpoint → the blueprints that registered it, outermost first, as
@@ -150,7 +154,8 @@ def record(view: Callable[..., Any], clause: Clause) -> None:
 
 
 def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any = None) -> None:
-    """Declare ``target`` open: a view function, a blueprint (each of its views), or an endpoint name.
+    """Declare ``target`` open: a view function, a class-based view (each view
+    function its ``as_view`` makes), a blueprint (each of its views), or an endpoint name.
 
     An endpoint name is app-specific, so it is kept per ``owner`` (the
     :class:`~flask_ccguard.CCGuard` whose ``exempt`` was called), and read by
@@ -174,6 +179,15 @@ def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any
                 )
             track(target)
         _PUBLIC_TARGETS.add(target)
+    elif isinstance(target, type):
+        if not issubclass(target, View):
+            raise TypeError(
+                f"only a view function, a View/MethodView class, a blueprint or an endpoint name can be public, "
+                f"not the class {target.__name__!r}"
+            )
+        # The view functions as_view() made (before or after this call) are
+        # found by their view_class: the class itself is never routed.
+        _PUBLIC_CLASSES.add(target)
     elif callable(target):
         setattr(target, PUBLIC_ATTRIBUTE, True)
     else:
@@ -194,7 +208,10 @@ def _owner(app: Flask) -> Any:
 def is_public(app: Flask, endpoint: str) -> bool:
     """Whether ``endpoint`` of ``app`` was declared open (:func:`mark_public`)."""
     # Runs on every request to a protect()ed app: the common answers first, cheaply.
-    if getattr(app.view_functions.get(endpoint), PUBLIC_ATTRIBUTE, False):
+    view = app.view_functions.get(endpoint)
+    if getattr(view, PUBLIC_ATTRIBUTE, False):
+        return True
+    if _PUBLIC_CLASSES and getattr(view, "view_class", None) in _PUBLIC_CLASSES:
         return True
     if _PUBLIC_ENDPOINTS:
         owner = _owner(app)

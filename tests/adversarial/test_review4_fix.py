@@ -95,3 +95,51 @@ def test_review4_fix_01_fail_on_open_counts_only_really_open_methods(issuer: Tes
     assert result.exit_code == code, result.output
     if code:
         assert "get_only  POST  /things" in result.output
+
+
+def test_review4_fix_02_exempt_a_class_based_view(issuer: TestIssuer) -> None:
+    app, guard = _guarded(issuer)
+    guard.protect(app)
+
+    class Health(MethodView):
+        def get(self) -> str:
+            return "ok"
+
+    class Sub(Health):
+        pass
+
+    assert guard.exempt(Health) is Health
+    app.add_url_rule("/health", view_func=Health.as_view("health"))
+    app.add_url_rule("/health2", view_func=Health.as_view("health2"))
+    app.add_url_rule("/sub", view_func=Sub.as_view("sub"))
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    assert client.get("/health2").status_code == 200
+    # A subclass is a view of its own: exempting the base does not open it.
+    assert client.get("/sub").status_code == 401
+    public = {r["endpoint"] for r in protection_map(app) if r["public"]}
+    assert {"health", "health2"} <= public and "sub" not in public
+
+
+def test_review4_fix_02_exempt_refuses_a_class_that_is_no_view(issuer: TestIssuer) -> None:
+    _app, guard = _guarded(issuer)
+
+    class NotAView:
+        pass
+
+    with pytest.raises(TypeError, match="View/MethodView class"):
+        guard.exempt(NotAView)
+
+
+def test_review4_fix_02_exempted_class_with_decorated_method_is_a_contradiction(issuer: TestIssuer) -> None:
+    app, guard = _guarded(issuer)
+
+    class Mixed(MethodView):
+        @require_token
+        def get(self) -> str:
+            return "g"
+
+    guard.exempt(Mixed)
+    app.add_url_rule("/mixed", view_func=Mixed.as_view("mixed"))
+    result = app.test_cli_runner().invoke(flask_group, ["routes"])
+    assert result.exit_code == 2 and "'mixed'" in result.output and "cannot be both open and protected" in result.output
