@@ -85,6 +85,14 @@ def _safe(value: Any, limit: int, redact: Callable[[str], str]) -> str | None:
     return _UNSAFE.sub("?", redact(value))[:limit]
 
 
+def _kind(value: Any, redact: Callable[[str], str]) -> str:
+    """What a ``token_type`` answer was, for a message: the (safe) string, or the JSON type it had instead."""
+    if isinstance(value, str):
+        return repr(_safe(value, 40, redact)) if value else "'' (an empty string)"
+    kinds = ((bool, "a JSON boolean"), ((int, float), "a JSON number"), (list, "a JSON array"), (dict, "a JSON object"))
+    return next((name for types, name in kinds if isinstance(value, types)), "null")
+
+
 def parse_token_response(
     status: int,
     data: Any,
@@ -134,13 +142,20 @@ def parse_token_response(
             # caller asked for a sender-constrained token: say so, don't downgrade.
             raise TokenRequestError(
                 None,
-                f"asked for a DPoP-bound token but got token_type {_safe(answered, 40, redact)!r} "
+                f"asked for a DPoP-bound token but got token_type {_kind(answered, redact)} "
                 "(RFC 9449 §5): the issuer does not bind tokens to DPoP keys for this client",
                 status,
                 hint="enable DPoP for this client at the issuer, or drop dpop= to use bearer tokens",
             )
-    elif answered is not None and (not isinstance(answered, str) or answered.lower() != "bearer"):
-        raise TokenRequestError(None, f"token_type {_safe(answered, 40, redact)!r} is not Bearer", status)
+    elif answered is not None and not isinstance(answered, str):
+        # RFC 6749 §5.1: token_type is a string ("Bearer", §7.1); the value itself is not echoed.
+        raise TokenRequestError(
+            None,
+            f"token_type is {_kind(answered, redact)}, not a string: RFC 6749 §5.1 requires a string such as Bearer",
+            status,
+        )
+    elif answered is not None and answered.lower() != "bearer":
+        raise TokenRequestError(None, f"token_type {_kind(answered, redact)} is not Bearer", status)
     lifetime = _number(data.get("expires_in"))
     if lifetime is None:
         exp = _jwt_exp(access)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
 import pytest
 from flask import Flask
 from flask.views import MethodView, View
 
 from flask_ccguard import CCGuard, require_scopes, require_token
 from flask_ccguard.cli import flask_group
+from flask_ccguard.client.credentials import ClientCredentials
+from flask_ccguard.client.token_response import TokenRequestError
 from flask_ccguard.protection_map import protection_map
 from flask_ccguard.testing import TestIssuer
 
@@ -143,3 +152,52 @@ def test_review4_fix_02_exempted_class_with_decorated_method_is_a_contradiction(
     app.add_url_rule("/mixed", view_func=Mixed.as_view("mixed"))
     result = app.test_cli_runner().invoke(flask_group, ["routes"])
     assert result.exit_code == 2 and "'mixed'" in result.output and "cannot be both open and protected" in result.output
+
+
+@contextmanager
+def _token_endpoint(status: int, body: bytes, headers: dict[str, str] | None = None) -> Iterator[str]:
+    """A real loopback token endpoint answering every POST with ``status``, ``headers`` and ``body``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/token"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("token_type", "said"),
+    [(1, "a JSON number"), (True, "a JSON boolean"), (["Bearer"], "a JSON array"), ({"x": 1}, "a JSON object")],
+)
+def test_review4_fix_03_non_string_token_type_is_named_as_such(token_type: Any, said: str) -> None:
+    body = json.dumps({"access_token": "abc", "token_type": token_type}).encode()
+    with _token_endpoint(200, body) as url, pytest.raises(TokenRequestError) as info:
+        ClientCredentials(url, "c", "sekret-123").token()
+    text = str(info.value)
+    assert f"token_type is {said}, not a string" in text and "RFC 6749 §5.1" in text
+    assert "None" not in text and "sekret-123" not in text
+
+
+def test_review4_fix_03_empty_token_type_is_not_called_none() -> None:
+    with (
+        _token_endpoint(200, b'{"access_token":"abc","token_type":""}') as url,
+        pytest.raises(TokenRequestError) as info,
+    ):
+        ClientCredentials(url, "c", "sekret-123").token()
+    assert "token_type '' (an empty string) is not Bearer" in str(info.value) and "None" not in str(info.value)
