@@ -201,3 +201,26 @@ def test_review4_fix_03_empty_token_type_is_not_called_none() -> None:
     ):
         ClientCredentials(url, "c", "sekret-123").token()
     assert "token_type '' (an empty string) is not Bearer" in str(info.value) and "None" not in str(info.value)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_review4_fix_04_token_endpoint_redirect_is_named_without_its_query(status: int) -> None:
+    location = "https://user:pw@login.example.com:8443/authorize?client_secret=leak&code=leak2#frag"
+    moved = _token_endpoint(status, b"<html>moved</html>", {"Location": location})
+    with moved as url, pytest.raises(TokenRequestError) as info:
+        ClientCredentials(url, "c", "sekret-123").token()
+    text = str(info.value)
+    assert "answered a redirect" in text and "to https://login.example.com:8443;" in text
+    assert "redirects are not followed" in text and "did not answer JSON" not in text
+    assert info.value.status == status
+    for secret in ("leak", "authorize", "user", "pw@", "frag", "sekret-123"):
+        assert secret not in text
+
+
+def test_review4_fix_04_redirect_with_a_relative_location_names_the_endpoint_origin() -> None:
+    moved = _token_endpoint(302, b"", {"Location": "/elsewhere?x=secret"})
+    with moved as url, pytest.raises(TokenRequestError) as info:
+        ClientCredentials(url, "c", "sekret-123").token()
+    text = str(info.value)
+    origin = url.rsplit("/", 1)[0]
+    assert f"to {origin};" in text and "secret" not in text.replace("sekret", "")

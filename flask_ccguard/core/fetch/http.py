@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 import threading
 import time
@@ -112,6 +113,24 @@ def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _redirect_target(url: str, resp: requests.Response) -> str:
+    """`` to <origin>`` of a redirect's Location, or "": its path and query may
+    carry secrets (a code, a signed URL), so only scheme, host and port are shown."""
+    location = resp.headers.get("Location")
+    if not location:
+        return ""
+    try:
+        parts = urlsplit(urljoin(url, location))
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return ""
+    if not host or parts.scheme not in ("http", "https"):
+        return ""
+    shown = f"[{host}]" if ":" in host else host
+    text = f"{parts.scheme}://{shown}" + (f":{port}" if port is not None else "")
+    return " to " + re.sub(r"[^\x21-\x7e]", "?", text)[:200]
 
 
 # The names other modules imported before these became public.
@@ -359,6 +378,13 @@ class HTTPClient:
         try:
             if not accept_errors and resp.status_code != 200:
                 raise FetchError(f"{url!r} answered HTTP {resp.status_code}", status=resp.status_code)
+            if 300 <= resp.status_code < 400:
+                # A POST (the token endpoint) is never redirected: say so rather than "not JSON".
+                raise FetchError(
+                    f"{url!r} answered a redirect (HTTP {resp.status_code}){_redirect_target(url, resp)}; "
+                    "redirects are not followed",
+                    status=resp.status_code,
+                )
             length = resp.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > self.max_bytes:
                 raise FetchError(f"{url!r}: body larger than {self.max_bytes} bytes")
