@@ -7,10 +7,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 from flask.views import MethodView, View
 
 from flask_ccguard import CCGuard, require_scopes, require_token
@@ -224,3 +225,57 @@ def test_review4_fix_04_redirect_with_a_relative_location_names_the_endpoint_ori
     text = str(info.value)
     origin = url.rsplit("/", 1)[0]
     assert f"to {origin};" in text and "secret" not in text.replace("sekret", "")
+
+
+def _custom_handler_example() -> str:
+    """The code block of docs/views.rst's "Custom error handlers" section."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "views.rst").read_text()
+    section = text.split("Custom error handlers\n~~~~~~~~~~~~~~~~~~~~~\n", 1)[1]
+    block = section.split(".. code-block:: python\n", 1)[1]
+    lines = []
+    for line in block.splitlines()[1:]:
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    return "\n".join(lines)
+
+
+def test_review4_fix_05_blueprint_catch_all_handler_keeps_the_challenge_as_documented(issuer: TestIssuer) -> None:
+    # Flask asks a blueprint's handlers first: a bare catch-all swallows the 401 (Flask's rule, kept).
+    app, _guard = _guarded(issuer)
+    bare = Blueprint("bare", __name__)
+
+    @bare.errorhandler(Exception)
+    def swallow(error: Exception) -> tuple[dict[str, str], int]:
+        return {"message": "internal error"}, 500
+
+    @bare.get("/bare")
+    @require_token
+    def bare_view() -> str:
+        return "x"
+
+    app.register_blueprint(bare)
+    swallowed = app.test_client().get("/bare")
+    assert swallowed.status_code == 500 and "WWW-Authenticate" not in swallowed.headers
+
+    # The documented handler hands ccguard's errors back: 401 with the challenge, other errors as before.
+    scope: dict[str, Any] = {"__name__": __name__}
+    exec(_custom_handler_example(), scope)  # the docs' own example, run as written
+    bp: Blueprint = scope["bp"]
+
+    @bp.get("/api")
+    @require_token
+    def api_view() -> str:
+        return "x"
+
+    @bp.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    app2, _guard2 = _guarded(issuer)
+    app2.register_blueprint(bp)
+    client = app2.test_client()
+    refused = client.get("/api")
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer realm=")
+    assert client.get("/api", headers={"Authorization": f"Bearer {issuer.mint()}"}).data == b"x"
+    assert client.get("/boom").status_code == 500 and client.get("/nothing-here").status_code == 404
