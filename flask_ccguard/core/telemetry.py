@@ -30,7 +30,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .._version import __version__
-from .traced_validation import Validate, instrument, status_error
+from .traced_validation import Validate, instrument, status_error, telemetry_failed
 
 __all__ = ["DURATION_BUCKETS", "INSTRUMENTS", "NO_TELEMETRY", "SCOPE", "Telemetry"]
 
@@ -176,7 +176,10 @@ class Telemetry:
         """Add 1 to the counter ``name`` (one of :data:`INSTRUMENTS`)."""
         instrument = self._instruments.get(name)
         if instrument is not None:
-            instrument.add(1, attributes)
+            try:
+                instrument.add(1, attributes)
+            except Exception:  # the SDK's hooks never decide a fetch or an answer
+                telemetry_failed()
 
     def count_cache_hits(self, owner: object, read: Callable[[], int]) -> None:
         """Report ``read()`` (a count that only grows) as ``ccguard.validation.cache_hits``
@@ -203,26 +206,37 @@ class Telemetry:
         ``ccguard.cache_hit`` once it has the answer.
         """
         found: dict[str, Any] = {}
-        if self._tracer is None:
+        span: Any = None
+        context_token = None
+        if self._tracer is not None:
+            try:
+                trace_api = sys.modules["opentelemetry.trace"]
+                span = self._tracer.start_span(
+                    f"ccguard.fetch.{kind}", kind=trace_api.SpanKind.CLIENT, attributes=_origin_attributes(method, url)
+                )
+                context_token = sys.modules["opentelemetry.context"].attach(trace_api.set_span_in_context(span))
+            except Exception:  # the SDK's hooks never decide a fetch
+                telemetry_failed()
+        if context_token is None:
             yield found
             return
-        trace_api = sys.modules["opentelemetry.trace"]
-        with self._tracer.start_as_current_span(
-            f"ccguard.fetch.{kind}",
-            kind=trace_api.SpanKind.CLIENT,
-            attributes=_origin_attributes(method, url),
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        failure: Exception | None = None
+        try:
+            yield found
+        except Exception as exc:
+            failure = exc
+            raise
+        finally:
+            sys.modules["opentelemetry.context"].detach(context_token)
             try:
-                yield found
-            except Exception as exc:
-                status = getattr(exc, "status", None)
-                span.set_attribute("error.type", str(status) if status else type(exc).__name__)
-                span.set_status(status_error())
-                raise
-            finally:
+                if failure is not None:
+                    status = getattr(failure, "status", None)
+                    span.set_attribute("error.type", str(status) if status else type(failure).__name__)
+                    span.set_status(status_error())
                 span.set_attributes(found)
+                span.end()
+            except Exception:
+                telemetry_failed()
 
 
 #: The telemetry of a process without an OpenTelemetry SDK: records nothing.

@@ -13,6 +13,7 @@ signature verified, a token introspected, keys fetched, any refusal) gets a
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
     from .claims import VerifiedToken
     from .request import HTTPRequest
 
-__all__ = ["REPLAY_REASON", "instrument", "status_error"]
+__all__ = ["REPLAY_REASON", "instrument", "status_error", "telemetry_failed"]
+
+log = logging.getLogger("flask_ccguard")
+_warned: list[bool] = []
 
 Validate = Callable[..., "VerifiedToken"]
 
@@ -60,12 +64,19 @@ def instrument(
     accepted: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]] = {}
 
     def traced_verify(*args: Any) -> VerifiedToken:
-        if current_span is None or not current_span().is_recording():
-            here.miss = False
+        span: Any = False
+        context_token = None
+        if current_span is not None:
+            try:
+                if current_span().is_recording():
+                    span = tracer.start_span("ccguard.validate")
+                    # Attached directly (cheaper than start_as_current_span).
+                    context_token = attach(in_context(span))  # type: ignore[misc]
+            except Exception:
+                telemetry_failed()
+        here.miss = span
+        if context_token is None:
             return verify(*args)
-        span = here.miss = tracer.start_span("ccguard.validate")
-        # Attached directly (cheaper than start_as_current_span).
-        context_token = attach(in_context(span))  # type: ignore[misc]
         try:
             return verify(*args)
         finally:
@@ -77,11 +88,21 @@ def instrument(
         try:
             verified = validate(token, request)
         except Exception as exc:
-            _refused(exc, time.perf_counter() - start, here.miss)
+            try:
+                _refused(exc, time.perf_counter() - start, here.miss)
+            except Exception:
+                telemetry_failed()
             raise
         span = here.miss
         if span is None:
             return verified  # a cache hit: counted by the validator
+        try:
+            _accepted(verified, time.perf_counter() - start, span)
+        except Exception:
+            telemetry_failed()
+        return verified
+
+    def _accepted(verified: VerifiedToken, elapsed: float, span: Any) -> None:
         # The header as held, not .header (a copy per access); introspected tokens have none.
         key = (str(verified._header.get("alg", "none")), verified.issuer)
         done = accepted.get(key)
@@ -91,11 +112,10 @@ def instrument(
             if len(accepted) < 256:  # allowed algorithms times issuers: a few
                 accepted[key] = done
         if duration is not None:
-            duration.record(time.perf_counter() - start, done[0])
+            duration.record(elapsed, done[0])
         if span is not False:
             span.set_attributes(done[1])
             span.end()
-        return verified
 
     def _refused(exc: Exception, elapsed: float, span: Any) -> None:
         outcome = "unavailable" if getattr(exc, "status", None) == 503 else "rejected"
@@ -125,6 +145,22 @@ def instrument(
             span.end()
 
     return traced, traced_verify
+
+
+def telemetry_failed() -> None:
+    """Called when the OpenTelemetry SDK raised (a span processor, sampler,
+    exemplar filter or view of the application's): the telemetry of this one
+    validation or fetch is skipped, and the answer stays what it would be
+    without an SDK. Logged once per process, with the exception's type only."""
+    if not _warned:
+        _warned.append(True)
+        raised = sys.exc_info()[0]
+        log.warning(
+            "flask_ccguard: the OpenTelemetry SDK raised %s; telemetry is skipped where it does"
+            " (answers are not changed)",
+            raised.__name__ if raised is not None else "an error",
+        )
+    log.debug("flask_ccguard: OpenTelemetry failure detail", exc_info=True)
 
 
 def status_error() -> Any:

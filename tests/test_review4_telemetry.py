@@ -1,0 +1,89 @@
+"""Review round 4 of the OpenTelemetry support (issue 19): an operator's unusual SDK
+set-ups, an attacker's requests, and the docs' tables, checked with a real SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from flask_ccguard.testing import TestIssuer
+from tests.challenges import assert_challenge
+from tests.conftest import bearer, make_app
+from tests.test_telemetry import Recorded, _reset_globals, otel  # noqa: F401  (the fixture)
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics._internal.exemplar import ExemplarFilter
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.util.types import Attributes
+
+
+class _RaisingProcessor(SpanProcessor):
+    """An application's span processor with a bug that shows on our spans only."""
+
+    def __init__(self, when: str) -> None:
+        self.when = when
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if self.when == "start" and span.name.startswith("ccguard."):
+            raise RuntimeError("processor bug")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.when == "end" and span.name.startswith("ccguard."):
+            raise RuntimeError("processor bug")
+
+
+class _RaisingExemplarFilter(ExemplarFilter):
+    """An application's exemplar filter that raises on our measurements (every one goes through it)."""
+
+    def should_sample(self, value: float, time_unix_nano: int, attributes: Attributes, context: Context) -> bool:
+        if not attributes or any(name.startswith("ccguard.") for name in attributes):
+            raise RuntimeError("filter bug")
+        return False
+
+
+@pytest.fixture
+def raising_sdk(request: pytest.FixtureRequest) -> Iterator[None]:
+    _reset_globals()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(_RaisingProcessor(request.param))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], exemplar_filter=_RaisingExemplarFilter())
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    try:
+        yield
+    finally:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+        _reset_globals()
+
+
+@pytest.mark.parametrize("raising_sdk", ["start", "end"], indirect=True)
+@pytest.mark.parametrize("instrumented", [True, False], ids=["flask_span", "no_flask_span"])
+def test_review4_01_a_raising_span_processor_or_exemplar_filter_never_changes_an_answer(
+    raising_sdk: None, instrumented: bool, ccguard_issuer: TestIssuer
+) -> None:
+    # SDK span processors, samplers and exemplar filters are called in the caller's
+    # thread and their exceptions reach it: ours must stop at the telemetry.
+    app = make_app(ccguard_issuer)
+    if instrumented:
+        FlaskInstrumentor().instrument_app(app)  # type: ignore[no-untyped-call]
+    client = app.test_client()
+    try:
+        good = ccguard_issuer.mint()
+        for _ in range(3):  # first seen (keys fetched), verified again, then a token-cache hit
+            assert client.get("/v", headers=bearer(good)).status_code == 200
+        expired = client.get("/v", headers=bearer(ccguard_issuer.mint(expires_in=-600)))
+        assert_challenge(expired, 401, "invalid_token", "The access token has expired.", realm="assets")
+        unknown = client.get("/v", headers=bearer(ccguard_issuer.mint(kid="not-published")))
+        unknown_kid = "The token's key id is not one of the issuer's keys."
+        assert_challenge(unknown, 401, "invalid_token", unknown_kid, realm="assets")
+    finally:
+        if instrumented:
+            FlaskInstrumentor().uninstrument_app(app)  # type: ignore[no-untyped-call]
