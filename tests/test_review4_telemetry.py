@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from flask_ccguard import KeysUnavailable, TokenValidator
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
 from tests.conftest import bearer, make_app
-from tests.test_telemetry import Recorded, _reset_globals, otel  # noqa: F401  (the fixture)
+from tests.test_telemetry import Recorded, _request_span, _reset_globals, otel  # noqa: F401  (the fixture)
 
 pytest.importorskip("opentelemetry.sdk")
 
@@ -87,3 +88,18 @@ def test_review4_01_a_raising_span_processor_or_exemplar_filter_never_changes_an
     finally:
         if instrumented:
             FlaskInstrumentor().uninstrument_app(app)  # type: ignore[no-untyped-call]
+
+
+def test_review4_02_an_unavailable_validation_carries_no_rfc6750_error_code(otel: Recorded) -> None:  # noqa: F811
+    # A 503 has no challenge and no RFC 6750 error: counting it as invalid_token
+    # would put "keys unreachable" in the same series as forged tokens.
+    issuer = TestIssuer()
+    token = issuer.mint()
+    validator = TokenValidator(issuer.issuer, issuer.audience, jwks_uri=issuer.jwks_uri)
+    issuer.stop()
+    with pytest.raises(KeysUnavailable), _request_span():
+        validator.validate(token)
+    unavailable = {"ccguard.outcome": "unavailable", "ccguard.reason": "keys_unavailable"}
+    (span,) = otel.spans("ccguard.validate")
+    assert dict(span.attributes or {}) == unavailable
+    assert otel.points("ccguard.validation.refusals") == [(unavailable, 1)]

@@ -120,11 +120,10 @@ def instrument(
     def _refused(exc: Exception, elapsed: float, span: Any) -> None:
         outcome = "unavailable" if getattr(exc, "status", None) == 503 else "rejected"
         reason = str(getattr(exc, "reason", None) or "internal")
-        attrs = {
-            "ccguard.outcome": outcome,
-            "ccguard.reason": reason,
-            "ccguard.error_code": str(getattr(exc, "error", None) or "invalid_token"),
-        }
+        attrs = {"ccguard.outcome": outcome, "ccguard.reason": reason}
+        error = getattr(exc, "error", None)
+        if error:  # a 503 (Unavailable) has no RFC 6750 error: it is no challenge
+            attrs["ccguard.error_code"] = str(error)
         if duration is not None:
             duration.record(elapsed, {"ccguard.outcome": outcome})
         if refusals is not None:
