@@ -3,7 +3,11 @@ set-ups, an attacker's requests, and the docs' tables, checked with a real SDK."
 
 from __future__ import annotations
 
+import gc
+import threading
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -11,7 +15,7 @@ from flask_ccguard import KeysUnavailable, TokenValidator
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
 from tests.conftest import bearer, make_app
-from tests.test_telemetry import Recorded, _request_span, _reset_globals, otel  # noqa: F401  (the fixture)
+from tests.test_telemetry import Recorded, _request_span, _reset_globals
 
 pytest.importorskip("opentelemetry.sdk")
 
@@ -22,7 +26,28 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics._internal.exemplar import ExemplarFilter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util.types import Attributes
+
+
+@pytest.fixture
+def otel() -> Iterator[Recorded]:
+    """An SDK with in-memory exporters, set up before the validator (as test_telemetry's)."""
+    _reset_globals()
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    try:
+        yield Recorded(exporter, reader)
+    finally:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+        _reset_globals()
 
 
 class _RaisingProcessor(SpanProcessor):
@@ -90,7 +115,7 @@ def test_review4_01_a_raising_span_processor_or_exemplar_filter_never_changes_an
             FlaskInstrumentor().uninstrument_app(app)  # type: ignore[no-untyped-call]
 
 
-def test_review4_02_an_unavailable_validation_carries_no_rfc6750_error_code(otel: Recorded) -> None:  # noqa: F811
+def test_review4_02_an_unavailable_validation_carries_no_rfc6750_error_code(otel: Recorded) -> None:
     # A 503 has no challenge and no RFC 6750 error: counting it as invalid_token
     # would put "keys unreachable" in the same series as forged tokens.
     issuer = TestIssuer()
@@ -103,3 +128,39 @@ def test_review4_02_an_unavailable_validation_carries_no_rfc6750_error_code(otel
     (span,) = otel.spans("ccguard.validate")
     assert dict(span.attributes or {}) == unavailable
     assert otel.points("ccguard.validation.refusals") == [(unavailable, 1)]
+
+
+class _Owner:
+    """Something a count belongs to (weakly referenced)."""
+
+
+def test_review4_03_a_validator_collected_while_cache_hits_are_read_does_not_deadlock(
+    otel: Recorded, ccguard_issuer: TestIssuer
+) -> None:
+    # A validator with telemetry sits in a reference cycle (its validate wraps its
+    # own bound method), so the cyclic collector frees it, and runs its finalizer,
+    # in whichever thread allocates at that moment: the metric reader's own, while
+    # it sums the counts under their lock, included. Here the read that starts the
+    # collection stands for any allocation made under that lock.
+    token = ccguard_issuer.mint()
+    dropped = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience)
+    for _ in range(3):  # verified twice, then one token-cache hit
+        dropped.validate(token)
+    telemetry = dropped.http.telemetry
+    gone = weakref.ref(dropped)
+    owner = _Owner()
+    gc.collect()
+    gc.disable()
+    try:
+        del dropped  # unreachable, in a cycle: freed by the next collection
+        telemetry.count_cache_hits(owner, lambda: gc.collect() * 0)
+        read: list[Any] = []
+        reader = threading.Thread(target=lambda: read.append(otel.points("ccguard.validation.cache_hits")), daemon=True)
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), "the metric reader deadlocked"
+    finally:
+        gc.enable()
+    assert gone() is None
+    assert read == [[({}, 1)]]
+    assert otel.points("ccguard.validation.cache_hits") == [({}, 1)]  # its count stays in the sum

@@ -91,11 +91,18 @@ class _CacheHitCounts:
     """The token-cache hit counts of the validators sharing one meter, summed for
     its one observable counter (an SDK keeps the first callback registered under a
     name). A validator that is collected leaves its last count behind, so the sum
-    never goes down."""
+    never goes down.
+
+    A validator is freed by the cyclic collector, which runs its finalizer in
+    whatever thread allocates at that moment, possibly one holding ``_lock``
+    (the metric reader summing): the finalizer only appends to ``_dead``, and
+    the next sum retires it under the lock.
+    """
 
     def __init__(self, meter: Any) -> None:
         self._lock = threading.Lock()
         self._live: dict[int, Callable[[], int]] = {}
+        self._dead: list[int] = []  # appended by finalizers, without the lock
         self._retired = 0
         self._keys = itertools.count()
         _kind, unit, description = INSTRUMENTS["ccguard.validation.cache_hits"]
@@ -108,16 +115,14 @@ class _CacheHitCounts:
         key = next(self._keys)
         with self._lock:
             self._live[key] = read
-        weakref.finalize(owner, self._retire, key)
-
-    def _retire(self, key: int) -> None:
-        with self._lock:
-            read = self._live.pop(key, None)
-            if read is not None:
-                self._retired += read()
+        weakref.finalize(owner, self._dead.append, key)
 
     def total(self) -> int:
         with self._lock:
+            while self._dead:
+                read = self._live.pop(self._dead.pop(), None)
+                if read is not None:
+                    self._retired += read()
             return self._retired + sum(read() for read in self._live.values())
 
     def _observe(self, _options: Any) -> Iterable[Any]:
