@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flask_ccguard import KeysUnavailable, TokenValidator
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import TestIssuer, profile_issuer
 from tests.challenges import assert_challenge
 from tests.conftest import bearer, make_app
 from tests.test_telemetry import Recorded, _request_span, _reset_globals
@@ -164,3 +164,17 @@ def test_review4_03_a_validator_collected_while_cache_hits_are_read_does_not_dea
     assert gone() is None
     assert read == [[({}, 1)]]
     assert otel.points("ccguard.validation.cache_hits") == [({}, 1)]  # its count stays in the sum
+
+
+def test_review4_04_an_introspected_token_is_not_labelled_with_the_algorithm_none(otel: Recorded) -> None:
+    # An opaque token has no JWS header; "none" is the unsecured JWS algorithm
+    # (RFC 7518 §3.6), the one an alert on accepted "alg=none" looks for.
+    with profile_issuer("ibm_verify") as idp:
+        name, secret = next(iter(idp.introspection_clients.items()))
+        introspection = {"endpoint": idp.introspection_endpoint, "client_id": name, "client_secret": secret}
+        validator = TokenValidator([{"issuer": idp.issuer, "audience": idp.audience, "introspection": introspection}])
+        with _request_span():
+            validator.validate(idp.mint())
+    (span,) = otel.spans("ccguard.validate")
+    assert dict(span.attributes or {}) == {"ccguard.outcome": "accepted", "ccguard.issuer": idp.issuer}
+    assert otel.points("ccguard.validation.duration") == [({"ccguard.outcome": "accepted"}, 1)]

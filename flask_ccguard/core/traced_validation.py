@@ -103,11 +103,14 @@ def instrument(
         return verified
 
     def _accepted(verified: VerifiedToken, elapsed: float, span: Any) -> None:
-        # The header as held, not .header (a copy per access); introspected tokens have none.
-        key = (str(verified._header.get("alg", "none")), verified.issuer)
+        # The header as held, not .header (a copy per access). Introspected tokens
+        # have none, and no algorithm: not "none", the unsecured JWS one.
+        key = (str(verified._header.get("alg", "")), verified.issuer)
         done = accepted.get(key)
         if done is None:
-            metric = {"ccguard.outcome": "accepted", "ccguard.algorithm": key[0][:32]}
+            metric = {"ccguard.outcome": "accepted"}
+            if key[0]:
+                metric["ccguard.algorithm"] = key[0][:32]
             done = (metric, {**metric, "ccguard.issuer": key[1]})
             if len(accepted) < 256:  # allowed algorithms times issuers: a few
                 accepted[key] = done
