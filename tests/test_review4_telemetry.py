@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from flask_ccguard import KeysUnavailable, TokenValidator
+from flask_ccguard.core.errors import IntrospectionUnavailable
 from flask_ccguard.testing import TestIssuer, profile_issuer
 from tests.challenges import assert_challenge
 from tests.conftest import bearer, make_app
@@ -28,6 +29,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import Attributes
 
 
@@ -178,3 +180,41 @@ def test_review4_04_an_introspected_token_is_not_labelled_with_the_algorithm_non
     (span,) = otel.spans("ccguard.validate")
     assert dict(span.attributes or {}) == {"ccguard.outcome": "accepted", "ccguard.issuer": idp.issuer}
     assert otel.points("ccguard.validation.duration") == [({"ccguard.outcome": "accepted"}, 1)]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error_type"),
+    [(500, None, "500"), (404, None, "404"), (200, b"<html>not JSON</html>", "FetchError")],
+    ids=["http_500", "http_404", "not_json_200"],
+)
+def test_review4_05_a_failed_key_set_fetch_span_names_the_status_and_a_true_error_type(
+    otel: Recorded, status: int, body: bytes | None, error_type: str
+) -> None:
+    # HTTP client semantic conventions: http.response.status_code whenever an
+    # answer came; error.type the status code only for an error status (a 200
+    # that is not JSON was "200"), else the exception's type.
+    with TestIssuer() as issuer:
+        issuer.jwks_status = status
+        issuer.jwks_body = body
+        validator = TokenValidator(issuer.issuer, issuer.audience, jwks_uri=issuer.jwks_uri)
+        with pytest.raises(KeysUnavailable), _request_span():
+            validator.validate(issuer.mint())
+    (fetch, *_) = otel.spans("ccguard.fetch.key_set")
+    attributes = dict(fetch.attributes or {})
+    assert fetch.status.status_code is StatusCode.ERROR
+    assert (attributes.get("http.response.status_code"), attributes.get("error.type")) == (status, error_type)
+
+
+def test_review4_05_an_introspection_endpoint_refusing_the_client_is_an_error_span(otel: Recorded) -> None:
+    # post_form takes any status as an answer: a 401 from the introspection
+    # endpoint (a wrong client secret) was a span without error.
+    with profile_issuer("ibm_verify") as idp:
+        name = next(iter(idp.introspection_clients))
+        introspection = {"endpoint": idp.introspection_endpoint, "client_id": name, "client_secret": "not-the-secret"}
+        validator = TokenValidator([{"issuer": idp.issuer, "audience": idp.audience, "introspection": introspection}])
+        with pytest.raises(IntrospectionUnavailable), _request_span():
+            validator.validate(idp.mint())
+    (fetch,) = otel.spans("ccguard.fetch.introspection")
+    attributes = dict(fetch.attributes or {})
+    assert fetch.status.status_code is StatusCode.ERROR
+    assert (attributes.get("http.response.status_code"), attributes.get("error.type")) == (401, "401")

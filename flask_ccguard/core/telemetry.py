@@ -236,7 +236,14 @@ class Telemetry:
             try:
                 if failure is not None:
                     status = getattr(failure, "status", None)
-                    span.set_attribute("error.type", str(status) if status else type(failure).__name__)
+                    if isinstance(status, int):  # an answer came, and was unusable
+                        found["http.response.status_code"] = status
+                    found.setdefault("error.type", type(failure).__name__)
+                status = found.get("http.response.status_code")
+                if isinstance(status, int) and status >= 400:
+                    # HTTP client conventions: an error status is the error's type.
+                    found["error.type"] = str(status)
+                if "error.type" in found:
                     span.set_status(status_error())
                 span.set_attributes(found)
                 span.end()
