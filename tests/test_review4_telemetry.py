@@ -218,3 +218,19 @@ def test_review4_05_an_introspection_endpoint_refusing_the_client_is_an_error_sp
     attributes = dict(fetch.attributes or {})
     assert fetch.status.status_code is StatusCode.ERROR
     assert (attributes.get("http.response.status_code"), attributes.get("error.type")) == (401, "401")
+
+
+def test_review4_06_a_token_of_a_tenant_is_labelled_with_the_configured_template(
+    otel: Recorded, ccguard_issuer: TestIssuer
+) -> None:
+    # Under a {tenantid} template (any tenant: a multi-tenant app), the token's
+    # iss names the tenant its sender chose: a claim value, not configuration.
+    template = ccguard_issuer.base_url + "/{tenantid}/v2.0"
+    validator = TokenValidator([{"issuer": template, "jwks_uri": ccguard_issuer.jwks_uri}], ccguard_issuer.audience)
+    tenant = "0badc0de-0000-4000-8000-00000000f00d"
+    token = ccguard_issuer.mint(iss=template.replace("{tenantid}", tenant), tid=tenant)
+    with _request_span():
+        assert validator.validate(token).issuer.endswith(f"/{tenant}/v2.0")
+    (span,) = otel.spans("ccguard.validate")
+    assert dict(span.attributes or {})["ccguard.issuer"] == template
+    assert tenant not in otel.all_attribute_text()

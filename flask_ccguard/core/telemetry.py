@@ -198,10 +198,13 @@ class Telemetry:
                 counts = _HIT_COUNTS[meter] = _CacheHitCounts(meter)
         counts.add(owner, read)
 
-    def instrument(self, validate: Validate, verify: Validate) -> tuple[Validate, Validate]:
+    def instrument(
+        self, validate: Validate, verify: Validate, configured: Callable[[str], str] = str
+    ) -> tuple[Validate, Validate]:
         """Wrap a validator's ``validate`` and the ``verify`` it calls on a token-cache
-        miss (:func:`.traced_validation.instrument`)."""
-        return instrument(self._tracer, self._instruments, validate, verify)
+        miss (:func:`.traced_validation.instrument`); ``configured`` maps a token's
+        issuer to the configured one (a tenant's to its template) for ``ccguard.issuer``."""
+        return instrument(self._tracer, self._instruments, validate, verify, configured)
 
     @contextmanager
     def fetch(self, kind: str, method: str, url: str) -> Iterator[dict[str, Any]]:

@@ -35,7 +35,11 @@ REPLAY_REASON = "replayed"
 
 
 def instrument(
-    tracer: Any, instruments: dict[str, Any], validate: Validate, verify: Validate
+    tracer: Any,
+    instruments: dict[str, Any],
+    validate: Validate,
+    verify: Validate,
+    configured: Callable[[str], str] = str,
 ) -> tuple[Validate, Validate]:
     """Wrap a validator's ``validate`` and the ``verify`` it calls on a token-cache miss.
 
@@ -47,6 +51,8 @@ def instrument(
 
     :param tracer: the tracer, or None (metrics only).
     :param instruments: the synchronous instruments by name (:data:`.telemetry.INSTRUMENTS`).
+    :param configured: the configured issuer (or template) that a token's issuer
+        matched, which ``ccguard.issuer`` names.
     """
     duration = instruments.get("ccguard.validation.duration")
     refusals = instruments.get("ccguard.validation.refusals")
@@ -111,7 +117,7 @@ def instrument(
             metric = {"ccguard.outcome": "accepted"}
             if key[0]:
                 metric["ccguard.algorithm"] = key[0][:32]
-            done = (metric, {**metric, "ccguard.issuer": key[1]})
+            done = (metric, {**metric, "ccguard.issuer": configured(key[1])})
             if len(accepted) < 256:  # allowed algorithms times issuers: a few
                 accepted[key] = done
         if duration is not None:
