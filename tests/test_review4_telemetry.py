@@ -4,15 +4,18 @@ set-ups, an attacker's requests, and the docs' tables, checked with a real SDK."
 from __future__ import annotations
 
 import gc
+import re
 import threading
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flask_ccguard import KeysUnavailable, TokenValidator
 from flask_ccguard.core.errors import IntrospectionUnavailable
+from flask_ccguard.core.telemetry import INSTRUMENTS
 from flask_ccguard.testing import TestIssuer, profile_issuer
 from tests.challenges import assert_challenge
 from tests.conftest import bearer, make_app
@@ -234,3 +237,53 @@ def test_review4_06_a_token_of_a_tenant_is_labelled_with_the_configured_template
     (span,) = otel.spans("ccguard.validate")
     assert dict(span.attributes or {})["ccguard.issuer"] == template
     assert tenant not in otel.all_attribute_text()
+
+
+def _docs_table(title: str) -> list[list[str]]:
+    """The rows (cells as text) of the list-table under ``title`` in docs/observability.rst."""
+    text = (Path(__file__).parent.parent / "docs" / "observability.rst").read_text(encoding="utf-8")
+    section = text.split(f"\n{title}\n", 1)[1].split(".. list-table::", 1)[1]
+    rows: list[list[str]] = []
+    for line in section.splitlines()[1:]:
+        if line and not line.startswith(" "):
+            break  # the text after the table
+        stripped = line.strip()
+        if stripped.startswith("* - "):
+            rows.append([stripped[4:]])
+        elif (stripped == "-" or stripped.startswith("- ")) and rows:
+            rows[-1].append(stripped[2:])  # an empty cell is a bare "-"
+        elif stripped and rows and not stripped.startswith(":"):
+            rows[-1][-1] += " " + stripped
+    return rows[1:]  # without the header row
+
+
+def test_review4_docs_the_metric_table_is_the_instrument_list() -> None:
+    kinds = {"histogram": "histogram", "counter": "counter", "observable counter": "observable_counter"}
+    documented = {
+        name.strip("`"): (kinds[kind], unit.strip("`")) for name, kind, unit, *_attributes in _docs_table("Metrics")
+    }
+    assert documented == {name: (kind, unit) for name, (kind, unit, _description) in INSTRUMENTS.items()}
+
+
+def test_review4_docs_the_span_table_is_what_fetches_are_named(ccguard_issuer: TestIssuer) -> None:
+    documented = {row[0].strip("`") for row in _docs_table("Spans")}
+    assert documented == {
+        "ccguard.validate",
+        "ccguard.fetch.metadata",
+        "ccguard.fetch.key_set",
+        "ccguard.fetch.introspection",
+    }
+    root = Path(__file__).parent.parent / "flask_ccguard"
+    purposes = {m for f in root.rglob("*.py") for m in re.findall(r'purpose="(\w+)"', f.read_text(encoding="utf-8"))}
+    assert {f"ccguard.fetch.{p}" for p in purposes} == documented - {"ccguard.validate"}
+
+
+def test_review4_docs_stale_keys_served_is_emitted(otel: Recorded, ccguard_issuer: TestIssuer) -> None:
+    validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, jwks_max_age=0)
+    token = ccguard_issuer.mint()
+    validator.validate(token)
+    ccguard_issuer.jwks_status = 503  # refreshes fail; the cached keys keep serving
+    for _ in range(3):
+        validator.validate(token)
+    ((attributes, count),) = otel.points("ccguard.key_set.stale_served")
+    assert attributes == {} and count == validator.stats()["stale_keys_served"] >= 1
