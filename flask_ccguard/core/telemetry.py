@@ -30,7 +30,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .._version import __version__
-from .traced_validation import Validate, instrument, status_error
+from .traced_validation import Validate, instrument, status_error, telemetry_failed
 
 __all__ = ["DURATION_BUCKETS", "INSTRUMENTS", "NO_TELEMETRY", "SCOPE", "Telemetry"]
 
@@ -91,11 +91,18 @@ class _CacheHitCounts:
     """The token-cache hit counts of the validators sharing one meter, summed for
     its one observable counter (an SDK keeps the first callback registered under a
     name). A validator that is collected leaves its last count behind, so the sum
-    never goes down."""
+    never goes down.
+
+    A validator is freed by the cyclic collector, which runs its finalizer in
+    whatever thread allocates at that moment, possibly one holding ``_lock``
+    (the metric reader summing): the finalizer only appends to ``_dead``, and
+    the next sum retires it under the lock.
+    """
 
     def __init__(self, meter: Any) -> None:
         self._lock = threading.Lock()
         self._live: dict[int, Callable[[], int]] = {}
+        self._dead: list[int] = []  # appended by finalizers, without the lock
         self._retired = 0
         self._keys = itertools.count()
         _kind, unit, description = INSTRUMENTS["ccguard.validation.cache_hits"]
@@ -108,16 +115,14 @@ class _CacheHitCounts:
         key = next(self._keys)
         with self._lock:
             self._live[key] = read
-        weakref.finalize(owner, self._retire, key)
-
-    def _retire(self, key: int) -> None:
-        with self._lock:
-            read = self._live.pop(key, None)
-            if read is not None:
-                self._retired += read()
+        weakref.finalize(owner, self._dead.append, key)
 
     def total(self) -> int:
         with self._lock:
+            while self._dead:
+                read = self._live.pop(self._dead.pop(), None)
+                if read is not None:
+                    self._retired += read()
             return self._retired + sum(read() for read in self._live.values())
 
     def _observe(self, _options: Any) -> Iterable[Any]:
@@ -176,7 +181,10 @@ class Telemetry:
         """Add 1 to the counter ``name`` (one of :data:`INSTRUMENTS`)."""
         instrument = self._instruments.get(name)
         if instrument is not None:
-            instrument.add(1, attributes)
+            try:
+                instrument.add(1, attributes)
+            except Exception:  # the SDK's hooks never decide a fetch or an answer
+                telemetry_failed()
 
     def count_cache_hits(self, owner: object, read: Callable[[], int]) -> None:
         """Report ``read()`` (a count that only grows) as ``ccguard.validation.cache_hits``
@@ -190,10 +198,13 @@ class Telemetry:
                 counts = _HIT_COUNTS[meter] = _CacheHitCounts(meter)
         counts.add(owner, read)
 
-    def instrument(self, validate: Validate, verify: Validate) -> tuple[Validate, Validate]:
+    def instrument(
+        self, validate: Validate, verify: Validate, configured: Callable[[str], str] = str
+    ) -> tuple[Validate, Validate]:
         """Wrap a validator's ``validate`` and the ``verify`` it calls on a token-cache
-        miss (:func:`.traced_validation.instrument`)."""
-        return instrument(self._tracer, self._instruments, validate, verify)
+        miss (:func:`.traced_validation.instrument`); ``configured`` maps a token's
+        issuer to the configured one (a tenant's to its template) for ``ccguard.issuer``."""
+        return instrument(self._tracer, self._instruments, validate, verify, configured)
 
     @contextmanager
     def fetch(self, kind: str, method: str, url: str) -> Iterator[dict[str, Any]]:
@@ -203,26 +214,44 @@ class Telemetry:
         ``ccguard.cache_hit`` once it has the answer.
         """
         found: dict[str, Any] = {}
-        if self._tracer is None:
+        span: Any = None
+        context_token = None
+        if self._tracer is not None:
+            try:
+                trace_api = sys.modules["opentelemetry.trace"]
+                span = self._tracer.start_span(
+                    f"ccguard.fetch.{kind}", kind=trace_api.SpanKind.CLIENT, attributes=_origin_attributes(method, url)
+                )
+                context_token = sys.modules["opentelemetry.context"].attach(trace_api.set_span_in_context(span))
+            except Exception:  # the SDK's hooks never decide a fetch
+                telemetry_failed()
+        if context_token is None:
             yield found
             return
-        trace_api = sys.modules["opentelemetry.trace"]
-        with self._tracer.start_as_current_span(
-            f"ccguard.fetch.{kind}",
-            kind=trace_api.SpanKind.CLIENT,
-            attributes=_origin_attributes(method, url),
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        failure: Exception | None = None
+        try:
+            yield found
+        except Exception as exc:
+            failure = exc
+            raise
+        finally:
+            sys.modules["opentelemetry.context"].detach(context_token)
             try:
-                yield found
-            except Exception as exc:
-                status = getattr(exc, "status", None)
-                span.set_attribute("error.type", str(status) if status else type(exc).__name__)
-                span.set_status(status_error())
-                raise
-            finally:
+                if failure is not None:
+                    status = getattr(failure, "status", None)
+                    if isinstance(status, int):  # an answer came, and was unusable
+                        found["http.response.status_code"] = status
+                    found.setdefault("error.type", type(failure).__name__)
+                status = found.get("http.response.status_code")
+                if isinstance(status, int) and status >= 400:
+                    # HTTP client conventions: an error status is the error's type.
+                    found["error.type"] = str(status)
+                if "error.type" in found:
+                    span.set_status(status_error())
                 span.set_attributes(found)
+                span.end()
+            except Exception:
+                telemetry_failed()
 
 
 #: The telemetry of a process without an OpenTelemetry SDK: records nothing.

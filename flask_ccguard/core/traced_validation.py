@@ -13,6 +13,7 @@ signature verified, a token introspected, keys fetched, any refusal) gets a
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
     from .claims import VerifiedToken
     from .request import HTTPRequest
 
-__all__ = ["REPLAY_REASON", "instrument", "status_error"]
+__all__ = ["REPLAY_REASON", "instrument", "status_error", "telemetry_failed"]
+
+log = logging.getLogger("flask_ccguard")
+_warned: list[bool] = []
 
 Validate = Callable[..., "VerifiedToken"]
 
@@ -31,7 +35,11 @@ REPLAY_REASON = "replayed"
 
 
 def instrument(
-    tracer: Any, instruments: dict[str, Any], validate: Validate, verify: Validate
+    tracer: Any,
+    instruments: dict[str, Any],
+    validate: Validate,
+    verify: Validate,
+    configured: Callable[[str], str] = str,
 ) -> tuple[Validate, Validate]:
     """Wrap a validator's ``validate`` and the ``verify`` it calls on a token-cache miss.
 
@@ -43,6 +51,8 @@ def instrument(
 
     :param tracer: the tracer, or None (metrics only).
     :param instruments: the synchronous instruments by name (:data:`.telemetry.INSTRUMENTS`).
+    :param configured: the configured issuer (or template) that a token's issuer
+        matched, which ``ccguard.issuer`` names.
     """
     duration = instruments.get("ccguard.validation.duration")
     refusals = instruments.get("ccguard.validation.refusals")
@@ -60,12 +70,19 @@ def instrument(
     accepted: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]] = {}
 
     def traced_verify(*args: Any) -> VerifiedToken:
-        if current_span is None or not current_span().is_recording():
-            here.miss = False
+        span: Any = False
+        context_token = None
+        if current_span is not None:
+            try:
+                if current_span().is_recording():
+                    span = tracer.start_span("ccguard.validate")
+                    # Attached directly (cheaper than start_as_current_span).
+                    context_token = attach(in_context(span))  # type: ignore[misc]
+            except Exception:
+                telemetry_failed()
+        here.miss = span
+        if context_token is None:
             return verify(*args)
-        span = here.miss = tracer.start_span("ccguard.validate")
-        # Attached directly (cheaper than start_as_current_span).
-        context_token = attach(in_context(span))  # type: ignore[misc]
         try:
             return verify(*args)
         finally:
@@ -77,34 +94,45 @@ def instrument(
         try:
             verified = validate(token, request)
         except Exception as exc:
-            _refused(exc, time.perf_counter() - start, here.miss)
+            try:
+                _refused(exc, time.perf_counter() - start, here.miss)
+            except Exception:
+                telemetry_failed()
             raise
         span = here.miss
         if span is None:
             return verified  # a cache hit: counted by the validator
-        # The header as held, not .header (a copy per access); introspected tokens have none.
-        key = (str(verified._header.get("alg", "none")), verified.issuer)
+        try:
+            _accepted(verified, time.perf_counter() - start, span)
+        except Exception:
+            telemetry_failed()
+        return verified
+
+    def _accepted(verified: VerifiedToken, elapsed: float, span: Any) -> None:
+        # The header as held, not .header (a copy per access). Introspected tokens
+        # have none, and no algorithm: not "none", the unsecured JWS one.
+        key = (str(verified._header.get("alg", "")), verified.issuer)
         done = accepted.get(key)
         if done is None:
-            metric = {"ccguard.outcome": "accepted", "ccguard.algorithm": key[0][:32]}
-            done = (metric, {**metric, "ccguard.issuer": key[1]})
+            metric = {"ccguard.outcome": "accepted"}
+            if key[0]:
+                metric["ccguard.algorithm"] = key[0][:32]
+            done = (metric, {**metric, "ccguard.issuer": configured(key[1])})
             if len(accepted) < 256:  # allowed algorithms times issuers: a few
                 accepted[key] = done
         if duration is not None:
-            duration.record(time.perf_counter() - start, done[0])
+            duration.record(elapsed, done[0])
         if span is not False:
             span.set_attributes(done[1])
             span.end()
-        return verified
 
     def _refused(exc: Exception, elapsed: float, span: Any) -> None:
         outcome = "unavailable" if getattr(exc, "status", None) == 503 else "rejected"
         reason = str(getattr(exc, "reason", None) or "internal")
-        attrs = {
-            "ccguard.outcome": outcome,
-            "ccguard.reason": reason,
-            "ccguard.error_code": str(getattr(exc, "error", None) or "invalid_token"),
-        }
+        attrs = {"ccguard.outcome": outcome, "ccguard.reason": reason}
+        error = getattr(exc, "error", None)
+        if error:  # a 503 (Unavailable) has no RFC 6750 error: it is no challenge
+            attrs["ccguard.error_code"] = str(error)
         if duration is not None:
             duration.record(elapsed, {"ccguard.outcome": outcome})
         if refusals is not None:
@@ -125,6 +153,22 @@ def instrument(
             span.end()
 
     return traced, traced_verify
+
+
+def telemetry_failed() -> None:
+    """Called when the OpenTelemetry SDK raised (a span processor, sampler,
+    exemplar filter or view of the application's): the telemetry of this one
+    validation or fetch is skipped, and the answer stays what it would be
+    without an SDK. Logged once per process, with the exception's type only."""
+    if not _warned:
+        _warned.append(True)
+        raised = sys.exc_info()[0]
+        log.warning(
+            "flask_ccguard: the OpenTelemetry SDK raised %s; telemetry is skipped where it does"
+            " (answers are not changed)",
+            raised.__name__ if raised is not None else "an error",
+        )
+    log.debug("flask_ccguard: OpenTelemetry failure detail", exc_info=True)
 
 
 def status_error() -> Any:

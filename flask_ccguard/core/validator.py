@@ -28,6 +28,7 @@ from .registry import IssuerRegistry, IssuerSpec
 from .request import HTTPRequest
 from .stats import CACHE_HIT, ValidationCounter, snapshot
 from .telemetry import Telemetry
+from .tenants import PLACEHOLDER
 from .token_cache import TokenCache
 
 __all__ = ["TokenValidator"]
@@ -132,7 +133,9 @@ class TokenValidator:
         # Decided once (telemetry.py): without an OpenTelemetry SDK, validate() is not wrapped.
         self.http.telemetry = telemetry = Telemetry.detect()
         if telemetry.active:
-            self.validate, self._validate = telemetry.instrument(self.validate, self._validate)  # type: ignore[method-assign]
+            self.validate, self._validate = telemetry.instrument(  # type: ignore[method-assign]
+                self.validate, self._validate, self._configured_issuer
+            )
             telemetry.count_cache_hits(self, counter.cache_hits)
         #: The validator-wide DPoP mode (RFC 9449); issuers' dicts may override it.
         self.dpop = _check("dpop", dpop, option_name)
@@ -241,6 +244,17 @@ class TokenValidator:
             raise InvalidToken(reason="internal") from None
         self._counter.add("accepted", reason)
         return verified
+
+    def _configured_issuer(self, issuer: str) -> str:
+        """The configured identifier that accepts ``issuer``: itself, or the template
+        of a tenant's (whose ``iss`` the token's sender chose), for telemetry."""
+        if issuer in self.registry.fixed:
+            return issuer
+        for entry in self.registry.templates:
+            prefix, _, suffix = entry.rules.issuer.partition(PLACEHOLDER)
+            if issuer.startswith(prefix) and issuer.endswith(suffix):
+                return entry.rules.issuer
+        return "other"
 
     def stats(self) -> dict[str, Any]:
         """Counters since start: validations by outcome and reason, key fetches,
