@@ -22,8 +22,9 @@ from weakref import WeakKeyDictionary, WeakSet
 from flask import Blueprint, Flask
 from flask.views import View
 
+from .blueprint_chains import blueprints_of, is_tracked, track
+
 if TYPE_CHECKING:
-    # Flask 3 registers nested blueprints typed as its sansio base class (flask>=2.2 at run time).
     from flask.sansio.blueprints import Blueprint as AnyBlueprint
 
 __all__ = [
@@ -97,52 +98,6 @@ _PUBLIC_TARGETS: WeakSet[Target] = WeakSet()
 _PUBLIC_CLASSES: WeakSet[type] = WeakSet()
 #: Endpoint names declared public, per owner (the CCGuard that exempted them).
 _PUBLIC_ENDPOINTS: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
-#: Per app, endpoint → the blueprints that registered it, outermost first, as
-#: recorded while Flask registered them (:func:`track`), never read off the name.
-_CHAINS: WeakKeyDictionary[Flask, dict[str, tuple[AnyBlueprint, ...]]] = WeakKeyDictionary()
-#: Blueprints whose registrations are recorded in :data:`_CHAINS`.
-_TRACKED: WeakSet[AnyBlueprint] = WeakSet()
-
-
-def _record_chain(state: Any) -> None:
-    # Runs first among the blueprint's setup functions for each registration:
-    # every view it routes afterwards goes through state.add_url_rule, which
-    # this wraps to note the endpoint Flask made and the blueprints it belongs to.
-    app: Flask = state.app
-    name = f"{state.name_prefix}.{state.name}".lstrip(".")
-    parts = name.split(".")
-    # The blueprint and its parents, registered under these dotted names
-    # before their setup functions run (Flask's Blueprint.register).
-    chain = tuple(
-        bp for bp in (app.blueprints.get(".".join(parts[:depth])) for depth in range(1, len(parts) + 1)) if bp
-    )
-    chains = _CHAINS.setdefault(app, {})
-    add_url_rule = state.add_url_rule
-
-    def recording(rule: str, endpoint: str | None = None, view_func: Any = None, **options: Any) -> None:
-        add_url_rule(rule, endpoint, view_func, **options)
-        short = endpoint if endpoint is not None else getattr(view_func, "__name__", None)
-        full = f"{name}.{short}"
-        if short is not None and full in app.view_functions:
-            chains[full] = chain
-
-    state.add_url_rule = recording
-    # Nested blueprints are registered after these setup functions, each with a state of its own.
-    for child, _options in getattr(state.blueprint, "_blueprints", ()):
-        track(child)
-
-
-def track(blueprint: AnyBlueprint) -> None:
-    """Record, at each registration of ``blueprint`` (and of those nested in it),
-    which endpoints it routes: what :func:`is_public`, :func:`resource_of` and
-    the routes map read, so an app-level endpoint named ``"<blueprint>.x"`` is
-    not taken for one of the blueprint's views.
-    """
-    if blueprint in _TRACKED:
-        return
-    _TRACKED.add(blueprint)
-    # First, so the views routed by the blueprint's earlier setup functions are seen too.
-    blueprint.deferred_functions.insert(0, _record_chain)
 
 
 def record(view: Callable[..., Any], clause: Clause) -> None:
@@ -171,7 +126,7 @@ def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any
         _PUBLIC_ENDPOINTS.setdefault(owner, set()).add(target)
     elif isinstance(target, (Flask, Blueprint)):
         if isinstance(target, Blueprint):
-            if target._got_registered_once and target not in _TRACKED:
+            if target._got_registered_once and not is_tracked(target):
                 raise RuntimeError(
                     f"guard.exempt() was called on the blueprint {target.name!r} after it was registered on "
                     "an app, whose views would stay protected. Call guard.exempt(blueprint) before "
@@ -194,12 +149,6 @@ def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any
         raise TypeError(f"only a view function, a blueprint or an endpoint name can be public, not {target!r}")
 
 
-def _blueprints(app: Flask, endpoint: str) -> tuple[AnyBlueprint, ...]:
-    # From registration (track()), not the endpoint's name: an app-level rule
-    # may be named "bp.view" without being one of bp's views.
-    return _CHAINS.get(app, {}).get(endpoint, ())
-
-
 def _owner(app: Flask) -> Any:
     state = app.extensions.get("ccguard")
     return None if state is None else state.guard
@@ -218,7 +167,7 @@ def is_public(app: Flask, endpoint: str) -> bool:
         if owner is not None and endpoint in _PUBLIC_ENDPOINTS.get(owner, ()):
             return True
     if _PUBLIC_TARGETS:
-        return app in _PUBLIC_TARGETS or any(bp in _PUBLIC_TARGETS for bp in _blueprints(app, endpoint))
+        return app in _PUBLIC_TARGETS or any(bp in _PUBLIC_TARGETS for bp in blueprints_of(app, endpoint))
     return False
 
 
@@ -231,7 +180,7 @@ def protected_inside_public(app: Flask, endpoint: str) -> tuple[AnyBlueprint, An
     """
     if not _PUBLIC_TARGETS:
         return None
-    chain = _blueprints(app, endpoint)
+    chain = blueprints_of(app, endpoint)
     for index, blueprint in enumerate(chain):
         if blueprint in _PUBLIC_TARGETS:
             for inner in chain[index:]:
@@ -243,7 +192,7 @@ def protected_inside_public(app: Flask, endpoint: str) -> tuple[AnyBlueprint, An
 
 def resource_of(app: Flask, endpoint: str) -> str | None:
     """The resource identifier of ``endpoint``: its innermost blueprint's, else the app's."""
-    for blueprint in reversed(_blueprints(app, endpoint)):
+    for blueprint in reversed(blueprints_of(app, endpoint)):
         if blueprint in RESOURCES:
             return RESOURCES[blueprint]
     state = app.extensions.get("ccguard")
@@ -255,7 +204,7 @@ def resource_of(app: Flask, endpoint: str) -> str | None:
 
 def _clauses(app: Flask, endpoint: str) -> tuple[Clause, ...]:
     found: list[Clause] = list(PROTECTED.get(app, ()))
-    for blueprint in _blueprints(app, endpoint):
+    for blueprint in blueprints_of(app, endpoint):
         found.extend(PROTECTED.get(blueprint, ()))
     found.extend(getattr(app.view_functions.get(endpoint), ATTRIBUTE, ()))
     return tuple(found)
