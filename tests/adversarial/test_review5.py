@@ -1,0 +1,45 @@
+"""Review 5: class-based views in the routes map, and the token client's renewal cool-down."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.views import View
+
+from flask_ccguard import CCGuard, require_token
+from flask_ccguard.protection_map import open_rows, protection_map
+from flask_ccguard.testing import TestIssuer
+
+
+def _app(issuer: TestIssuer) -> Flask:
+    app = Flask("r5")
+    app.config.update(issuer.app_config())
+    app.testing = True
+    CCGuard(app)
+    return app
+
+
+class _PlainView(View):
+    """A plain View: only dispatch_request serves requests; ``get`` is a helper it never calls."""
+
+    methods = ["GET"]
+
+    @require_token
+    def get(self) -> str:
+        return "helper"
+
+    def dispatch_request(self) -> str:
+        return "served without a token"
+
+
+def test_review5_01_plain_view_method_named_get_does_not_make_the_map_say_protected(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    # flask.views.View dispatches every request to dispatch_request; only a
+    # MethodView calls get/post/... by the request's method. A decorated helper
+    # named get on a plain View made the map say "token" for a route served open.
+    app = _app(ccguard_issuer)
+    app.add_url_rule("/plain", view_func=_PlainView.as_view("plain"))
+    assert app.test_client().get("/plain").status_code == 200
+    [row] = [r for r in protection_map(app) if r["endpoint"] == "plain"]
+    assert row["token"] is False
+    assert row in open_rows(protection_map(app))
