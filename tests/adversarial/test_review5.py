@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask.views import View
+from flask.views import MethodView, View
 
 from flask_ccguard import CCGuard, require_token
+from flask_ccguard.cli import flask_group
 from flask_ccguard.protection_map import open_rows, protection_map
 from flask_ccguard.testing import TestIssuer
 
@@ -43,3 +44,27 @@ def test_review5_01_plain_view_method_named_get_does_not_make_the_map_say_protec
     [row] = [r for r in protection_map(app) if r["endpoint"] == "plain"]
     assert row["token"] is False
     assert row in open_rows(protection_map(app))
+
+
+class _OwnHead(MethodView):
+    @require_token
+    def get(self) -> str:
+        return "secret"
+
+    def head(self) -> str:  # its own handler, undecorated: served without a token
+        return ""
+
+
+def test_review5_02_methodview_own_head_handler_open_is_in_the_map(ccguard_issuer: TestIssuer) -> None:
+    # The map leaves HEAD and OPTIONS out (as flask routes does), assuming Flask
+    # answers them (HEAD with get). A MethodView's own undecorated head() runs
+    # without a token while the map listed only "GET: token": --fail-on-open passed.
+    app = _app(ccguard_issuer)
+    app.add_url_rule("/items", view_func=_OwnHead.as_view("items"))
+    client = app.test_client()
+    assert client.get("/items").status_code == 401
+    assert client.head("/items").status_code == 200
+    rows = [r for r in protection_map(app) if r["endpoint"] == "items"]
+    assert {tuple(r["methods"]): r["token"] for r in rows} == {("GET",): True, ("HEAD",): False}
+    result = app.test_cli_runner().invoke(flask_group, ["routes", "--fail-on-open"])
+    assert result.exit_code != 0, result.output
