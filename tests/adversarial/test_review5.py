@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import pytest
+import requests
 from flask import Flask
 from flask.views import MethodView, View
 
 from flask_ccguard import CCGuard, require_token
 from flask_ccguard.cli import flask_group
+from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.protection_map import open_rows, protection_map
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import serving
 
 
 def _app(issuer: TestIssuer) -> Flask:
@@ -68,3 +76,52 @@ def test_review5_02_methodview_own_head_handler_open_is_in_the_map(ccguard_issue
     assert {tuple(r["methods"]): r["token"] for r in rows} == {("GET",): True, ("HEAD",): False}
     result = app.test_cli_runner().invoke(flask_group, ["routes", "--fail-on-open"])
     assert result.exit_code != 0, result.output
+
+
+class _RefusesRevoked(BaseHTTPRequestHandler):
+    """A resource that refuses (401 invalid_token) the tokens in ``revoked`` and accepts others."""
+
+    revoked: set[str] = set()
+
+    def do_GET(self) -> None:
+        token = self.headers.get("Authorization", "")[len("Bearer ") :]
+        if token in self.revoked:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer realm="r", error="invalid_token"')
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def revoking_resource() -> Iterator[tuple[str, set[str]]]:
+    revoked: set[str] = set()
+    with serving(type("Handler", (_RefusesRevoked,), {"revoked": revoked})) as base:
+        yield f"{base}/api", revoked
+
+
+def test_review5_03_refusal_of_an_already_replaced_token_does_not_start_the_cooldown(
+    ccguard_issuer: TestIssuer, revoking_resource: tuple[str, set[str]]
+) -> None:
+    # A request still carrying a token the client has since replaced (renewed
+    # near expiry by another thread) is refused: nothing is dropped and no token
+    # requested, but the 10 s cool-down started, so the real revocation of the
+    # new token moments later was answered 401 with no renewal.
+    url, revoked = revoking_resource
+    client = ClientCredentials(ccguard_issuer.token_endpoint, "test-client", "test-secret")
+    first = client.token()
+    with requests.Session() as session:
+        stale = session.prepare_request(requests.Request("GET", url, auth=client))
+        client.invalidate()  # renewed meanwhile (another thread, at expiry)
+        second = client.token()
+        revoked.add(first)
+        assert session.send(stale, timeout=5).status_code == 200  # retried with the current token
+        revoked.add(second)  # now the current token is revoked for real
+        before = ccguard_issuer.hits["token"]
+        answer = session.get(url, auth=client, timeout=5)
+    assert answer.status_code == 200
+    assert ccguard_issuer.hits["token"] - before == 1
