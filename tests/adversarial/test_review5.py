@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask
+from flask import Blueprint, Flask
 from flask.views import MethodView, View
 
 from flask_ccguard import CCGuard, require_token
@@ -125,3 +125,30 @@ def test_review5_03_refusal_of_an_already_replaced_token_does_not_start_the_cool
         answer = session.get(url, auth=client, timeout=5)
     assert answer.status_code == 200
     assert ccguard_issuer.hits["token"] - before == 1
+
+
+def test_review5_04_blueprint_on_a_variable_subdomain_serves_its_metadata(ccguard_issuer: TestIssuer) -> None:
+    # A blueprint routed on subdomain="<tenant>" (Flask's multi-tenant idiom)
+    # got its metadata rules on that subdomain, whose variable Flask passes to
+    # the view: every GET of the URL its 401 challenge names raised TypeError (a 500).
+    app = Flask("r5sub")
+    app.config.update(ccguard_issuer.app_config(SERVER_NAME="example.com"))
+    app.testing = True
+    app.subdomain_matching = True
+    guard = CCGuard(app)
+    tenants = Blueprint("tenants", __name__, subdomain="<tenant>")
+    guard.protect(tenants, resource="https://acme.example.com/v1")
+
+    @tenants.get("/v1/items")
+    def items(tenant: str) -> str:
+        return tenant
+
+    app.register_blueprint(tenants)
+    client = app.test_client()
+    url = "https://acme.example.com/.well-known/oauth-protected-resource/v1"
+    refused = client.get("/v1/items", base_url="https://acme.example.com")
+    assert f'resource_metadata="{url}"' in refused.headers["WWW-Authenticate"]
+    served = client.get(url)
+    assert served.status_code == 200
+    assert served.get_json()["resource"] == "https://acme.example.com/v1"
+    assert client.options(url).status_code == 204
