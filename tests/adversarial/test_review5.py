@@ -152,3 +152,47 @@ def test_review5_04_blueprint_on_a_variable_subdomain_serves_its_metadata(ccguar
     assert served.status_code == 200
     assert served.get_json()["resource"] == "https://acme.example.com/v1"
     assert client.options(url).status_code == 204
+
+
+def test_review5_05_a_raising_exemplar_filter_does_not_leave_the_validation_span_unended(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    # The duration point (and refusal count) were recorded before the span was
+    # ended, in one guarded block: an application's exemplar filter raising on
+    # our measurement left every ccguard.validate span started and never ended
+    # (never exported; its fetch spans' parent missing from the trace).
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics._internal.exemplar import ExemplarFilter
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from flask_ccguard import InvalidToken, TokenValidator
+    from tests.test_telemetry import _request_span, _reset_globals
+
+    class Raising(ExemplarFilter):
+        def should_sample(self, value: float, time_unix_nano: int, attributes: Any, context: Any) -> bool:
+            raise RuntimeError("filter bug")
+
+    _reset_globals()
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], exemplar_filter=Raising())
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    try:
+        validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, jwks_uri=ccguard_issuer.jwks_uri)
+        with _request_span():
+            validator.validate(ccguard_issuer.mint())
+        with pytest.raises(InvalidToken), _request_span():
+            validator.validate(ccguard_issuer.mint(expires_in=-600))
+        spans = [s for s in exporter.get_finished_spans() if s.name == "ccguard.validate"]
+        assert [dict(s.attributes or {}).get("ccguard.outcome") for s in spans] == ["accepted", "rejected"]
+    finally:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+        _reset_globals()
