@@ -11,7 +11,7 @@ import requests
 from flask import Blueprint, Flask
 from flask.views import MethodView, View
 
-from flask_ccguard import CCGuard, require_token
+from flask_ccguard import CCGuard, public, require_token
 from flask_ccguard.cli import flask_group
 from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.protection_map import open_rows, protection_map
@@ -196,3 +196,25 @@ def test_review5_05_a_raising_exemplar_filter_does_not_leave_the_validation_span
         tracer_provider.shutdown()
         meter_provider.shutdown()
         _reset_globals()
+
+
+def test_review5_06_public_on_a_class_after_the_first_request_opens_it_as_the_map_says(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    # @public / public(ViewClass) opens views already routed; guard.exempt()
+    # forgot the app's computed open set, public() did not: after the first
+    # request the map said "public" while the route still answered 401.
+    app = _app(ccguard_issuer)
+    app.extensions["ccguard"].guard.protect(app)
+
+    class Late(MethodView):
+        def get(self) -> str:
+            return "late"
+
+    app.add_url_rule("/late", view_func=Late.as_view("late"))
+    client = app.test_client()
+    assert client.get("/late").status_code == 401
+    public(Late)
+    [row] = [r for r in protection_map(app) if r["endpoint"] == "late"]
+    assert row["public"] is True
+    assert client.get("/late").status_code == 200
