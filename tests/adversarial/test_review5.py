@@ -218,3 +218,55 @@ def test_review5_06_public_on_a_class_after_the_first_request_opens_it_as_the_ma
     [row] = [r for r in protection_map(app) if r["endpoint"] == "late"]
     assert row["public"] is True
     assert client.get("/late").status_code == 200
+
+
+def test_review5_07_a_dropped_validators_counter_is_released_without_a_metric_collection(
+    ccguard_issuer: TestIssuer,
+) -> None:
+    # The cache-hit counts of collected validators were retired only when metrics
+    # were collected: with a reader that never collects (or rarely), every
+    # validator made and dropped (an app factory's) kept its counter forever.
+    pytest.importorskip("opentelemetry.sdk")
+    import gc
+
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from flask_ccguard import TokenValidator
+    from flask_ccguard.core.stats import ValidationCounter
+    from tests.test_telemetry import _reset_globals
+
+    def counters() -> int:
+        gc.collect()
+        return sum(isinstance(o, ValidationCounter) for o in gc.get_objects())
+
+    _reset_globals()
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    metrics.set_meter_provider(meter_provider)
+    try:
+        token = ccguard_issuer.mint()
+        before = counters()
+        for _ in range(5):
+            dropped = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, jwks_uri=ccguard_issuer.jwks_uri)
+            for _ in range(3):  # verified twice, then a token-cache hit
+                dropped.validate(token)
+            del dropped
+            gc.collect()  # freed (it sits in a reference cycle): its finalizer runs
+        kept = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, jwks_uri=ccguard_issuer.jwks_uri)
+        assert counters() - before <= 1  # kept's only
+        data = reader.get_metrics_data()
+        hits = [
+            getattr(point, "value", None)
+            for rm in (data.resource_metrics if data else ())
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            if metric.name == "ccguard.validation.cache_hits"
+            for point in metric.data.data_points
+        ]
+        assert hits == [5]  # their counts stay in the sum
+        del kept
+    finally:
+        meter_provider.shutdown()
+        _reset_globals()
