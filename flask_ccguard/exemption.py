@@ -56,6 +56,8 @@ def public(view: F) -> F:
     if getattr(view, ATTRIBUTE, ()):
         raise _contradiction(getattr(view, "__name__", repr(view)), None)
     mark_public(view)
+    # A View class may already be routed, on an app that computed its open set.
+    forget_open_endpoints()
     return view
 
 

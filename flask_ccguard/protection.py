@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 from weakref import WeakKeyDictionary, WeakSet
 
 from flask import Blueprint, Flask
-from flask.views import View
+from flask.views import MethodView, View
 
 from .blueprint_chains import blueprints_of, is_tracked, track
 
@@ -211,19 +211,18 @@ def _clauses(app: Flask, endpoint: str) -> tuple[Clause, ...]:
 
 
 def method_clauses(view: Any, methods: Iterable[str]) -> dict[str, tuple[Clause, ...]]:
-    """Per HTTP method, the clauses a class-based view (``View.as_view``) adds for it.
-
-    The decorators written on the class's methods run only for the requests
-    that method serves: ``@require_token`` on ``MethodView.get`` protects GET
-    and leaves POST open. ``dispatch_request`` serves every method; a
-    ``MethodView`` without ``head`` answers HEAD with ``get`` (as Flask does).
-    Empty for a plain view function.
+    """Per HTTP method, the clauses a class-based view (``View.as_view``) adds for it:
+    those on ``dispatch_request`` (every method) and, for a ``MethodView`` only
+    (a plain ``View``'s ``get`` is a helper), on the method serving it (``get``
+    for HEAD without ``head``, as Flask does). Empty for a plain view function.
     """
     cls = getattr(view, "view_class", None)
     if not isinstance(cls, type):
         return {}
     every: tuple[Clause, ...] = getattr(getattr(cls, "dispatch_request", None), ATTRIBUTE, ())
     found = {}
+    if not issubclass(cls, MethodView):
+        return dict.fromkeys(methods, every)
     for method in methods:
         handler = getattr(cls, method.lower(), None)
         if handler is None and method == "HEAD":

@@ -44,19 +44,30 @@ def protection_map(app: Flask) -> list[dict[str, Any]]:
         if req is None:
             continue
         methods = sorted((rule.methods or set()) - _IGNORED_METHODS)
-        for group, group_req in _per_method(app, rule.endpoint, methods, req):
+        for group, group_req in _per_method(app, rule.endpoint, methods, req, rule.methods or set()):
             rows.append(_row(app, rule.rule, rule.endpoint, group, group_req))
     return rows
 
 
-def _per_method(app: Flask, endpoint: str, methods: list[str], req: Requirement) -> list[tuple[list[str], Requirement]]:
+def _per_method(
+    app: Flask, endpoint: str, methods: list[str], req: Requirement, routed: set[str]
+) -> list[tuple[list[str], Requirement]]:
     # A class-based view's methods can be protected each on its own
     # (@require_token on MethodView.get, not on post): one row per distinct
     # requirement, so the map says what each method really enforces.
-    extras = method_clauses(app.view_functions.get(endpoint), methods)
+    view = app.view_functions.get(endpoint)
+    extras = method_clauses(view, routed)
     groups: dict[tuple[Clause, ...], list[str]] = {}
     for method in methods:
         groups.setdefault(extras.get(method, ()), []).append(method)
+    # HEAD and OPTIONS are left out as Flask answers them (HEAD with get), but a
+    # MethodView's own head()/options() runs as written: shown when it requires
+    # something else (an undecorated head() beside @require_token get() is open).
+    cls = getattr(view, "view_class", None)
+    for method in sorted(_IGNORED_METHODS & routed):
+        extra = extras.get(method, ())
+        if extra not in groups and getattr(cls, method.lower(), None) is not None:
+            groups[extra] = [method]
     return [(group, requirement(app, endpoint, extra) if extra else req) for extra, group in groups.items()]
 
 

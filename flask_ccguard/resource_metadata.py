@@ -126,7 +126,9 @@ def _cors(response: Response) -> Response:
     return response
 
 
-def _serve(suffix: str = "") -> Response:
+def _serve(suffix: str = "", **_subdomain: str) -> Response:
+    # A blueprint on a variable subdomain (subdomain="<tenant>") has its rules
+    # there too, and Flask passes the variable: the path alone picks the document.
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     if request.method == "OPTIONS":
         # A CORS preflight (e.g. a client sending MCP-Protocol-Version).

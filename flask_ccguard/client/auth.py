@@ -101,8 +101,9 @@ class RenewingBearerAuth(AuthBase):
             nonce = self.nonce_for(origin(r.url))
             r.headers["DPoP"] = self.dpop_key.proof(r.method or "GET", r.url or "", token=token, nonce=nonce)
 
-    def invalidate(self, token: str | None = None) -> None:
-        """Forget ``token`` so that :meth:`token` returns another one."""
+    def invalidate(self, token: str | None = None) -> bool | None:
+        """Forget ``token`` so that :meth:`token` returns another one; False when
+        it was already replaced (nothing dropped)."""
         raise NotImplementedError
 
     def _renew(self, used: str) -> None:
@@ -110,15 +111,17 @@ class RenewingBearerAuth(AuthBase):
         :data:`RENEW_COOLDOWN` seconds (the first time at once).
 
         Under the lock that decides it, so a burst of refusals of one token sees
-        it dropped (and shares the one new token) rather than kept.
+        it dropped (and shares the one new token) rather than kept. A refusal of
+        a token already replaced drops nothing and costs no token request, so it
+        does not start the cool-down (the current token's revocation would wait).
         """
         now = time.monotonic()
         with self._renew_lock:
             last = self._renewed_at
             if last is not None and now - last < RENEW_COOLDOWN:
                 return
-            self._renewed_at = now
-            self.invalidate(used)
+            if self.invalidate(used) is not False:
+                self._renewed_at = now
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         self._authorize(r, self.token())

@@ -315,13 +315,18 @@ class ClientCredentials(RenewingBearerAuth):
         """The token endpoint's whole answer for the current token (a copy)."""
         return dict(self._current().response)
 
-    def invalidate(self, token: str | None = None) -> None:
+    def invalidate(self, token: str | None = None) -> bool:
         """Forget the cached token (only if it is ``token``, when given), so the
         next :meth:`token` fetches a new one. A token another thread has
-        already replaced is left alone, so a burst of 401s costs one request."""
+        already replaced is left alone, so a burst of 401s costs one request.
+
+        :returns: False when ``token`` was not the cached one (nothing dropped).
+        """
         with self._lock:
             if self._cached is not None and (token is None or self._cached.access_token == token):
                 self._cached = None
+                return True
+            return token is None
 
     def _current(self) -> _Token:
         with self._lock:

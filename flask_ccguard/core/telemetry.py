@@ -114,15 +114,22 @@ class _CacheHitCounts:
         """Count ``read()`` until ``owner`` is collected (``read`` must not hold ``owner``)."""
         key = next(self._keys)
         with self._lock:
+            # Here too, not only when metrics are collected (a reader may never
+            # collect): each validator made and dropped would keep its counter.
+            self._retire()
             self._live[key] = read
         weakref.finalize(owner, self._dead.append, key)
 
+    def _retire(self) -> None:
+        # Under _lock: keep the last counts of the collected owners, drop their reads.
+        while self._dead:
+            read = self._live.pop(self._dead.pop(), None)
+            if read is not None:
+                self._retired += read()
+
     def total(self) -> int:
         with self._lock:
-            while self._dead:
-                read = self._live.pop(self._dead.pop(), None)
-                if read is not None:
-                    self._retired += read()
+            self._retire()
             return self._retired + sum(read() for read in self._live.values())
 
     def _observe(self, _options: Any) -> Iterable[Any]:

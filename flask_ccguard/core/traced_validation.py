@@ -121,7 +121,7 @@ def instrument(
             if len(accepted) < 256:  # allowed algorithms times issuers: a few
                 accepted[key] = done
         if duration is not None:
-            duration.record(elapsed, done[0])
+            _metric(duration.record, elapsed, done[0])
         if span is not False:
             span.set_attributes(done[1])
             span.end()
@@ -134,11 +134,11 @@ def instrument(
         if error:  # a 503 (Unavailable) has no RFC 6750 error: it is no challenge
             attrs["ccguard.error_code"] = str(error)
         if duration is not None:
-            duration.record(elapsed, {"ccguard.outcome": outcome})
+            _metric(duration.record, elapsed, {"ccguard.outcome": outcome})
         if refusals is not None:
-            refusals.add(1, attrs)
+            _metric(refusals.add, 1, attrs)
         if replays is not None and reason == REPLAY_REASON:
-            replays.add(1)
+            _metric(replays.add, 1)
         if span is None and current_span is not None and current_span().is_recording():
             # Refused on the cache-hit path (a proof or a certificate): the span
             # is made now, starting when the validation did.
@@ -153,6 +153,15 @@ def instrument(
             span.end()
 
     return traced, traced_verify
+
+
+def _metric(record: Callable[..., Any], *args: Any) -> None:
+    # Guarded on its own: an exemplar filter raising on a measurement must not
+    # leave the span started for this validation unended (never exported).
+    try:
+        record(*args)
+    except Exception:
+        telemetry_failed()
 
 
 def telemetry_failed() -> None:
