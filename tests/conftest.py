@@ -148,6 +148,24 @@ def certificate_der_pem(name: str = "client") -> tuple[bytes, str]:
 # -- small loopback HTTP servers -------------------------------------------------------
 
 
+def send_body(
+    handler: BaseHTTPRequestHandler,
+    body: bytes,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    content_type: str | None = "application/json",
+) -> None:
+    """Answer ``handler``'s request with ``status``, ``headers`` and ``body`` (its length given)."""
+    handler.send_response(status)
+    if content_type is not None:
+        handler.send_header("Content-Type", content_type)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def start_server(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
     """``handler`` served on 127.0.0.1 (an ephemeral port: ``server.server_port``) by a
     threading server, over TLS with ``tls``; stop it with :func:`stop_server`."""

@@ -19,40 +19,23 @@ from flask_ccguard.core.telemetry import INSTRUMENTS
 from flask_ccguard.testing import TestIssuer, profile_issuer
 from tests.challenges import assert_challenge
 from tests.conftest import bearer, make_app
-from tests.test_telemetry import Recorded, _request_span, _reset_globals
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics._internal.exemplar import ExemplarFilter
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import Attributes
+
+from tests.otel_support import Recorded, installed_sdk, request_span
 
 
 @pytest.fixture
 def otel() -> Iterator[Recorded]:
-    """An SDK with in-memory exporters, set up before the validator (as test_telemetry's)."""
-    _reset_globals()
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(meter_provider)
-    try:
-        yield Recorded(exporter, reader)
-    finally:
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
-        _reset_globals()
+    with installed_sdk() as recorded:
+        yield recorded
 
 
 class _RaisingProcessor(SpanProcessor):
@@ -81,18 +64,8 @@ class _RaisingExemplarFilter(ExemplarFilter):
 
 @pytest.fixture
 def raising_sdk(request: pytest.FixtureRequest) -> Iterator[None]:
-    _reset_globals()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(_RaisingProcessor(request.param))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], exemplar_filter=_RaisingExemplarFilter())
-    trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(meter_provider)
-    try:
+    with installed_sdk(processor=_RaisingProcessor(request.param), exemplar_filter=_RaisingExemplarFilter()):
         yield
-    finally:
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
-        _reset_globals()
 
 
 @pytest.mark.parametrize("raising_sdk", ["start", "end"], indirect=True)
@@ -127,7 +100,7 @@ def test_review4_02_an_unavailable_validation_carries_no_rfc6750_error_code(otel
     token = issuer.mint()
     validator = TokenValidator(issuer.issuer, issuer.audience, jwks_uri=issuer.jwks_uri)
     issuer.stop()
-    with pytest.raises(KeysUnavailable), _request_span():
+    with pytest.raises(KeysUnavailable), request_span():
         validator.validate(token)
     unavailable = {"ccguard.outcome": "unavailable", "ccguard.reason": "keys_unavailable"}
     (span,) = otel.spans("ccguard.validate")
@@ -178,7 +151,7 @@ def test_review4_04_an_introspected_token_is_not_labelled_with_the_algorithm_non
         name, secret = next(iter(idp.introspection_clients.items()))
         introspection = {"endpoint": idp.introspection_endpoint, "client_id": name, "client_secret": secret}
         validator = TokenValidator([{"issuer": idp.issuer, "audience": idp.audience, "introspection": introspection}])
-        with _request_span():
+        with request_span():
             validator.validate(idp.mint())
     (span,) = otel.spans("ccguard.validate")
     assert dict(span.attributes or {}) == {"ccguard.outcome": "accepted", "ccguard.issuer": idp.issuer}
@@ -200,7 +173,7 @@ def test_review4_05_a_failed_key_set_fetch_span_names_the_status_and_a_true_erro
         issuer.jwks_status = status
         issuer.jwks_body = body
         validator = TokenValidator(issuer.issuer, issuer.audience, jwks_uri=issuer.jwks_uri)
-        with pytest.raises(KeysUnavailable), _request_span():
+        with pytest.raises(KeysUnavailable), request_span():
             validator.validate(issuer.mint())
     (fetch, *_) = otel.spans("ccguard.fetch.key_set")
     attributes = dict(fetch.attributes or {})
@@ -215,7 +188,7 @@ def test_review4_05_an_introspection_endpoint_refusing_the_client_is_an_error_sp
         name = next(iter(idp.introspection_clients))
         introspection = {"endpoint": idp.introspection_endpoint, "client_id": name, "client_secret": "not-the-secret"}
         validator = TokenValidator([{"issuer": idp.issuer, "audience": idp.audience, "introspection": introspection}])
-        with pytest.raises(IntrospectionUnavailable), _request_span():
+        with pytest.raises(IntrospectionUnavailable), request_span():
             validator.validate(idp.mint())
     (fetch,) = otel.spans("ccguard.fetch.introspection")
     attributes = dict(fetch.attributes or {})
@@ -232,7 +205,7 @@ def test_review4_06_a_token_of_a_tenant_is_labelled_with_the_configured_template
     validator = TokenValidator([{"issuer": template, "jwks_uri": ccguard_issuer.jwks_uri}], ccguard_issuer.audience)
     tenant = "0badc0de-0000-4000-8000-00000000f00d"
     token = ccguard_issuer.mint(iss=template.replace("{tenantid}", tenant), tid=tenant)
-    with _request_span():
+    with request_span():
         assert validator.validate(token).issuer.endswith(f"/{tenant}/v2.0")
     (span,) = otel.spans("ccguard.validate")
     assert dict(span.attributes or {})["ccguard.issuer"] == template

@@ -36,7 +36,7 @@ from flask_ccguard.core.replay_store import (
 )
 from flask_ccguard.core.store import FailOpen, FileStore, MemoryStore, RedisStore
 from flask_ccguard.testing import profile_issuer
-from tests.conftest import serving
+from tests.conftest import send_body, serving
 
 
 @pytest.fixture(scope="module")
@@ -143,12 +143,7 @@ class _SlowIntrospection(BaseHTTPRequestHandler):
         with self.lock:
             type(self).calls += 1
         time.sleep(0.5)
-        body = json.dumps({"active": True, "exp": int(time.time()) + 60}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, json.dumps({"active": True, "exp": int(time.time()) + 60}).encode())
 
     def log_message(self, *args: Any) -> None:
         pass

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import weakref
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -21,107 +20,20 @@ from tests.dpop_proofs import DPoPKey
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.metrics.export import HistogramDataPoint
 from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.util._once import Once
+
+from tests.otel_support import Recorded, installed_sdk, request_span
 
 DPOP_KEY = DPoPKey()
-
-
-def _reset_globals() -> None:
-    # The API lets a process set its providers once; OpenTelemetry's own test
-    # helpers reset these private globals the same way between tests.
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
-    from opentelemetry.metrics import _internal as metrics_internal
-
-    metrics_internal._METER_PROVIDER_SET_ONCE = Once()
-    metrics_internal._METER_PROVIDER = None
-
-
-class Recorded:
-    def __init__(self, spans: InMemorySpanExporter, reader: InMemoryMetricReader) -> None:
-        self.exporter = spans
-        self.reader = reader
-
-    def spans(self, name: str | None = None) -> list[ReadableSpan]:
-        return [s for s in self.exporter.get_finished_spans() if name is None or s.name == name]
-
-    def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
-        """(attributes, value) of each point of metric ``name`` (sum, or histogram count)."""
-        found = []
-        data = self.reader.get_metrics_data()
-        for rm in data.resource_metrics if data else ():
-            for sm in rm.scope_metrics:
-                if sm.scope.name != SCOPE:
-                    continue
-                for metric in sm.metrics:
-                    if metric.name == name:
-                        for point in metric.data.data_points:
-                            value = getattr(point, "value", None)
-                            found.append(
-                                (
-                                    dict(point.attributes or {}),
-                                    getattr(point, "count", None) if value is None else value,
-                                )
-                            )
-        return found
-
-    def metric_units(self) -> dict[str, str]:
-        data = self.reader.get_metrics_data()
-        return {
-            m.name: m.unit or ""
-            for rm in (data.resource_metrics if data else ())
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-            if sm.scope.name == SCOPE
-        }
-
-    def all_attribute_text(self) -> str:
-        """Every attribute value, span name, event and status text recorded, as one string."""
-        parts: list[str] = []
-        for span in self.spans():
-            parts += [span.name, str(span.status.description or "")]
-            parts += [f"{k}={v!s}" for k, v in (span.attributes or {}).items()]
-            for event in span.events:
-                parts += [event.name] + [f"{k}={v!s}" for k, v in (event.attributes or {}).items()]
-        data = self.reader.get_metrics_data()
-        for rm in data.resource_metrics if data else ():
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    for point in metric.data.data_points:
-                        parts += [f"{k}={v!s}" for k, v in (point.attributes or {}).items()]
-        return "\n".join(parts)
 
 
 @pytest.fixture
 def otel() -> Iterator[Recorded]:
     """An SDK configured before the app and validator are built (the documented rule)."""
-    _reset_globals()
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(meter_provider)
-    try:
-        yield Recorded(exporter, reader)
-    finally:
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
-        _reset_globals()
-
-
-def _request_span() -> Any:
-    """A recording span standing for the request (the validation span is only made under one)."""
-    return trace.get_tracer("tests").start_as_current_span("request")
+    with installed_sdk() as recorded:
+        yield recorded
 
 
 def test_i19_01_a_validation_outside_any_trace_starts_none_but_is_measured(
@@ -179,7 +91,7 @@ def test_i19_01_refusals_are_counted_by_reason_with_the_rfc6750_code(
     otel: Recorded, ccguard_issuer: TestIssuer
 ) -> None:
     validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience)
-    with pytest.raises(ExpiredToken), _request_span():
+    with pytest.raises(ExpiredToken), request_span():
         validator.validate(ccguard_issuer.mint(expires_in=-600))
     (span,) = otel.spans("ccguard.validate")
     assert dict(span.attributes or {}) == {
@@ -200,7 +112,7 @@ def test_i19_01_unreachable_keys_are_an_error_span_and_failed_fetches(otel: Reco
     token = issuer.mint()
     validator = TokenValidator(issuer.issuer, issuer.audience, jwks_uri=issuer.jwks_uri)
     issuer.stop()
-    with pytest.raises(KeysUnavailable), _request_span():
+    with pytest.raises(KeysUnavailable), request_span():
         validator.validate(token)
     (span,) = otel.spans("ccguard.validate")
     assert span.status.status_code is StatusCode.ERROR
@@ -258,7 +170,7 @@ def test_i19_01_a_token_from_the_token_cache_makes_no_span_and_is_counted(
     # One span costs more than ten cached validations: a cache hit is counted, not traced.
     validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience)
     token = ccguard_issuer.mint()
-    with _request_span():
+    with request_span():
         for _ in range(5):  # verified twice (a token is cached when seen again), then three hits
             validator.validate(token)
     assert len(otel.spans("ccguard.validate")) == 2
@@ -403,7 +315,7 @@ def test_i19_01_introspection_calls_cache_hits_and_client_span(otel: Recorded) -
             ]
         )
         token = idp.mint()
-        with _request_span():
+        with request_span():
             for _ in range(3):
                 validator.validate(token)
     assert otel.points("ccguard.introspection.calls") == [({}, 1)]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.client.token_response import TokenRequestError
 from flask_ccguard.protection_map import protection_map
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import send_body, serving
 
 
 def _guarded(issuer: TestIssuer) -> tuple[Flask, CCGuard]:
@@ -162,24 +162,13 @@ def _token_endpoint(status: int, body: bytes, headers: dict[str, str] | None = N
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, body, status, headers, content_type=None)
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/token"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield f"{url}/token"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.core.errors import ConfigurationError
 from flask_ccguard.protection_map import protection_map
 from flask_ccguard.testing import TestIssuer
+from tests.conftest import send_body
 
 
 def _guarded(issuer: TestIssuer, **config: Any) -> tuple[Flask, CCGuard]:
@@ -184,12 +185,7 @@ class _SameToken(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.count.append(1)
-        body = b'{"access_token": "same-token", "token_type": "Bearer", "expires_in": 3600}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, b'{"access_token": "same-token", "token_type": "Bearer", "expires_in": 3600}')
 
     def log_message(self, *args: Any) -> None:
         pass

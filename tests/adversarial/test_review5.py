@@ -162,40 +162,23 @@ def test_review5_05_a_raising_exemplar_filter_does_not_leave_the_validation_span
     # our measurement left every ccguard.validate span started and never ended
     # (never exported; its fetch spans' parent missing from the trace).
     pytest.importorskip("opentelemetry.sdk")
-    from opentelemetry import metrics, trace
-    from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics._internal.exemplar import ExemplarFilter
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from flask_ccguard import InvalidToken, TokenValidator
-    from tests.test_telemetry import _request_span, _reset_globals
+    from tests.otel_support import installed_sdk, request_span
 
     class Raising(ExemplarFilter):
         def should_sample(self, value: float, time_unix_nano: int, attributes: Any, context: Any) -> bool:
             raise RuntimeError("filter bug")
 
-    _reset_globals()
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], exemplar_filter=Raising())
-    trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(meter_provider)
-    try:
+    with installed_sdk(exemplar_filter=Raising()) as recorded:
         validator = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, jwks_uri=ccguard_issuer.jwks_uri)
-        with _request_span():
+        with request_span():
             validator.validate(ccguard_issuer.mint())
-        with pytest.raises(InvalidToken), _request_span():
+        with pytest.raises(InvalidToken), request_span():
             validator.validate(ccguard_issuer.mint(expires_in=-600))
-        spans = [s for s in exporter.get_finished_spans() if s.name == "ccguard.validate"]
+        spans = recorded.spans("ccguard.validate")
         assert [dict(s.attributes or {}).get("ccguard.outcome") for s in spans] == ["accepted", "rejected"]
-    finally:
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
-        _reset_globals()
 
 
 def test_review5_06_public_on_a_class_after_the_first_request_opens_it_as_the_map_says(
@@ -229,23 +212,15 @@ def test_review5_07_a_dropped_validators_counter_is_released_without_a_metric_co
     pytest.importorskip("opentelemetry.sdk")
     import gc
 
-    from opentelemetry import metrics
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
     from flask_ccguard import TokenValidator
     from flask_ccguard.core.stats import ValidationCounter
-    from tests.test_telemetry import _reset_globals
+    from tests.otel_support import installed_sdk
 
     def counters() -> int:
         gc.collect()
         return sum(isinstance(o, ValidationCounter) for o in gc.get_objects())
 
-    _reset_globals()
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    metrics.set_meter_provider(meter_provider)
-    try:
+    with installed_sdk() as recorded:
         token = ccguard_issuer.mint()
         before = counters()
         for _ in range(5):
@@ -256,17 +231,5 @@ def test_review5_07_a_dropped_validators_counter_is_released_without_a_metric_co
             gc.collect()  # freed (it sits in a reference cycle): its finalizer runs
         kept = TokenValidator(ccguard_issuer.issuer, ccguard_issuer.audience, jwks_uri=ccguard_issuer.jwks_uri)
         assert counters() - before <= 1  # kept's only
-        data = reader.get_metrics_data()
-        hits = [
-            getattr(point, "value", None)
-            for rm in (data.resource_metrics if data else ())
-            for sm in rm.scope_metrics
-            for metric in sm.metrics
-            if metric.name == "ccguard.validation.cache_hits"
-            for point in metric.data.data_points
-        ]
-        assert hits == [5]  # their counts stay in the sum
+        assert recorded.points("ccguard.validation.cache_hits") == [({}, 5)]  # their counts stay in the sum
         del kept
-    finally:
-        meter_provider.shutdown()
-        _reset_globals()
