@@ -4,7 +4,8 @@ A view is declared open with :func:`public` or ``guard.exempt(view |
 ViewClass | blueprint | "endpoint")`` (the idiom of Flask-WTF's ``CSRFProtect.exempt``);
 both record it through :func:`~flask_ccguard.protection.mark_public`.
 :meth:`CCGuard.protect <flask_ccguard.CCGuard.protect>` then lets its
-requests through without a token. A view declared open that also carries a
+requests through without a token. ``@public`` on one method of a
+``MethodView`` opens only the requests that method serves. A view declared open that also carries a
 ccguard decorator contradicts itself: :func:`check_exemptions` refuses it at
 start-up, naming the view.
 """
@@ -17,17 +18,26 @@ from weakref import WeakKeyDictionary
 from flask import Flask
 
 from .core.errors import ConfigurationError
-from .protection import ATTRIBUTE, is_public, mark_public, method_clauses, protected_inside_public
-
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+from .protection import (
+    ATTRIBUTE,
+    is_public,
+    mark_public,
+    method_clauses,
+    protected_inside_public,
+    public_methods,
+    routed_methods,
+)
 
 __all__ = ["check_exemptions", "forget_open_endpoints", "open_endpoints", "public"]
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Per app, the endpoints declared open; computed at its first protected
+#: Per app, the endpoints declared open → None (every method) or the methods
+#: declared ``@public`` on a MethodView; computed at its first protected
 #: request, when no view can be added any more (Flask refuses new routes then).
-_OPEN: WeakKeyDictionary[Flask, frozenset[str]] = WeakKeyDictionary()
+_OPEN: WeakKeyDictionary[Flask, dict[str, frozenset[str] | None]] = WeakKeyDictionary()
 
 
 def _contradiction(name: str, endpoint: str | None) -> ConfigurationError:
@@ -36,6 +46,15 @@ def _contradiction(name: str, endpoint: str | None) -> ConfigurationError:
         f"The view {name!r}{where} is declared public (@public or guard.exempt()) and also carries "
         "@require_token, @require_roles or @require_scopes: it cannot be both open and protected. "
         "Remove the decorator to serve it open, or the exemption to protect it."
+    )
+
+
+def _class_wide(name: str, endpoint: str, method: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"The class-based view {name!r} (endpoint {endpoint!r}) declares its method {method.lower()}() "
+        "@public, but @require_token, @require_roles or @require_scopes wraps the whole view (its "
+        "'decorators' attribute, or a decorator around as_view()), so every method needs a token. "
+        "Put the decorator on the methods to protect instead, or remove @public."
     )
 
 
@@ -49,6 +68,10 @@ def public(view: F) -> F:
         @public
         def health():
             return {"ok": True}
+
+    On one method of a ``MethodView`` it opens the requests that method
+    serves (``get`` serves HEAD too without a ``head``), the others stay
+    protected; on ``dispatch_request``, the whole view.
 
     :raises ConfigurationError: ``view`` carries a ccguard decorator (also
         checked at start-up when ``@public`` is written above it).
@@ -73,9 +96,20 @@ def check_exemptions(app: Flask) -> None:
     """
     for endpoint, view in list(app.view_functions.items()):
         # A class-based view may carry the decorators on its methods instead.
-        decorated = getattr(view, ATTRIBUTE, ()) or any(method_clauses(view, _METHODS).values())
-        if decorated and is_public(app, endpoint):
+        clauses = method_clauses(view, _METHODS)
+        wrapped = bool(getattr(view, ATTRIBUTE, ()))
+        if (wrapped or any(clauses.values())) and is_public(app, endpoint):
             raise _contradiction(getattr(view, "__name__", endpoint), endpoint)
+        opened = sorted(public_methods(view, _METHODS))
+        if opened:
+            cls_name = getattr(view, "view_class").__name__  # noqa: B009 (a MethodView's view function)
+            if wrapped:
+                # A decorator around the view function runs for every method: it
+                # cannot tell the @public one apart, so @public would silently lose.
+                raise _class_wide(cls_name, endpoint, opened[0])
+            guarded = [m for m in opened if clauses.get(m)]
+            if guarded:
+                raise _contradiction(f"{cls_name}.{guarded[0].lower()}", endpoint)
         both = protected_inside_public(app, endpoint)
         if both is not None:
             public_bp, protected_bp = both
@@ -88,11 +122,24 @@ def check_exemptions(app: Flask) -> None:
             )
 
 
-def open_endpoints(app: Flask) -> frozenset[str]:
-    """The endpoints of ``app`` declared open (computed once per app)."""
+def open_endpoints(app: Flask) -> dict[str, frozenset[str] | None]:
+    """The endpoints of ``app`` declared open → None when every method is, else
+    the methods a ``MethodView`` declares ``@public`` (computed once per app).
+
+    One mapping, so that an app without ``@public`` methods pays one ``in``
+    per request as before (``protect()`` runs on every request).
+    """
     found = _OPEN.get(app)
     if found is None:
-        found = _OPEN[app] = frozenset(e for e in list(app.view_functions) if is_public(app, e))
+        found = {}
+        for endpoint, view in list(app.view_functions.items()):
+            if is_public(app, endpoint):
+                found[endpoint] = None
+            else:
+                methods = public_methods(view, routed_methods(app, endpoint))
+                if methods:
+                    found[endpoint] = methods
+        _OPEN[app] = found
     return found
 
 

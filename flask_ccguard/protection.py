@@ -38,9 +38,11 @@ __all__ = [
     "mark_public",
     "method_clauses",
     "protected_inside_public",
+    "public_methods",
     "record",
     "requirements",
     "resource_of",
+    "routed_methods",
     "track",
 ]
 
@@ -160,7 +162,8 @@ def is_public(app: Flask, endpoint: str) -> bool:
     view = app.view_functions.get(endpoint)
     if getattr(view, PUBLIC_ATTRIBUTE, False):
         return True
-    if _PUBLIC_CLASSES and getattr(view, "view_class", None) in _PUBLIC_CLASSES:
+    cls = getattr(view, "view_class", None)
+    if cls is not None and (cls in _PUBLIC_CLASSES or _public_dispatch(cls)):
         return True
     if _PUBLIC_ENDPOINTS:
         owner = _owner(app)
@@ -210,6 +213,19 @@ def _clauses(app: Flask, endpoint: str) -> tuple[Clause, ...]:
     return tuple(found)
 
 
+def _handler(cls: type, method: str) -> Any:
+    # The method a MethodView runs for ``method``: get for HEAD without head, as Flask does.
+    handler = getattr(cls, method.lower(), None)
+    if handler is None and method == "HEAD":
+        handler = getattr(cls, "get", None)
+    return handler
+
+
+def _public_dispatch(cls: Any) -> bool:
+    # @public on a class-based view's dispatch_request opens the whole view.
+    return bool(getattr(getattr(cls, "dispatch_request", None), PUBLIC_ATTRIBUTE, False))
+
+
 def method_clauses(view: Any, methods: Iterable[str]) -> dict[str, tuple[Clause, ...]]:
     """Per HTTP method, the clauses a class-based view (``View.as_view``) adds for it:
     those on ``dispatch_request`` (every method) and, for a ``MethodView`` only
@@ -220,15 +236,21 @@ def method_clauses(view: Any, methods: Iterable[str]) -> dict[str, tuple[Clause,
     if not isinstance(cls, type):
         return {}
     every: tuple[Clause, ...] = getattr(getattr(cls, "dispatch_request", None), ATTRIBUTE, ())
-    found = {}
     if not issubclass(cls, MethodView):
         return dict.fromkeys(methods, every)
-    for method in methods:
-        handler = getattr(cls, method.lower(), None)
-        if handler is None and method == "HEAD":
-            handler = getattr(cls, "get", None)
-        found[method] = every + tuple(getattr(handler, ATTRIBUTE, ()))
-    return found
+    return {method: every + tuple(getattr(_handler(cls, method), ATTRIBUTE, ())) for method in methods}
+
+
+def public_methods(view: Any, methods: Iterable[str]) -> frozenset[str]:
+    """Those of ``methods`` a ``MethodView`` serves with a method declared
+    ``@public`` (``get`` for HEAD without ``head``, as Flask does); empty for
+    anything else (``@public`` on ``dispatch_request`` opens the whole view:
+    :func:`is_public`).
+    """
+    cls = getattr(view, "view_class", None)
+    if not isinstance(cls, type) or not issubclass(cls, MethodView):
+        return frozenset()
+    return frozenset(m for m in methods if getattr(_handler(cls, m), PUBLIC_ATTRIBUTE, False))
 
 
 def _union(groups: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
@@ -255,12 +277,13 @@ def _binding(app: Flask) -> str | None:
     return None
 
 
-def requirement(app: Flask, endpoint: str, extra: tuple[Clause, ...] = ()) -> Requirement:
+def requirement(app: Flask, endpoint: str, extra: tuple[Clause, ...] = (), *, public: bool = False) -> Requirement:
     """The :class:`Requirement` of one endpoint of ``app``; ``extra``: the
-    clauses one method of a class-based view adds (:func:`method_clauses`)."""
+    clauses one method of a class-based view adds (:func:`method_clauses`);
+    ``public``: that method is declared ``@public`` (:func:`public_methods`)."""
     clauses = _clauses(app, endpoint) + extra
     resource = resource_of(app, endpoint)
-    if is_public(app, endpoint):
+    if public or is_public(app, endpoint):
         return Requirement(public=True, token=False, resource=resource, clauses=clauses)
     matches = {c.match for c in clauses if c.roles or c.scopes}
     return Requirement(
@@ -289,11 +312,12 @@ def declared_scopes(app: Flask, resource: str | None = None) -> tuple[str, ...]:
     found = list(requirements(app).values())
     # A class-based view's methods may each require scopes of their own.
     for endpoint, view in list(app.view_functions.items()):
-        for extra in method_clauses(view, _methods(app, endpoint)).values():
+        for extra in method_clauses(view, routed_methods(app, endpoint)).values():
             if extra:
                 found.append(requirement(app, endpoint, extra))
     return _union(r.scopes for r in found if not r.public and (resource is None or r.resource == resource))
 
 
-def _methods(app: Flask, endpoint: str) -> set[str]:
+def routed_methods(app: Flask, endpoint: str) -> set[str]:
+    """Every HTTP method ``app`` routes to ``endpoint`` (HEAD and OPTIONS included)."""
     return {m for rule in app.url_map.iter_rules(endpoint) for m in rule.methods or ()}

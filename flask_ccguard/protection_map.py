@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 
-from .protection import Clause, Requirement, method_clauses, requirement, requirements
+from .protection import Clause, Requirement, method_clauses, public_methods, requirement, requirements
 
 __all__ = ["format_table", "open_rows", "protection_map"]
 
@@ -57,18 +57,30 @@ def _per_method(
     # requirement, so the map says what each method really enforces.
     view = app.view_functions.get(endpoint)
     extras = method_clauses(view, routed)
-    groups: dict[tuple[Clause, ...], list[str]] = {}
+    # A MethodView's @public methods are open under guard.protect(), the others not.
+    opened = public_methods(view, routed)
+    groups: dict[tuple[tuple[Clause, ...], bool], list[str]] = {}
     for method in methods:
-        groups.setdefault(extras.get(method, ()), []).append(method)
+        groups.setdefault((extras.get(method, ()), method in opened), []).append(method)
     # HEAD and OPTIONS are left out as Flask answers them (HEAD with get), but a
     # MethodView's own head()/options() runs as written: shown when it requires
     # something else (an undecorated head() beside @require_token get() is open).
+    # A head() whose requirement differs from get's joins the row of what it
+    # requires (a reader takes HEAD to follow GET).
     cls = getattr(view, "view_class", None)
+    get_key = (extras.get("GET", ()), "GET" in opened)
     for method in sorted(_IGNORED_METHODS & routed):
-        extra = extras.get(method, ())
-        if extra not in groups and getattr(cls, method.lower(), None) is not None:
-            groups[extra] = [method]
-    return [(group, requirement(app, endpoint, extra) if extra else req) for extra, group in groups.items()]
+        key = (extras.get(method, ()), method in opened)
+        if getattr(cls, method.lower(), None) is None:
+            continue
+        if method == "HEAD" and key != get_key and key in groups:
+            groups[key] = sorted([*groups[key], method])
+        elif key not in groups:
+            groups[key] = [method]
+    return [
+        (group, requirement(app, endpoint, extra, public=public) if extra or public else req)
+        for (extra, public), group in groups.items()
+    ]
 
 
 def _row(app: Flask, rule: str, endpoint: str, methods: list[str], req: Requirement) -> dict[str, Any]:
