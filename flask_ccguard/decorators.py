@@ -22,12 +22,13 @@ from .core.bearer import is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope
 from .http_request import BEARER_ONLY, describe
-from .protection import RESOURCES, Clause, record, requirement
+from .protection import RESOURCES, requirement
 from .request_token import token_from_request
 from .resource_metadata import check_audience
 from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
 from .state import get_state
+from .view_marks import Clause, record
 
 __all__ = [
     "current_token",

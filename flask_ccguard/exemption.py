@@ -18,15 +18,8 @@ from weakref import WeakKeyDictionary
 from flask import Flask
 
 from .core.errors import ConfigurationError
-from .protection import (
-    ATTRIBUTE,
-    is_public,
-    mark_public,
-    method_clauses,
-    protected_inside_public,
-    public_methods,
-    routed_methods,
-)
+from .protection import is_public, mark_public, protected_inside_public, routed_methods
+from .view_marks import ATTRIBUTE, method_clauses, public_methods
 
 __all__ = ["check_exemptions", "forget_open_endpoints", "open_endpoints", "public"]
 

@@ -21,13 +21,14 @@ from .core.errors import CCGuardError
 from .core.option_checks import resource as check_resource
 from .decorators import Match, check_match, names, verify_request
 from .exemption import check_exemptions, forget_open_endpoints, open_endpoints
-from .protection import PROTECTED, RESOURCES, Clause, mark_public, track
+from .protection import PROTECTED, RESOURCES, mark_public, track
 from .resource_metadata import accept_resources, check_resources, install, metadata_url
 from .responses import error_response
 from .route_order import check_route_order
 from .sender import apply_profile
 from .sender import configure as configure_sender
 from .state import EXTENSION_KEY, CCGuardState, get_state
+from .view_marks import Clause
 from .warm_up import require_warm, warm_up
 
 __all__ = ["CCGuard"]

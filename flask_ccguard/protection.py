@@ -1,9 +1,9 @@
 """What each endpoint of an app requires: the record behind the metadata document and the routes map.
 
 The decorators (``@require_token``, ``@require_roles``, ``@require_scopes``)
-record their requirement on the function they return (attribute
-``__ccguard__``, a tuple of :class:`Clause`; stacked decorators add to it,
-since :func:`functools.wraps` copies the inner function's attributes);
+record their requirement on the function they return (:mod:`.view_marks`;
+stacked decorators add to it, since :func:`functools.wraps` copies the inner
+function's attributes);
 :meth:`CCGuard.protect <flask_ccguard.CCGuard.protect>` records its requirement
 per app or blueprint (:data:`PROTECTED`), and optionally the blueprint's own
 resource identifier (:data:`RESOURCES`, RFC 9728 §3.1).
@@ -13,16 +13,22 @@ exemption); :func:`requirements` reads it all back per endpoint.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Union
 from weakref import WeakKeyDictionary, WeakSet
 
 from flask import Blueprint, Flask
-from flask.views import MethodView, View
+from flask.views import View
 
 from .blueprint_chains import blueprints_of, is_tracked, track
+from .view_marks import (
+    ATTRIBUTE,
+    PUBLIC_ATTRIBUTE,
+    Clause,
+    method_clauses,
+    public_dispatch,
+)
 
 if TYPE_CHECKING:
     from flask.sansio.blueprints import Blueprint as AnyBlueprint
@@ -30,36 +36,17 @@ if TYPE_CHECKING:
 __all__ = [
     "PROTECTED",
     "RESOURCES",
-    "Clause",
     "Requirement",
     "declared_scopes",
     "dpop_in_force",
     "is_public",
     "mark_public",
-    "method_clauses",
     "protected_inside_public",
-    "public_methods",
-    "record",
     "requirements",
     "resource_of",
     "routed_methods",
     "track",
 ]
-
-#: The attribute the decorators set on the view they return.
-ATTRIBUTE = "__ccguard__"
-#: The attribute :func:`mark_public` sets on a view function.
-PUBLIC_ATTRIBUTE = "__ccguard_public__"
-
-
-@dataclass(frozen=True)
-class Clause:
-    """One declared requirement: a decorator or one ``guard.protect()`` call."""
-
-    roles: tuple[str, ...] = ()
-    scopes: tuple[str, ...] = ()
-    #: ``"all"`` or ``"any"``.
-    match: str = "all"
 
 
 @dataclass(frozen=True)
@@ -100,14 +87,6 @@ _PUBLIC_TARGETS: WeakSet[Target] = WeakSet()
 _PUBLIC_CLASSES: WeakSet[type] = WeakSet()
 #: Endpoint names declared public, per owner (the CCGuard that exempted them).
 _PUBLIC_ENDPOINTS: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
-
-
-def record(view: Callable[..., Any], clause: Clause) -> None:
-    """Add ``clause`` to the requirements recorded on ``view`` (a decorator's wrapper)."""
-    inner: tuple[Clause, ...] = getattr(view, ATTRIBUTE, ())
-    # The outermost decorator is applied last but listed first, as written.
-    with contextlib.suppress(AttributeError, TypeError):
-        setattr(view, ATTRIBUTE, (clause, *inner))
 
 
 def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any = None) -> None:
@@ -158,12 +137,12 @@ def _owner(app: Flask) -> Any:
 
 def is_public(app: Flask, endpoint: str) -> bool:
     """Whether ``endpoint`` of ``app`` was declared open (:func:`mark_public`)."""
-    # Runs on every request to a protect()ed app: the common answers first, cheaply.
+    # The common answers first, cheaply (protect() caches the open set per app).
     view = app.view_functions.get(endpoint)
     if getattr(view, PUBLIC_ATTRIBUTE, False):
         return True
     cls = getattr(view, "view_class", None)
-    if cls is not None and (cls in _PUBLIC_CLASSES or _public_dispatch(cls)):
+    if cls is not None and (cls in _PUBLIC_CLASSES or public_dispatch(cls)):
         return True
     if _PUBLIC_ENDPOINTS:
         owner = _owner(app)
@@ -211,46 +190,6 @@ def _clauses(app: Flask, endpoint: str) -> tuple[Clause, ...]:
         found.extend(PROTECTED.get(blueprint, ()))
     found.extend(getattr(app.view_functions.get(endpoint), ATTRIBUTE, ()))
     return tuple(found)
-
-
-def _handler(cls: type, method: str) -> Any:
-    # The method a MethodView runs for ``method``: get for HEAD without head, as Flask does.
-    handler = getattr(cls, method.lower(), None)
-    if handler is None and method == "HEAD":
-        handler = getattr(cls, "get", None)
-    return handler
-
-
-def _public_dispatch(cls: Any) -> bool:
-    # @public on a class-based view's dispatch_request opens the whole view.
-    return bool(getattr(getattr(cls, "dispatch_request", None), PUBLIC_ATTRIBUTE, False))
-
-
-def method_clauses(view: Any, methods: Iterable[str]) -> dict[str, tuple[Clause, ...]]:
-    """Per HTTP method, the clauses a class-based view (``View.as_view``) adds for it:
-    those on ``dispatch_request`` (every method) and, for a ``MethodView`` only
-    (a plain ``View``'s ``get`` is a helper), on the method serving it (``get``
-    for HEAD without ``head``, as Flask does). Empty for a plain view function.
-    """
-    cls = getattr(view, "view_class", None)
-    if not isinstance(cls, type):
-        return {}
-    every: tuple[Clause, ...] = getattr(getattr(cls, "dispatch_request", None), ATTRIBUTE, ())
-    if not issubclass(cls, MethodView):
-        return dict.fromkeys(methods, every)
-    return {method: every + tuple(getattr(_handler(cls, method), ATTRIBUTE, ())) for method in methods}
-
-
-def public_methods(view: Any, methods: Iterable[str]) -> frozenset[str]:
-    """Those of ``methods`` a ``MethodView`` serves with a method declared
-    ``@public`` (``get`` for HEAD without ``head``, as Flask does); empty for
-    anything else (``@public`` on ``dispatch_request`` opens the whole view:
-    :func:`is_public`).
-    """
-    cls = getattr(view, "view_class", None)
-    if not isinstance(cls, type) or not issubclass(cls, MethodView):
-        return frozenset()
-    return frozenset(m for m in methods if getattr(_handler(cls, m), PUBLIC_ATTRIBUTE, False))
 
 
 def _union(groups: Iterable[tuple[str, ...]]) -> tuple[str, ...]:

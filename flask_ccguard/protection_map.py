@@ -15,7 +15,8 @@ from typing import Any
 
 from flask import Flask
 
-from .protection import Clause, Requirement, method_clauses, public_methods, requirement, requirements
+from .protection import Requirement, requirement, requirements
+from .view_marks import Clause, method_clauses, public_methods
 
 __all__ = ["format_table", "open_rows", "protection_map"]
 

@@ -7,8 +7,9 @@ from typing import Any
 from flask import Blueprint, Flask
 
 from flask_ccguard import CCGuard, require_roles, require_scopes, require_token
-from flask_ccguard.protection import Clause, declared_scopes, mark_public, requirements
+from flask_ccguard.protection import declared_scopes, mark_public, requirements
 from flask_ccguard.testing import TestIssuer
+from flask_ccguard.view_marks import Clause
 
 
 def _app(issuer: TestIssuer) -> tuple[Flask, CCGuard]:
