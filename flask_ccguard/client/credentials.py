@@ -40,7 +40,7 @@ from ..core.fetch.basic_auth import (
     remembered_encoding,
 )
 from ..core.fetch.discovery import DiscoveryError, discover
-from ..core.fetch.http import FetchError, HTTPClient, check_url, url_allowed
+from ..core.fetch.http import FetchError, HTTPClient, JSONResponse, check_url
 from ..core.numbers import bounded_number
 from .auth import RenewingBearerAuth, origin
 from .dpop import DPoPKey
@@ -448,16 +448,21 @@ class ClientCredentials(RenewingBearerAuth):
                 nonce = self.nonce_for(where)
                 headers["DPoP"] = self.dpop_key.proof("POST", self.token_url, nonce=nonce)  # RFC 9449 §5
             self.requests_sent += 1
-            status, data, answer_headers = self._post(body, media_type, headers)
+            answer = self._post(body, media_type, headers)
             if self.dpop_key is None:
                 break
-            self.remember_nonce(where, answer_headers.get("DPoP-Nonce"))
+            self.remember_nonce(where, answer.headers.get("DPoP-Nonce"))
             # RFC 9449 §8: the server demands a nonce; once more with it, never more.
-            asked_nonce = status == 400 and isinstance(data, dict) and data.get("error") == "use_dpop_nonce"
-            if not (asked_nonce and attempt == 1 and answer_headers.get("DPoP-Nonce")):
+            data = answer.data
+            asked_nonce = answer.status == 400 and isinstance(data, dict) and data.get("error") == "use_dpop_nonce"
+            if not (asked_nonce and attempt == 1 and answer.headers.get("DPoP-Nonce")):
                 break
         access, data, lifetime = parse_token_response(
-            status, data, sent_at, self._redact, token_type="DPoP" if self.dpop_key is not None else "Bearer"
+            answer.status,
+            answer.data,
+            sent_at,
+            self._redact,
+            token_type="DPoP" if self.dpop_key is not None else "Bearer",
         )
         if lifetime is None:
             lifetime = self.default_lifetime
@@ -465,36 +470,11 @@ class ClientCredentials(RenewingBearerAuth):
         log.debug("flask_ccguard: got a token from %r for %r, valid %d s", self.token_url, self.client_id, lifetime)
         return _Token(access, data, refresh_at)
 
-    def _post(self, body: bytes, media_type: str, headers: dict[str, str]) -> tuple[int, Any, Mapping[str, str]]:
+    def _post(self, body: bytes, media_type: str, headers: dict[str, str]) -> JSONResponse:
         """POST to the token endpoint within the HTTP client's deadline and size cap,
-        with the client certificate if any; the status, JSON answer and headers
-        (a DPoP ``DPoP-Nonce`` is read from them, RFC 9449 §8)."""
-        http = self._http
-        if self.cert is None and self.dpop_key is None:
-            try:
-                resp = http.post_body(self.token_url, body, content_type=media_type, headers=headers)
-            except FetchError as exc:
-                raise TokenRequestError(None, str(exc), exc.status) from None
-            return resp.status, resp.data, {}
-        seen: dict[str, Mapping[str, str]] = {}
-
-        def run(watch: Any) -> Any:
-            if not url_allowed(self.token_url):
-                raise FetchError(f"refusing to contact {self.token_url!r}: https required")
-            raw = http.session.post(
-                self.token_url,
-                data=body,
-                headers={**headers, "Content-Type": media_type},
-                timeout=(http.timeout, http.timeout),
-                allow_redirects=False,
-                stream=True,
-                cert=self.cert,
-            )
-            seen["headers"] = raw.headers
-            return http._read(raw, self.token_url, watch, accept_errors=True)
-
+        with the client certificate if any; its answer's headers carry a DPoP
+        ``DPoP-Nonce`` (RFC 9449 §8)."""
         try:
-            resp = http._run_with_deadline(run)
+            return self._http.post_body(self.token_url, body, content_type=media_type, headers=headers, cert=self.cert)
         except FetchError as exc:
             raise TokenRequestError(None, str(exc), exc.status) from None
-        return resp.status, resp.data, seen.get("headers", {})

@@ -141,12 +141,21 @@ _origin = origin
 class JSONResponse:
     """A fetched JSON object and the freshness lifetime its issuer declared."""
 
-    __slots__ = ("data", "from_cache", "max_age", "status")
+    __slots__ = ("data", "from_cache", "headers", "max_age", "status")
 
-    def __init__(self, data: Any, max_age: int | None, status: int, from_cache: bool = False) -> None:
+    def __init__(
+        self,
+        data: Any,
+        max_age: int | None,
+        status: int,
+        from_cache: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.data = data
         self.max_age = max_age
         self.status = status
+        #: The answer's headers (the token client reads ``DPoP-Nonce``, RFC 9449 §8).
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
         #: True when the HTTP cache answered and the issuer was not contacted
         #: (a ``304`` revalidation contacted it: False).
         self.from_cache = from_cache
@@ -234,7 +243,6 @@ class HTTPClient:
         url: str,
         data: Mapping[str, str],
         *,
-        auth: tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         purpose: str = "form",
     ) -> JSONResponse:
@@ -243,24 +251,7 @@ class HTTPClient:
         Used for token and introspection endpoints; never cached. ``purpose``
         names the telemetry span, as for :meth:`get_json`.
         """
-
-        def run(watch: Watch) -> JSONResponse:
-            if not url_allowed(url):
-                raise FetchError(f"refusing to contact {url!r}: https required")
-            resp = self.session.post(
-                url,
-                data=dict(data),
-                auth=auth,
-                headers=dict(headers or {}),
-                timeout=(self.timeout, self.timeout),
-                allow_redirects=False,
-                stream=True,
-            )
-            return self._read(resp, url, watch, accept_errors=True)
-
-        if self.telemetry.active:
-            return self._traced(purpose, "POST", url, run)
-        return self._run_with_deadline(run)
+        return self._post(url, purpose, data=dict(data), headers=dict(headers or {}))
 
     def post_body(
         self,
@@ -269,30 +260,35 @@ class HTTPClient:
         *,
         content_type: str,
         headers: Mapping[str, str] | None = None,
+        cert: str | tuple[str, str] | None = None,
     ) -> JSONResponse:
         """POST ``body`` verbatim and return the JSON answer, whatever its status.
 
         The caller encodes the body (a form with repeated names, or JSON), so
         the bytes on the wire are exactly the ones given. Never cached, never
         redirected, within the same deadline and size cap as every fetch.
+
+        :param cert: a client certificate for mutual TLS (RFC 8705 §2), as ``requests``' ``cert=``.
         """
+        headers = {**dict(headers or {}), "Content-Type": content_type}
+        return self._post(url, None, data=body, headers=headers, cert=cert)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _post(self, url: str, purpose: str | None, **request: Any) -> JSONResponse:
+        """POST within the deadline and size cap, never redirected; traced as ``purpose`` unless None."""
 
         def run(watch: Watch) -> JSONResponse:
             if not url_allowed(url):
                 raise FetchError(f"refusing to contact {url!r}: https required")
             resp = self.session.post(
-                url,
-                data=body,
-                headers={**dict(headers or {}), "Content-Type": content_type},
-                timeout=(self.timeout, self.timeout),
-                allow_redirects=False,
-                stream=True,
+                url, timeout=(self.timeout, self.timeout), allow_redirects=False, stream=True, **request
             )
             return self._read(resp, url, watch, accept_errors=True)
 
+        if purpose is not None and self.telemetry.active:
+            return self._traced(purpose, "POST", url, run)
         return self._run_with_deadline(run)
-
-    # -- internals -----------------------------------------------------------------
 
     def _traced(self, purpose: str, method: str, url: str, fn: Any) -> JSONResponse:
         """``_run_with_deadline(fn)`` inside a client span (origin and path only: no query)."""
@@ -403,4 +399,4 @@ class HTTPClient:
             if resp.request.method == "GET":
                 self.forget(url)  # never share garbage through the cache
             raise FetchError(f"{url!r} did not answer JSON", status=resp.status_code) from None
-        return JSONResponse(data, _max_age(resp.headers), resp.status_code, from_cache)
+        return JSONResponse(data, _max_age(resp.headers), resp.status_code, from_cache, resp.headers)
