@@ -27,7 +27,7 @@ from typing import Any, Callable, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import CCGuardBaseError, ConfigurationError
-from .http import FetchError, HTTPClient, JSONResponse, _origin, _url_allowed
+from .http import FetchError, HTTPClient, JSONResponse, origin, url_allowed
 from .transport import is_loopback_address
 
 __all__ = [
@@ -93,19 +93,19 @@ def check_cross_origin(value: Any, name: str) -> CrossOrigin:
             parts = urlsplit(item) if isinstance(item, str) else None
         except ValueError:
             parts = None
-        origin = _origin_of(item) if isinstance(item, str) else None
-        if origin is None or parts is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        found = _origin_of(item) if isinstance(item, str) else None
+        if found is None or parts is None or parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ConfigurationError(problem + f"; {item!r} is not an https origin (scheme://host[:port]).")
-        origins.add(origin)
+        origins.add(found)
     return frozenset(origins)
 
 
 def _origin_of(url: str) -> Origin | None:
     """The (scheme, host, port) of a URL we may fetch, or None (a bad port raises in urllib)."""
-    if not _url_allowed(url):
+    if not url_allowed(url):
         return None
     try:
-        return _origin(url)
+        return origin(url)
     except ValueError:
         return None
 
@@ -128,7 +128,7 @@ def _named_origin(url: str) -> Origin | None:
             return None
         if parts.username is not None or parts.password is not None:
             return None
-        return _origin(url)
+        return origin(url)
     except ValueError:  # a bad port
         return None
 
@@ -162,9 +162,9 @@ def _refusal(
         return f"{url!r} has no usable https {need}"
     if target in trusted or cross_origin is True or (cross_origin and target in cross_origin):
         return None
-    origin = f"{target[0]}://{target[1]}" + (f":{target[2]}" if target[2] not in (None, 80, 443) else "")
+    shown = f"{target[0]}://{target[1]}" + (f":{target[2]}" if target[2] not in (None, 80, 443) else "")
     return (
-        f"{url!r} names a {need} on another origin ({origin}) than the issuer's; not used. "
+        f"{url!r} names a {need} on another origin ({shown}) than the issuer's; not used. "
         f"{_configure(need)} explicitly, or allow that origin with "
         f"{CROSS_ORIGIN_OPTION} (or 'allow_cross_origin_metadata' in the issuer's dict)"
     )

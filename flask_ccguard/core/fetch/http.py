@@ -133,11 +133,6 @@ def _redirect_target(url: str, resp: requests.Response) -> str:
     return " to " + re.sub(r"[^\x21-\x7e]", "?", text)[:200]
 
 
-# The names other modules imported before these became public.
-_url_allowed = url_allowed
-_origin = origin
-
-
 class JSONResponse:
     """A fetched JSON object and the freshness lifetime its issuer declared."""
 
