@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["bearer_error", "parse_challenges"]
+__all__ = ["parse_challenges"]
 
 # RFC 7230 §3.2.6 token, and an auth-param value: token or quoted-string.
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -50,11 +50,3 @@ def parse_challenges(header: str) -> list[tuple[str, dict[str, str]]]:
             params.setdefault(param.group(1).lower(), _unquote(param.group(2)))
             pos = param.end()
     return challenges
-
-
-def bearer_error(header: str) -> str | None:
-    """The ``error`` of the first ``Bearer`` challenge in ``header``, if any."""
-    for scheme, params in parse_challenges(header):
-        if scheme == "bearer":
-            return params.get("error")
-    return None
