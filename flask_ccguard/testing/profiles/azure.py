@@ -18,7 +18,9 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .base import ProfileIssuer, _json
+from ..minting import json_bytes
+from ..server import Response
+from .base import ProfileIssuer
 
 __all__ = ["AzureV1Issuer", "AzureV2Issuer"]
 
@@ -145,19 +147,19 @@ class _AzureIssuer(ProfileIssuer):
                 return f"{name}:{m['t']}:{'2.0' if m['v'] else '1.0'}"
         return super()._endpoint(path)
 
-    def _respond(self, endpoint: str, method: str, headers: Mapping[str, str], body: bytes) -> Any:
+    def _respond(self, endpoint: str, method: str, headers: Mapping[str, str], body: bytes) -> Response:
         name, _, rest = endpoint.partition(":")
         if not rest:
             return super()._respond(endpoint, method, headers, body)
         tenant, _, ver = rest.partition(":")
         if name == "token":
             if tenant != self.tenant_id:
-                return 400, [], _json({"error": "invalid_request", "error_description": "AADSTS90002: tenant"})
+                return 400, [], json_bytes({"error": "invalid_request", "error_description": "AADSTS90002: tenant"})
             return super()._respond("token", method, headers, body)
         if name == "openid_configuration":
-            return 200, [], _json(self._azure_metadata(tenant, ver))
+            return 200, [], json_bytes(self._azure_metadata(tenant, ver))
         if self.jwks_status != 200:
-            return self.jwks_status, [], _json({"error": "server_error"})
+            return self.jwks_status, [], json_bytes({"error": "server_error"})
         doc = self.jwks()
         issuer = self.key_issuer
         if issuer is None and ver == "2.0":
@@ -165,7 +167,7 @@ class _AzureIssuer(ProfileIssuer):
         if issuer is not None:
             for jwk in doc["keys"]:
                 jwk.setdefault("issuer", issuer)
-        return 200, [], _json(doc)
+        return 200, [], json_bytes(doc)
 
     def _azure_metadata(self, tenant: str, ver: str) -> dict[str, Any]:
         base, v2 = self.base_url, ver == "2.0"

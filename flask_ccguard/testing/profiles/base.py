@@ -19,16 +19,12 @@ from urllib.parse import parse_qs
 
 from ...core.fetch.basic_auth import parse_basic_authorization
 from ..issuer import TestIssuer
-from ..minting import Default
+from ..minting import Default, json_bytes
+from ..server import Response
 
 __all__ = ["ProfileIssuer"]
 
-_Response = tuple[int, list[tuple[str, str]], bytes]
 _MAX_ISSUED = 10000
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
 def _payload(jwt: str) -> dict[str, Any]:
@@ -180,25 +176,25 @@ class ProfileIssuer(TestIssuer):
     def _endpoint(self, path: str) -> str:
         return self._routes.get(path) or super()._endpoint(path)
 
-    def _respond(self, endpoint: str, method: str, headers: Mapping[str, str], body: bytes) -> _Response:
+    def _respond(self, endpoint: str, method: str, headers: Mapping[str, str], body: bytes) -> Response:
         if endpoint == "introspect":
             return self._introspect(method, headers, body)
         return super()._respond(endpoint, method, headers, body)
 
-    def _introspect(self, method: str, headers: Mapping[str, str], body: bytes) -> _Response:
+    def _introspect(self, method: str, headers: Mapping[str, str], body: bytes) -> Response:
         no_store = [("Cache-Control", "no-store")]
         if method != "POST":  # RFC 7662 §2.1: POST only
-            return 405, [("Allow", "POST")], _json({"error": "invalid_request"})
+            return 405, [("Allow", "POST")], json_bytes({"error": "invalid_request"})
         if self.introspection_status != 200:
-            return self.introspection_status, no_store, _json({"error": "server_error"})
+            return self.introspection_status, no_store, json_bytes({"error": "server_error"})
         params = parse_qs(body.decode("utf-8", "replace"))
         caller = self._caller(headers.get("Authorization", ""), params)
         if caller is None:
             # RFC 7662 §2.1: the endpoint MUST require authorization.
-            return 401, [("WWW-Authenticate", 'Basic realm="introspect"')], _json({"error": "invalid_client"})
+            return 401, [("WWW-Authenticate", 'Basic realm="introspect"')], json_bytes({"error": "invalid_client"})
         tokens = params.get("token", [])
         if len(tokens) != 1 or not tokens[0]:
-            return 400, no_store, _json({"error": "invalid_request"})
+            return 400, no_store, json_bytes({"error": "invalid_request"})
         token = tokens[0]
         with self._lock:
             claims = self._issued.get(token)
@@ -210,7 +206,7 @@ class ProfileIssuer(TestIssuer):
             and self._may_see(caller, claims)
         )
         answer = self._answer(dict(claims)) if active and claims is not None else {"active": False}
-        return 200, no_store, _json(answer)
+        return 200, no_store, json_bytes(answer)
 
     def _caller(self, authorization: str, params: Mapping[str, list[str]]) -> str | None:
         try:

@@ -8,7 +8,9 @@ import string
 import uuid
 from typing import Any, ClassVar
 
-from .base import ProfileIssuer, _json
+from ..minting import json_bytes
+from ..server import Response
+from .base import ProfileIssuer
 
 __all__ = ["AidboxIssuer", "DuendeIssuer", "IBMVerifyIssuer", "RKVSTIssuer"]
 
@@ -119,7 +121,7 @@ class AidboxIssuer(ProfileIssuer):
         self.token_endpoint = self._route("/auth/token", "token")
         self.introspection_endpoint = self._route("/auth/introspect", "introspect")
 
-    def _respond(self, endpoint: str, method: str, headers: Any, body: bytes) -> tuple[int, Any, bytes]:
+    def _respond(self, endpoint: str, method: str, headers: Any, body: bytes) -> Response:
         if endpoint == "smart_configuration":
             doc = {
                 "issuer": self.issuer,
@@ -136,7 +138,7 @@ class AidboxIssuer(ProfileIssuer):
                 "grant_types_supported": ["client_credentials"],
             }
             doc.update(self.discovery_overrides)
-            return 200, [], _json(doc)
+            return 200, [], json_bytes(doc)
         return super()._respond(endpoint, method, headers, body)
 
     def _opaque_token(self) -> str:
