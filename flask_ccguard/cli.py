@@ -237,15 +237,20 @@ def _fetch(client: ClientCredentials) -> dict[str, Any]:
         client.close()
 
 
+def _print_parts(header: Any, payload: Any) -> None:
+    """A token's header and payload, as ``decode`` and ``check-token`` show them."""
+    click.echo("header:")
+    click.echo(json.dumps(header, indent=2))
+    click.echo("payload:")
+    click.echo(json.dumps(payload, indent=2, sort_keys=True))
+
+
 def _print_report(report: Report, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         if report.header is not None:
-            click.echo("header:")
-            click.echo(json.dumps(report.header, indent=2))
-            click.echo("payload:")
-            click.echo(json.dumps(report.payload, indent=2, sort_keys=True))
+            _print_parts(report.header, report.payload)
             click.echo()
         for check in report.checks:
             click.echo(f"{check.status:<4}  {check.name:<9}  {check.detail}")
@@ -494,10 +499,7 @@ def decode(raw_token: str, as_json: bool) -> None:
         click.echo(json.dumps(doc, indent=2))
         return
     click.echo("UNVERIFIED: decoded only; signature and claims NOT checked (use 'ccguard check-token').")
-    click.echo("header:")
-    click.echo(json.dumps(parsed.header, indent=2))
-    click.echo("payload:")
-    click.echo(json.dumps(parsed.payload, indent=2, sort_keys=True))
+    _print_parts(parsed.header, parsed.payload)
 
 
 # -- flask ccguard -------------------------------------------------------------------
