@@ -50,6 +50,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 AZURE_AUTHORITY = "https://login.microsoftonline.com"
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
 _MAX_TOKEN = 65536
+_NOT_SET_UP = "flask-ccguard is not set up on this app: call CCGuard(app) or guard.init_app(app)."
 _CHECK_OPTIONS = {
     "issuer": "--issuer",
     "audience": "--audience",
@@ -214,12 +215,11 @@ def _client(opts: dict[str, Any], scope: str | None, audience: str | None) -> Cl
         "timeout": opts["timeout"],
         **opts.get("binding", {}),
     }
+    secret = None if tls else opts["client_secret"]
     try:
         if token_url:
-            secret = None if tls else opts["client_secret"]
             return ClientCredentials(token_url, opts["client_id"], secret, **kw)
         if opts["issuer"]:
-            secret = None if tls else opts["client_secret"]
             return ClientCredentials.from_issuer(opts["issuer"], opts["client_id"], secret, **kw)
     except ConfigurationError as exc:
         _usage(str(exc))
@@ -530,7 +530,7 @@ def flask_check_token(
     state = current_app.extensions.get("ccguard")
     validator = getattr(state, "validator", None)
     if not isinstance(validator, TokenValidator):
-        _usage("flask-ccguard is not set up on this app: call CCGuard(app) or guard.init_app(app).")
+        _usage(_NOT_SET_UP)
     token = _read_token(raw_token)
     request = _binding_request(token, dpop_proof, method, url, client_cert)
     report = run_checks(
@@ -554,7 +554,7 @@ def flask_routes(as_json: bool, fail_on_open: bool) -> None:
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if "ccguard" not in app.extensions:
-        _usage("flask-ccguard is not set up on this app: call CCGuard(app) or guard.init_app(app).")
+        _usage(_NOT_SET_UP)
     # The checks the first request would make: a misordered or contradictory view fails here too.
     try:
         check_route_order(app)
