@@ -7,7 +7,6 @@ must not share code.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import secrets
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .dpop import htu, jwk_thumbprint
+from .minting import b64url_decode
 from .token_request import OAuthError
 
 #: alg -> (kty, curve or None, hash or None) TestIssuer accepts in proofs (RFC 9449 §4.3 item 5: asymmetric only).
@@ -40,14 +40,8 @@ _MAX_PROOF = 8192
 _MAX_SEEN = 100_000  # jtis remembered at most (a test issuer; beyond this, proofs are refused)
 
 
-def _b64(text: str) -> bytes:
-    if not isinstance(text, str) or "=" in text:
-        raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _int(text: str) -> int:
-    return int.from_bytes(_b64(text), "big")
+    return int.from_bytes(b64url_decode(text), "big")
 
 
 def _refuse(description: str) -> OAuthError:
@@ -78,7 +72,7 @@ def _verify_signature(alg: str, jwk: dict[str, Any], data: bytes, sig: bytes) ->
     else:
         if jwk.get("crv") != "Ed25519":
             raise _refuse("only Ed25519 OKP keys")
-        ed25519.Ed25519PublicKey.from_public_bytes(_b64(jwk["x"])).verify(sig, data)
+        ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"])).verify(sig, data)
 
 
 class ProofChecker:
@@ -109,8 +103,8 @@ class ProofChecker:
         if len(proof) > _MAX_PROOF or proof.count(".") != 2:
             raise _refuse("a DPoP proof is one compact JWS")  # §4.3 item 2
         head_b64, claims_b64, sig_b64 = proof.split(".")
-        header = json.loads(_b64(head_b64))
-        claims = json.loads(_b64(claims_b64))
+        header = json.loads(b64url_decode(head_b64))
+        claims = json.loads(b64url_decode(claims_b64))
         if not isinstance(header, dict) or not isinstance(claims, dict):
             raise _refuse("header and claims must be JSON objects")
         if header.get("typ") != "dpop+jwt":  # §4.3 item 4
@@ -120,7 +114,9 @@ class ProofChecker:
             raise _refuse("alg must be an asymmetric algorithm")
         if not isinstance(jwk, dict) or _PRIVATE & set(jwk):  # §4.3 item 7
             raise _refuse("jwk must be a public key")
-        _verify_signature(alg, jwk, (head_b64 + "." + claims_b64).encode("ascii"), _b64(sig_b64))  # §4.3 item 6
+        _verify_signature(
+            alg, jwk, (head_b64 + "." + claims_b64).encode("ascii"), b64url_decode(sig_b64)
+        )  # §4.3 item 6
         for name in ("jti", "htm", "htu", "iat"):  # §4.3 item 3
             if name not in claims:
                 raise _refuse(f"the proof has no {name}")

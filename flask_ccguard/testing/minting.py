@@ -57,6 +57,16 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def b64url_decode(text: str) -> bytes:
+    """The bytes of unpadded base64url (RFC 7515 §2); padding or a non-string is refused.
+
+    :raises ValueError: (``binascii.Error`` included) for anything else.
+    """
+    if not isinstance(text, str) or "=" in text:
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def json_bytes(value: Any) -> bytes:
     """Compact JSON, as JOSE implementations emit it."""
     return json.dumps(value, separators=(",", ":")).encode("utf-8")

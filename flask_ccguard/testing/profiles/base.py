@@ -9,7 +9,6 @@ issued, authenticating the resource server by HTTP Basic or form post.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import time
@@ -19,7 +18,7 @@ from urllib.parse import parse_qs
 
 from ...core.fetch.basic_auth import parse_basic_authorization
 from ..issuer import TestIssuer
-from ..minting import Default, json_bytes
+from ..minting import Default, b64url_decode, json_bytes
 from ..server import Response
 
 __all__ = ["ProfileIssuer"]
@@ -28,8 +27,7 @@ _MAX_ISSUED = 10000
 
 
 def _payload(jwt: str) -> dict[str, Any]:
-    segment = jwt.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    decoded: dict[str, Any] = json.loads(b64url_decode(jwt.split(".")[1]))
     return decoded
 
 
