@@ -36,6 +36,7 @@ from ..core.fetch.basic_auth import (
     BASIC_ENCODING_OPTIONS,
     basic_authorization,
     encodings_differ,
+    form_encode,
     remember_encoding,
     remembered_encoding,
 )
@@ -78,7 +79,7 @@ def redact_secret(text: str, client_id: str, secret: str) -> str:
     forms = {
         secret,
         quote_plus(secret),  # urlencode(), the client_secret_post body
-        quote_plus(secret, safe="*").replace("~", "%7E"),  # RFC 6749 Appendix B, in Basic
+        form_encode(secret),  # RFC 6749 Appendix B, in Basic
         quote(secret, safe=""),
         json.dumps(secret)[1:-1],  # the json body
         json.dumps(secret, ensure_ascii=False)[1:-1],

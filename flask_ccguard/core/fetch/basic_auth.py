@@ -21,6 +21,7 @@ __all__ = [
     "BASIC_ENCODING_OPTIONS",
     "basic_authorization",
     "encodings_differ",
+    "form_encode",
     "parse_basic_authorization",
     "remember_encoding",
     "remembered_encoding",
@@ -40,8 +41,8 @@ _REMEMBERED_MAX = 256
 _REMEMBERED_LOCK = threading.Lock()
 
 
-def _form_encode(value: str) -> str:
-    # application/x-www-form-urlencoded (Appendix B): "~" too, as RFC 6749 lists it.
+def form_encode(value: str) -> str:
+    """``value`` application/x-www-form-urlencoded as RFC 6749 Appendix B has it ("~" too)."""
     return quote_plus(value, safe="*").replace("~", "%7E")
 
 
@@ -53,7 +54,7 @@ def basic_authorization(client_id: str, client_secret: str, encoding: str = "rfc
     :raises ValueError: an unknown encoding, or a raw id holding ``:``.
     """
     if encoding == "rfc6749":
-        pair = f"{_form_encode(client_id)}:{_form_encode(client_secret)}"
+        pair = f"{form_encode(client_id)}:{form_encode(client_secret)}"
     elif encoding == "raw" and ":" not in client_id:
         pair = f"{client_id}:{client_secret}"
     else:
