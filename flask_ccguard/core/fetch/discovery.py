@@ -101,13 +101,8 @@ def check_cross_origin(value: Any, name: str) -> CrossOrigin:
 
 
 def _origin_of(url: str) -> Origin | None:
-    """The (scheme, host, port) of a URL we may fetch, or None (a bad port raises in urllib)."""
-    if not url_allowed(url):
-        return None
-    try:
-        return origin(url)
-    except ValueError:
-        return None
+    """The (scheme, host, port) of a URL we may fetch (:func:`url_allowed`), or None."""
+    return _named_origin(url) if url_allowed(url) else None
 
 
 def _configure(need: str) -> str:
