@@ -50,6 +50,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 AZURE_AUTHORITY = "https://login.microsoftonline.com"
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
 _MAX_TOKEN = 65536
+#: Create a file that is not there yet, never through a symlink (then 0600, for a credential).
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 _NOT_SET_UP = "flask-ccguard is not set up on this app: call CCGuard(app) or guard.init_app(app)."
 _CHECK_OPTIONS = {
     "issuer": "--issuer",
@@ -105,7 +107,7 @@ def write_header_file(path: str, token: str) -> None:
     """
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    fd = os.open(tmp, _NEW_FILE, 0o600)
     try:
         os.fchmod(fd, 0o600)  # whatever the umask took away, exactly 0600
         with os.fdopen(fd, "w", encoding="ascii") as fh:
@@ -327,7 +329,7 @@ def _load_or_make_dpop_key(path: str) -> DPoPKey:
             with open(path, "rb") as fh:
                 return DPoPKey.load(fh.read(65536))
         key = DPoPKey()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd = os.open(path, _NEW_FILE, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(key.pem())
         click.echo(f"wrote a new DPoP key to {path} (mode 0600)", err=True)
