@@ -177,10 +177,8 @@ class RenewingBearerAuth(AuthBase):
         if resp.status_code != 401:
             return resp
         scheme = self.scheme
-        errors = [
-            p.get("error") for s, p in parse_challenges(resp.headers.get("WWW-Authenticate", "")) if s == scheme.lower()
-        ]
-        error = errors[0] if errors else None
+        challenges = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
+        error = next((p.get("error") for s, p in challenges if s == scheme.lower()), None)
         if error != "invalid_token" and (error != "use_dpop_nonce" or self.dpop_key is None):
             return resp
         if getattr(req, "_ccguard_retried", False):
@@ -197,10 +195,11 @@ class RenewingBearerAuth(AuthBase):
             if pos is None:
                 return resp
             req.body.seek(pos)  # type: ignore[union-attr]
+        used_token = used[len(scheme) + 1 :]
         if error == "invalid_token":
-            self._renew(used[len(scheme) + 1 :])
+            self._renew(used_token)
         token = self.token()
-        if error == "invalid_token" and token == used[len(scheme) + 1 :]:
+        if error == "invalid_token" and token == used_token:
             # Renewed moments ago and refused again: the same request would fail
             # the same way, and a new token request per call would flood the issuer.
             return resp
