@@ -27,7 +27,7 @@ from ..._version import __version__
 from ..errors import CCGuardBaseError, ConfigurationError
 from ..telemetry import NO_TELEMETRY, Telemetry
 from .http_cache import MemoryCache
-from .transport import Adapter, Watch, is_loopback_address, watching
+from .transport import Adapter, NotLoopback, Watch, is_loopback_address, watching
 
 __all__ = ["FetchError", "HTTPClient", "JSONResponse", "check_url", "is_loopback", "origin", "url_allowed"]
 
@@ -323,7 +323,10 @@ class HTTPClient:
                 raise exc
             if isinstance(exc, requests.Timeout):
                 raise FetchError(f"timed out after {self.timeout:g} s") from None
-            if isinstance(exc, requests.ConnectionError) and "not loopback" in str(exc):
+            # requests wraps urllib3's MaxRetryError, whose reason is the transport's refusal.
+            if isinstance(exc, requests.ConnectionError) and isinstance(
+                getattr(exc.args[0] if exc.args else None, "reason", None), NotLoopback
+            ):
                 raise FetchError("refusing plain http to a host that is not loopback") from None
             if isinstance(exc, requests.RequestException):
                 raise FetchError(f"connection failed ({type(exc).__name__})") from None
