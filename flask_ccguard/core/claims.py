@@ -94,21 +94,10 @@ class ClaimRules:
         self.id_token_claims = tuple(id_token_claims)
         self.roles_delimiter = roles_delimiter
 
-    def for_issuer(self, issuer: str) -> ClaimRules:
-        """A copy of these rules for one concrete issuer (a tenant of a template)."""
-        return ClaimRules(
-            issuer=issuer,
-            audiences=self.audiences,
-            leeway=self.leeway,
-            require_iat=self.require_iat,
-            max_token_age=self.max_token_age,
-            roles_claim=self.roles_claim,
-            scopes_claim=self.scopes_claim,
-            require_aud=self.require_aud,
-            id_token_claims=self.id_token_claims,
-            roles_delimiter=self.roles_delimiter,
-            canonical_audience=self.canonical_audience,
-        )
+    def replace(self, **changes: Any) -> ClaimRules:
+        """A copy of these rules with ``changes`` (constructor keywords): for one tenant of a
+        template (``issuer=``), or for introspection answers."""
+        return ClaimRules(**{**{name: getattr(self, name) for name in ClaimRules.__slots__}, **changes})
 
 
 def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float | None:
