@@ -10,7 +10,6 @@ check passed.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -22,7 +21,7 @@ from typing import Any, Callable, NamedTuple
 
 from .dpop_nonce import NonceSource
 from .errors import ConfigurationError, InvalidDPoPProof, InvalidToken, UseDPoPNonce
-from .jws import b64url_decode, parse_compact
+from .jws import b64url_decode, b64url_encode, parse_compact
 from .keys import ASYMMETRIC_ALGORITHMS, UnusableKey, VerifyingKey, prepare_jwk
 from .numbers import bounded_number
 from .replay import KeyQuota, ReplayMemoryStore, ReplayStoreFull
@@ -79,10 +78,6 @@ def _refuse(description: str, reason: str) -> InvalidDPoPProof:
     return InvalidDPoPProof(description, reason=reason)
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     """The RFC 7638 SHA-256 thumbprint of a public JWK, base64url (RFC 9449 §6.1).
 
@@ -111,7 +106,7 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
                 raise _refuse("The DPoP proof's EC key coordinates have the wrong length.", "bad_jwk")
         canonical[name] = value
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-    return _b64url(hashlib.sha256(text.encode("ascii")).digest())
+    return b64url_encode(hashlib.sha256(text.encode("ascii")).digest())
 
 
 def token_jkt(claims: Mapping[str, Any]) -> str | None:
@@ -287,7 +282,7 @@ class DPoPVerifier:
             raise _refuse("The DPoP proof's 'iat' is outside the accepted window.", "iat_window")
         # §4.3 step 12 / §7.1: the proof is bound to this access token.
         ath = claims.get("ath")
-        digest = _b64url(hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest())
+        digest = b64url_encode(hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest())
         if not isinstance(ath, str) or not hmac.compare_digest(ath.encode("utf-8", "surrogatepass"), digest.encode()):
             raise _refuse("The DPoP proof's 'ath' does not match the access token.", "ath_mismatch")
         # §7.1 / §6.1: the proof's key is the one the token is bound to.
