@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ExpiredToken, InvalidToken
-from .numbers import is_number
+from .numbers import MAX_SECONDS, is_number
 
 # The token the checks produce and its claim readers, re-exported from here.
 from .verified import VerifiedToken, claim_path, json_copy, parse_strings, roles_of, scopes_of
@@ -34,11 +34,6 @@ __all__ = [
     "validity_window",
 ]
 
-
-# The NumericDates a datetime can hold and a token can plausibly carry end at
-# 9999-12-31; an 'exp' beyond would overflow expires_at (and float() of a
-# 400-digit int raises). An 'nbf' or 'iat' beyond simply lies in the future.
-_MAX_NUMERIC_DATE = 253402300799
 
 #: Claims that only an OpenID Connect ID token carries (OpenID Connect Core
 #: §2, §3.3.2.11; FAPI 1.0 Advanced §5.1 for ``s_hash``); a payload with one
@@ -101,19 +96,22 @@ class ClaimRules:
 
 
 def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float | None:
+    # The NumericDates a datetime can hold and a token can plausibly carry end at
+    # MAX_SECONDS (9999-12-31); an 'exp' beyond would overflow expires_at (and float()
+    # of a 400-digit int raises). An 'nbf' or 'iat' beyond simply lies in the future.
     value = claims.get(name)
-    if type(value) is int and 0 <= value <= _MAX_NUMERIC_DATE:
+    if type(value) is int and 0 <= value <= MAX_SECONDS:
         # What every issuer sends: a plain integer in range (bool is not ``int`` exactly).
         return value
     if value is None:
         if required or name in claims:
             raise InvalidToken(f"The access token has no '{name}' claim.", reason="missing_claim", claim=name)
         return None
-    if not is_number(value) or value < 0 or (name == "exp" and value > _MAX_NUMERIC_DATE):
+    if not is_number(value) or value < 0 or (name == "exp" and value > MAX_SECONDS):
         raise InvalidToken(
             f"The '{name}' claim is not a valid date (seconds since 1970).", reason="claim_type", claim=name
         )
-    return math.inf if value > _MAX_NUMERIC_DATE else float(value)
+    return math.inf if value > MAX_SECONDS else float(value)
 
 
 def check_exp(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
