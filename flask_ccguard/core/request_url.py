@@ -173,6 +173,8 @@ def _last(value: str | None) -> str | None:
 
 
 _FORWARDED_PAIR = re.compile(r'\s*([A-Za-z]+)=("(?:[^"\\]|\\.)*"|[^;,"\s]*)\s*')
+# RFC 7230 §3.2.6 quoted-pair, undone in a quoted value.
+_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 def _forwarded(value: str) -> dict[str, str]:
@@ -196,7 +198,7 @@ def _forwarded(value: str) -> dict[str, str]:
             return {}
         name, val = m.group(1).lower(), m.group(2)
         if val.startswith('"'):
-            val = re.sub(r"\\(.)", r"\1", val[1:-1])
+            val = _QUOTED_PAIR.sub(r"\1", val[1:-1])
         pairs[name] = val
     return pairs
 
