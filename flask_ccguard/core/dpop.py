@@ -22,7 +22,7 @@ from typing import Any, Callable, NamedTuple
 from .dpop_nonce import NonceSource
 from .errors import ConfigurationError, InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from .jws import b64url_decode, b64url_encode, parse_compact
-from .keys import ASYMMETRIC_ALGORITHMS, UnusableKey, VerifyingKey, prepare_jwk
+from .keys import ASYMMETRIC_ALGORITHMS, EC_COORDINATE_BYTES, UnusableKey, VerifyingKey, prepare_jwk
 from .numbers import bounded_number
 from .replay import KeyQuota, ReplayMemoryStore, ReplayStoreFull
 from .replay_store import ReplayStoreUnavailable
@@ -56,7 +56,6 @@ KEY_CACHE_SIZE = 1024
 
 # RFC 7638 §3.2: the required members of each key type, the only ones hashed.
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
-_EC_SIZES = {"P-256": 32, "P-384": 48, "P-521": 66}
 
 
 class DPoPProof(NamedTuple):
@@ -102,7 +101,7 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
                 raise _refuse("The DPoP proof's key is not canonical base64url.", "bad_jwk") from None
             if kty == "RSA" and (not raw or raw[0] == 0):
                 raise _refuse("The DPoP proof's RSA key has leading zero octets.", "bad_jwk")
-            if kty == "EC" and len(raw) != _EC_SIZES.get(str(jwk.get("crv")), -1):
+            if kty == "EC" and len(raw) != EC_COORDINATE_BYTES.get(str(jwk.get("crv")), -1):
                 raise _refuse("The DPoP proof's EC key coordinates have the wrong length.", "bad_jwk")
         canonical[name] = value
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
