@@ -221,9 +221,6 @@ class DPoPVerifier:
             the key has :data:`~flask_ccguard.core.replay.KEY_QUOTA` proofs
             recorded in this window).
         """
-        return self._verify(proof, method, url, access_token, jkt)
-
-    def _verify(self, proof: Any, method: str, url: str, access_token: str, jkt: str | None) -> DPoPProof:
         parsed = self._parse(proof)
         header, claims = parsed.header, parsed.payload
 
