@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ExpiredToken, InvalidToken
 from .numbers import MAX_SECONDS, is_number
+from .request_url import DEFAULT_PORTS
 
 # The token the checks produce and its claim readers, re-exported from here.
 from .verified import VerifiedToken, claim_path, json_copy, parse_strings, roles_of, scopes_of
@@ -150,9 +151,6 @@ def check_iss(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
 _MAX_AUDIENCES = 32
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
 def canonical_uri(value: str) -> str:
     """``value`` in the form resource identifiers are compared in (RFC 3986 §6.2.2-6.2.3).
 
@@ -174,10 +172,10 @@ def canonical_uri(value: str) -> str:
     except ValueError:
         return value
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
         return value
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
     if parts.username is not None or parts.password is not None:
         return value
     path = parts.path.rstrip("/")
