@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .claims import VerifiedToken
-from .dpop import DPoPProof, DPoPVerifier, single_proof, token_jkt
+from .dpop import DPoPProof, DPoPVerifier, refuse_bound_bearer, single_proof, token_jkt
 from .errors import InvalidDPoPProof, InvalidToken
-from .mtls import check_certificate_binding
+from .mtls import check_certificate_binding, is_certificate_bound
 from .request import BEARER_REQUEST, HTTPRequest
 
 __all__ = ["DPOP_MODES", "SenderConstraint", "authorization_scheme"]
@@ -96,17 +96,11 @@ class SenderConstraint:
         jkt = token_jkt(claims)  # a malformed cnf/jkt is refused (invalid_token)
         # RFC 8705 §3: the certificate first; it burns nothing.
         check_certificate_binding(cnf, request.client_cert)
-        cert_bound = isinstance(cnf, Mapping) and "x5t#S256" in cnf
+        cert_bound = is_certificate_bound(cnf)
         scheme, credentials = authorization_scheme(request)
         mode = self.mode_for(claims)
         if scheme != "dpop":
-            if jkt is not None:
-                # RFC 9449 §7.2: a DPoP-bound token is no bearer token.
-                raise InvalidToken(
-                    "This access token is DPoP-bound; send it with the DPoP scheme and a proof.",
-                    reason="dpop_bound_as_bearer",
-                    claim="cnf",
-                )
+            refuse_bound_bearer(claims)  # RFC 9449 §7.2: a DPoP-bound token is no bearer token
             if mode == "required" and not cert_bound:
                 raise InvalidDPoPProof(
                     "This API requires DPoP: send 'Authorization: DPoP <token>' with a DPoP proof.",

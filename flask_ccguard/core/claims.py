@@ -8,7 +8,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ExpiredToken, InvalidToken
-from .numbers import is_number
+from .numbers import MAX_SECONDS, is_number
+from .request_url import DEFAULT_PORTS
 
 # The token the checks produce and its claim readers, re-exported from here.
 from .verified import VerifiedToken, claim_path, json_copy, parse_strings, roles_of, scopes_of
@@ -34,11 +35,6 @@ __all__ = [
     "validity_window",
 ]
 
-
-# The NumericDates a datetime can hold and a token can plausibly carry end at
-# 9999-12-31; an 'exp' beyond would overflow expires_at (and float() of a
-# 400-digit int raises). An 'nbf' or 'iat' beyond simply lies in the future.
-_MAX_NUMERIC_DATE = 253402300799
 
 #: Claims that only an OpenID Connect ID token carries (OpenID Connect Core
 #: §2, §3.3.2.11; FAPI 1.0 Advanced §5.1 for ``s_hash``); a payload with one
@@ -94,37 +90,29 @@ class ClaimRules:
         self.id_token_claims = tuple(id_token_claims)
         self.roles_delimiter = roles_delimiter
 
-    def for_issuer(self, issuer: str) -> ClaimRules:
-        """A copy of these rules for one concrete issuer (a tenant of a template)."""
-        return ClaimRules(
-            issuer=issuer,
-            audiences=self.audiences,
-            leeway=self.leeway,
-            require_iat=self.require_iat,
-            max_token_age=self.max_token_age,
-            roles_claim=self.roles_claim,
-            scopes_claim=self.scopes_claim,
-            require_aud=self.require_aud,
-            id_token_claims=self.id_token_claims,
-            roles_delimiter=self.roles_delimiter,
-            canonical_audience=self.canonical_audience,
-        )
+    def replace(self, **changes: Any) -> ClaimRules:
+        """A copy of these rules with ``changes`` (constructor keywords): for one tenant of a
+        template (``issuer=``), or for introspection answers."""
+        return ClaimRules(**{**{name: getattr(self, name) for name in ClaimRules.__slots__}, **changes})
 
 
 def _time_claim(claims: Mapping[str, Any], name: str, required: bool) -> float | None:
+    # The NumericDates a datetime can hold and a token can plausibly carry end at
+    # MAX_SECONDS (9999-12-31); an 'exp' beyond would overflow expires_at (and float()
+    # of a 400-digit int raises). An 'nbf' or 'iat' beyond simply lies in the future.
     value = claims.get(name)
-    if type(value) is int and 0 <= value <= _MAX_NUMERIC_DATE:
+    if type(value) is int and 0 <= value <= MAX_SECONDS:
         # What every issuer sends: a plain integer in range (bool is not ``int`` exactly).
         return value
     if value is None:
         if required or name in claims:
             raise InvalidToken(f"The access token has no '{name}' claim.", reason="missing_claim", claim=name)
         return None
-    if not is_number(value) or value < 0 or (name == "exp" and value > _MAX_NUMERIC_DATE):
+    if not is_number(value) or value < 0 or (name == "exp" and value > MAX_SECONDS):
         raise InvalidToken(
             f"The '{name}' claim is not a valid date (seconds since 1970).", reason="claim_type", claim=name
         )
-    return math.inf if value > _MAX_NUMERIC_DATE else float(value)
+    return math.inf if value > MAX_SECONDS else float(value)
 
 
 def check_exp(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
@@ -163,9 +151,6 @@ def check_iss(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> None:
 _MAX_AUDIENCES = 32
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
 def canonical_uri(value: str) -> str:
     """``value`` in the form resource identifiers are compared in (RFC 3986 §6.2.2-6.2.3).
 
@@ -187,10 +172,10 @@ def canonical_uri(value: str) -> str:
     except ValueError:
         return value
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
         return value
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
     if parts.username is not None or parts.password is not None:
         return value
     path = parts.path.rstrip("/")

@@ -10,7 +10,6 @@ check passed.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -22,8 +21,8 @@ from typing import Any, Callable, NamedTuple
 
 from .dpop_nonce import NonceSource
 from .errors import ConfigurationError, InvalidDPoPProof, InvalidToken, UseDPoPNonce
-from .jws import b64url_decode, parse_compact
-from .keys import ASYMMETRIC_ALGORITHMS, UnusableKey, VerifyingKey, prepare_jwk
+from .jws import b64url_decode, b64url_encode, parse_compact
+from .keys import ASYMMETRIC_ALGORITHMS, EC_COORDINATE_BYTES, UnusableKey, VerifyingKey, prepare_jwk
 from .numbers import bounded_number
 from .replay import KeyQuota, ReplayMemoryStore, ReplayStoreFull
 from .replay_store import ReplayStoreUnavailable
@@ -57,7 +56,6 @@ KEY_CACHE_SIZE = 1024
 
 # RFC 7638 §3.2: the required members of each key type, the only ones hashed.
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
-_EC_SIZES = {"P-256": 32, "P-384": 48, "P-521": 66}
 
 
 class DPoPProof(NamedTuple):
@@ -77,10 +75,6 @@ class DPoPProof(NamedTuple):
 
 def _refuse(description: str, reason: str) -> InvalidDPoPProof:
     return InvalidDPoPProof(description, reason=reason)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -107,11 +101,11 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
                 raise _refuse("The DPoP proof's key is not canonical base64url.", "bad_jwk") from None
             if kty == "RSA" and (not raw or raw[0] == 0):
                 raise _refuse("The DPoP proof's RSA key has leading zero octets.", "bad_jwk")
-            if kty == "EC" and len(raw) != _EC_SIZES.get(str(jwk.get("crv")), -1):
+            if kty == "EC" and len(raw) != EC_COORDINATE_BYTES.get(str(jwk.get("crv")), -1):
                 raise _refuse("The DPoP proof's EC key coordinates have the wrong length.", "bad_jwk")
         canonical[name] = value
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-    return _b64url(hashlib.sha256(text.encode("ascii")).digest())
+    return b64url_encode(hashlib.sha256(text.encode("ascii")).digest())
 
 
 def token_jkt(claims: Mapping[str, Any]) -> str | None:
@@ -227,9 +221,6 @@ class DPoPVerifier:
             the key has :data:`~flask_ccguard.core.replay.KEY_QUOTA` proofs
             recorded in this window).
         """
-        return self._verify(proof, method, url, access_token, jkt)
-
-    def _verify(self, proof: Any, method: str, url: str, access_token: str, jkt: str | None) -> DPoPProof:
         parsed = self._parse(proof)
         header, claims = parsed.header, parsed.payload
 
@@ -287,7 +278,7 @@ class DPoPVerifier:
             raise _refuse("The DPoP proof's 'iat' is outside the accepted window.", "iat_window")
         # §4.3 step 12 / §7.1: the proof is bound to this access token.
         ath = claims.get("ath")
-        digest = _b64url(hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest())
+        digest = b64url_encode(hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest())
         if not isinstance(ath, str) or not hmac.compare_digest(ath.encode("utf-8", "surrogatepass"), digest.encode()):
             raise _refuse("The DPoP proof's 'ath' does not match the access token.", "ath_mismatch")
         # §7.1 / §6.1: the proof's key is the one the token is bound to.

@@ -9,6 +9,7 @@ numbers.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 import math
@@ -17,7 +18,7 @@ from typing import Any, Callable
 
 from .errors import InvalidToken
 
-__all__ = ["ParsedToken", "b64url_decode", "parse_compact"]
+__all__ = ["ParsedToken", "b64url_decode", "b64url_encode", "parse_compact"]
 
 
 class ParsedToken:
@@ -69,6 +70,11 @@ def b64url_decode(segment: str) -> bytes:
     if not segment.isascii() or "+" in segment or "/" in segment or "=" in segment:
         raise _malformed("a segment is not canonical base64url")
     return _decode_standard(segment.encode("ascii").translate(_TO_STANDARD), segment)
+
+
+def b64url_encode(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 §2), as :func:`b64url_decode` reads it."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRS
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
+    "EC_COORDINATE_BYTES",
     "MAX_RSA_BITS",
     "MAX_RSA_EXPONENT",
     "MIN_RSA_BITS",
@@ -69,7 +70,8 @@ _ED25519_P = 2**255 - 19
 _ED25519_Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
 _ED25519_SMALL_ORDER_Y = frozenset({0, 1, _ED25519_P - 1, _ED25519_Y8, _ED25519_P - _ED25519_Y8})
 
-_EC_CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521": (ec.SECP521R1, 66)}
+#: Octets of an EC public key coordinate (and of each half of a JWS signature) per curve (RFC 7518 §6.2.1.2, §3.4).
+EC_COORDINATE_BYTES = {"P-256": 32, "P-384": 48, "P-521": 66}
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 Verify = Callable[[bytes, bytes], bool]
@@ -279,8 +281,7 @@ def prepare_jwk(jwk: Any, allowed: frozenset[str]) -> VerifyingKey:
         except Exception:
             # cryptography refuses points that are not on the curve
             raise UnusableKey("invalid EC public key (not a point on the curve)") from None
-        _, length = _EC_CURVES[str(crv)]
-        verifiers = {alg: _ec_verify(public, length, ASYMMETRIC_ALGORITHMS[alg][2])}
+        verifiers = {alg: _ec_verify(public, EC_COORDINATE_BYTES[str(crv)], ASYMMETRIC_ALGORITHMS[alg][2])}
         return VerifyingKey(kid, kty, verifiers, issuer, public=public)
 
     # OKP / Ed25519

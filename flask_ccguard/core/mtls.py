@@ -59,6 +59,7 @@ from urllib.parse import unquote
 from cryptography import x509
 
 from .errors import ConfigurationError, InvalidToken
+from .jws import b64url_encode
 from .proxies import Network, is_trusted_peer, parse_trusted_proxies
 
 __all__ = [
@@ -287,7 +288,7 @@ _DECODERS: dict[str, Callable[[str], bytes | None]] = {
 
 def certificate_thumbprint(der: bytes) -> str:
     """``x5t#S256`` of a certificate: base64url SHA-256 of its DER (RFC 8705 §3.1)."""
-    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode("ascii")
+    return b64url_encode(hashlib.sha256(der).digest())
 
 
 def is_certificate_bound(cnf: object) -> bool:

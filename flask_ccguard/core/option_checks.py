@@ -17,15 +17,12 @@ from .claims import ID_TOKEN_CLAIMS
 from .errors import ConfigurationError
 from .keys import ASYMMETRIC_ALGORITHMS
 from .numbers import bounded_number
+from .request_url import URI_CHARS
 
 # RFC 9068 §2.1 asks for "at+jwt"; most issuers still send "JWT" or nothing.
 DEFAULT_TOKEN_TYPES: frozenset[str | None] = frozenset({None, "jwt", "at+jwt"})
 # RFC 9110 §11.5: the realm is a quoted-string; we refuse what would need escaping.
 _REALM = re.compile(r"[\x20-\x7e]+")
-# RFC 3986 §2: the characters of a URI (unreserved, reserved, "%"); no space,
-# quote, backslash, control or non-ASCII character, which a challenge, a
-# header or the metadata URL could not carry as written.
-_URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 # RFC 3986 §2.1: "%" only as the start of a pct-encoded octet.
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
@@ -193,7 +190,9 @@ def resource(value: Any, name: str) -> str | None:
     fix = f"set {name} to the API's identifier, e.g. 'https://api.example.com' or 'https://api.example.com/v2'"
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{name} must be one URI string; {fix}.")
-    if not _URI_CHARACTERS.fullmatch(value):
+    # RFC 3986 §2: no space, quote, backslash, control or non-ASCII character, which
+    # a challenge, a header or the metadata URL could not carry as written.
+    if not URI_CHARS.fullmatch(value):
         raise ConfigurationError(
             f"{name} {value!r} has a character a URI cannot hold (a space, quote, backslash, control or "
             "non-ASCII character, RFC 3986 §2); percent-encode it (e.g. '%20' for a space, '%C3%A9' for an e with an acute accent)."

@@ -117,6 +117,6 @@ class IssuerRegistry:
             assert entry.template is not None
             if entry.template.matches(iss, claims.get("tid")):
                 return IssuerEntry(
-                    entry.rules.for_issuer(iss), entry.algorithms, entry.keys, entry.token_types, entry.template
+                    entry.rules.replace(issuer=iss), entry.algorithms, entry.keys, entry.token_types, entry.template
                 )
         return None

@@ -17,7 +17,9 @@ from .errors import ConfigurationError
 from .proxies import Network, is_trusted_peer, parse_trusted_proxies
 
 __all__ = [
+    "DEFAULT_PORTS",
     "FORWARDING_HEADERS",
+    "URI_CHARS",
     "X_FORWARDED",
     "TrustedProxies",
     "effective_request_url",
@@ -36,14 +38,15 @@ X_FORWARDED = frozenset({"x-forwarded-proto", "x-forwarded-host"})
 
 # RFC 3986 §2: the only characters a URI may hold; anything else (spaces,
 # tabs, newlines, non-ASCII) makes the URL unusable rather than "cleaned".
-_URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
+URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^?#]*)(?:\?[^#]*)?(?:#.*)?", re.S)
 # host [":" port]: a reg-name or a bracketed IPv6 literal (RFC 3986 §3.2.2); no userinfo.
 _AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::([0-9]{0,5}))?")
 _PCT = re.compile(r"%(..)?", re.S)
 _HEX = frozenset("0123456789abcdefABCDEF")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The default port of each scheme a URL here may have (RFC 9110 §4.2).
+DEFAULT_PORTS = {"http": 80, "https": 443}
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
@@ -91,13 +94,13 @@ def normalize_url(url: str) -> str | None:
     and no userinfo are accepted; a host's trailing dot is kept (RFC 3986
     treats ``example.com.`` as another name).
     """
-    if not isinstance(url, str) or len(url) > 8192 or not _URI_CHARS.fullmatch(url):
+    if not isinstance(url, str) or len(url) > 8192 or not URI_CHARS.fullmatch(url):
         return None
     m = _URL.fullmatch(url)
     if m is None:
         return None
     scheme, authority, path = m.group(1).lower(), m.group(2), m.group(3)
-    if scheme not in _DEFAULT_PORTS:
+    if scheme not in DEFAULT_PORTS:
         return None
     a = _AUTHORITY.fullmatch(authority)
     if a is None:
@@ -112,7 +115,7 @@ def normalize_url(url: str) -> str | None:
         number = int(port)
         if number > 65535:
             return None
-        if number != _DEFAULT_PORTS[scheme]:
+        if number != DEFAULT_PORTS[scheme]:
             netloc = f"{host}:{number}"
     norm_path = _normalize_pct(path)
     if norm_path is None:
@@ -173,6 +176,8 @@ def _last(value: str | None) -> str | None:
 
 
 _FORWARDED_PAIR = re.compile(r'\s*([A-Za-z]+)=("(?:[^"\\]|\\.)*"|[^;,"\s]*)\s*')
+# RFC 7230 §3.2.6 quoted-pair, undone in a quoted value.
+_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 def _forwarded(value: str) -> dict[str, str]:
@@ -196,19 +201,19 @@ def _forwarded(value: str) -> dict[str, str]:
             return {}
         name, val = m.group(1).lower(), m.group(2)
         if val.startswith('"'):
-            val = re.sub(r"\\(.)", r"\1", val[1:-1])
+            val = _QUOTED_PAIR.sub(r"\1", val[1:-1])
         pairs[name] = val
     return pairs
 
 
 def _usable_host(value: str | None) -> str | None:
-    if value and _AUTHORITY.fullmatch(value) and _URI_CHARS.fullmatch(value):
+    if value and _AUTHORITY.fullmatch(value) and URI_CHARS.fullmatch(value):
         return value
     return None
 
 
 def _usable_proto(value: str | None) -> str | None:
-    if value and value.lower() in _DEFAULT_PORTS:
+    if value and value.lower() in DEFAULT_PORTS:
         return value.lower()
     return None
 
@@ -262,6 +267,6 @@ def effective_request_url(
             scheme = _usable_proto(_last(lowered.get("x-forwarded-proto"))) or scheme
             server_host = _usable_host(_last(lowered.get("x-forwarded-host"))) or server_host
         prefix = _last(lowered.get("x-forwarded-prefix"))
-        if prefix and prefix.startswith("/") and _URI_CHARS.fullmatch(prefix) and not set("?#") & set(prefix):
+        if prefix and prefix.startswith("/") and URI_CHARS.fullmatch(prefix) and not set("?#") & set(prefix):
             path = prefix.rstrip("/") + path
     return f"{scheme.lower()}://{server_host}{path}"

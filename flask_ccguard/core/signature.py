@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .keys import VerifyingKey
+from .tenants import PLACEHOLDER
 
 __all__ = ["first_verifying", "key_issuer_matches"]
 
@@ -34,9 +35,9 @@ def key_issuer_matches(key: VerifyingKey, iss: Any, claims: Mapping[str, Any]) -
     the token's ``iss``, after a ``{tenantid}`` in it is replaced by ``tid``."""
     expected = key.issuer
     assert expected is not None
-    if "{tenantid}" in expected:
+    if PLACEHOLDER in expected:
         tid = claims.get("tid")
         if not isinstance(tid, str) or not tid:
             return False
-        expected = expected.replace("{tenantid}", tid)
+        expected = expected.replace(PLACEHOLDER, tid)
     return bool(expected == iss)

@@ -36,6 +36,7 @@ import threading
 import time
 from collections import OrderedDict
 from typing import Any, Callable, Protocol, Union
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigurationError
 
@@ -497,8 +498,6 @@ class FailOpen(Guarded):
 
 def redact(url: str) -> str:
     """``url`` without its password, for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
     try:
         parts = urlsplit(url)
         if parts.password is None:
@@ -521,8 +520,6 @@ def open_store(spec: StoreSpec, namespace: str, *, max_entries: int, max_bytes: 
     :param name: the option's name for error messages.
     :raises ConfigurationError: for an unknown scheme, a bad directory or a missing extra.
     """
-    from urllib.parse import urlsplit
-
     if spec is None or spec == "" or spec == "memory://":
         return MemoryStore(max_entries, max_bytes)
     if not isinstance(spec, str):

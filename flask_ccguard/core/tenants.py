@@ -80,6 +80,10 @@ class IssuerTemplate:
             allowed = frozenset(t.lower() for t in items)
         return cls(issuer, allowed)
 
+    def covers(self, iss: str) -> bool:
+        """True if ``iss`` has this template's shape, whatever stands for the tenant."""
+        return iss.startswith(self._prefix) and iss.endswith(self._suffix)
+
     def matches(self, iss: str, tid: Any) -> bool:
         """True if a token with these ``iss`` and ``tid`` claims belongs to this template."""
         if not is_guid(tid):

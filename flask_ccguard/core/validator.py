@@ -28,7 +28,6 @@ from .registry import IssuerRegistry, IssuerSpec
 from .request import HTTPRequest
 from .stats import CACHE_HIT, ValidationCounter, snapshot
 from .telemetry import Telemetry
-from .tenants import PLACEHOLDER
 from .token_cache import TokenCache
 
 __all__ = ["TokenValidator"]
@@ -251,8 +250,7 @@ class TokenValidator:
         if issuer in self.registry.fixed:
             return issuer
         for entry in self.registry.templates:
-            prefix, _, suffix = entry.rules.issuer.partition(PLACEHOLDER)
-            if issuer.startswith(prefix) and issuer.endswith(suffix):
+            if entry.template is not None and entry.template.covers(issuer):
                 return entry.rules.issuer
         return "other"
 

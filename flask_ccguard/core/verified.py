@@ -61,10 +61,8 @@ def roles_of(claims: Mapping[str, Any], roles_claim: str = "roles", delimiter: s
     on whitespace, as for scopes.
     """
     value = lookup(claims, roles_claim)
-    if delimiter is None or not isinstance(value, str):
-        return parse_strings(value)
-    if not delimiter.strip():
-        return frozenset(value.split())
+    if delimiter is None or not delimiter.strip() or not isinstance(value, str):
+        return parse_strings(value)  # a whitespace delimiter splits as None does
     return frozenset(part for part in (p.strip() for p in value.split(delimiter)) if part)
 
 
