@@ -101,18 +101,18 @@ def _validated_token(req: Request) -> VerifiedToken:
             bearer = False
         # Described only when a binding step (DPoP, mTLS) will read it.
         bindings = validator.pipeline.bindings
+        sender = state.sender
         if not bindings:
             described = None
-        elif bearer and state.sender is not None and state.sender.bearer_only_suffices(bindings):
+        elif bearer and sender.bearer_only_suffices(bindings):
             described = BEARER_ONLY
         else:
-            described = describe(req, state.sender)
+            described = describe(req, sender)
         token = validator.validate(raw, described)
         if RESOURCES:
             # The app has resources of its own (guard.protect(bp, resource=...)): the endpoint's must be named.
             check_audience(current_app._get_current_object(), req.endpoint, token)  # type: ignore[attr-defined]
-        sender = state.sender
-        if sender is not None and sender.nonce is not None and "HTTP_DPOP" in req.environ:
+        if sender.nonce is not None and "HTTP_DPOP" in req.environ:
             # RFC 9449 §8.2: a DPoP client learns the next nonce from any response.
             after_this_request(_with_nonce(sender.nonce.current()))
         setattr(req, _TOKEN_ATTR, token)

@@ -16,25 +16,17 @@ __all__ = ["BEARER_ONLY", "describe"]
 BEARER_ONLY = BEARER_REQUEST
 
 
-def describe(req: Request, sender: SenderSettings | None = None) -> HTTPRequest:
+def describe(req: Request, sender: SenderSettings) -> HTTPRequest:
     """Describe ``req`` for the pipeline's ``binding`` step; built once per request,
     and only when a binding is configured (the common path never pays for it).
 
-    With ``sender`` settings, a request with the ``DPoP`` scheme gets the URL
+    A request with the ``DPoP`` scheme gets the URL
     its proof's ``htu`` must name (RFC 9449 §4.3: the public base URL or a trusted
     proxy's forwarding headers, never ``Host``,
     :func:`~flask_ccguard.sender.request_url`); other requests keep werkzeug's
     view of itself, which no check reads. ``client_cert`` comes from the configured source
     (RFC 8705 §3, :func:`~flask_ccguard.sender.request_certificate`).
     """
-    if sender is None:
-        return HTTPRequest(
-            method=req.method,
-            url=req.url,
-            headers=Headers(req.headers.items()),
-            client_cert=None,
-            remote_addr=req.remote_addr,
-        )
     environ = req.environ
     authorization = environ.get("HTTP_AUTHORIZATION")
     dpop = authorization is not None and authorization.lstrip(" \t")[:5].lower() == "dpop "

@@ -200,10 +200,7 @@ def dpop_in_force(state: Any) -> tuple[bool, bool]:
     """Whether DPoP-bound tokens are accepted, and whether they are required, by
     the modes in force: each issuer's own ``'dpop'`` else ``CCGUARD_DPOP``, as
     the challenges offer them (RFC 9449 §7.1), not ``CCGUARD_DPOP`` alone."""
-    sender = getattr(state, "sender", None)
-    if sender is None:
-        mode = state.settings.get("CCGUARD_DPOP")
-        return mode not in (None, "disabled"), mode == "required"
+    sender = state.sender
     # Bearer is offered unless every issuer requires DPoP (sender.configure).
     required = all(name != "Bearer" for name, _params in sender.schemes)
     return bool(sender.dpop_scheme), bool(sender.dpop_scheme) and required

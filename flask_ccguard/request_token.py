@@ -70,7 +70,7 @@ def _read_token(state: CCGuardState, req: Request) -> str:
     # return, without its walk over the whole environ.
     header = req.environ.get("HTTP_AUTHORIZATION")
     authorization = [] if header is None else [header]
-    dpop = state.sender is not None and state.sender.dpop_scheme
+    dpop = state.sender.dpop_scheme
     if not state.allow_query_token and not state.allow_form_token:
         return extract_token(authorization, dpop=dpop)
     query = req.args.getlist("access_token") if state.allow_query_token else None
