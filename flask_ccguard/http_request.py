@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Request
 
 from .core.request import BEARER_REQUEST, Headers, HTTPRequest
-from .sender import SenderSettings, request_certificate, request_url
+from .sender import SenderSettings, request_certificate, request_url, server_host
 
 __all__ = ["BEARER_ONLY", "describe"]
 
@@ -41,10 +41,7 @@ def describe(req: Request, sender: SenderSettings) -> HTTPRequest:
     else:
         # No check reads it: the server's own view, built without werkzeug's
         # base_url (a third of a repeated token's time).
-        scheme, port = environ.get("wsgi.url_scheme", "http"), environ.get("SERVER_PORT", "")
-        host = environ.get("SERVER_NAME", "")
-        if port and port != ("443" if scheme == "https" else "80"):
-            host = f"{host}:{port}"
+        scheme, host = server_host(environ)
         url = f"{scheme}://{host}{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
     query = environ.get("QUERY_STRING")
     if query:
