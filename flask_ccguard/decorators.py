@@ -21,7 +21,8 @@ from .core.authorization import lacking
 from .core.bearer import is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope
-from .http_request import BEARER_ONLY, describe
+from .core.request import BEARER_REQUEST
+from .http_request import describe
 from .protection import RESOURCES, requirement
 from .request_token import token_from_request
 from .resource_metadata import check_audience
@@ -105,7 +106,8 @@ def _validated_token(req: Request) -> VerifiedToken:
         if not bindings:
             described = None
         elif bearer and sender.bearer_only_suffices(bindings):
-            described = BEARER_ONLY
+            # RFC 9449 §7.2: the step reads only the scheme of a Bearer request.
+            described = BEARER_REQUEST
         else:
             described = describe(req, sender)
         token = validator.validate(raw, described)

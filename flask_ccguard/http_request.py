@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from flask import Request
 
-from .core.request import BEARER_REQUEST, Headers, HTTPRequest
+from .core.request import Headers, HTTPRequest
 from .sender import SenderSettings, request_certificate, request_url, server_host
 
-__all__ = ["BEARER_ONLY", "describe"]
-
-#: A request with the ``Bearer`` scheme, as the sender-constraint step sees it
-#: when no client certificate source is configured: it reads only the scheme
-#: (RFC 9449 §7.2: a DPoP-bound token sent as Bearer is refused; ``dpop="required"``
-#: refuses Bearer), so the common request is not described field by field.
-BEARER_ONLY = BEARER_REQUEST
+__all__ = ["describe"]
 
 
 def describe(req: Request, sender: SenderSettings) -> HTTPRequest:

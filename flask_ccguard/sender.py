@@ -51,7 +51,7 @@ class SenderSettings:
 
     def bearer_only_suffices(self, bindings: tuple[object, ...]) -> bool:
         """Whether a ``Bearer`` request may be handed to the binding step as
-        :data:`~flask_ccguard.http_request.BEARER_ONLY`: when our constraint is
+        :data:`~flask_ccguard.core.request.BEARER_REQUEST`: when our constraint is
         the only binding and no certificate is read, it looks at nothing else."""
         return self.client_cert_source is None and bindings == (self.constraint,)
 
