@@ -230,9 +230,10 @@ def check_audience(app: Flask, endpoint: str | None, token: VerifiedToken) -> No
 
 
 def challenge_params(app: Flask, endpoint: str | None) -> dict[str, str]:
-    """``resource_metadata`` for a challenge from ``endpoint`` (§5.1): its blueprint's resource, else the app's."""
+    """``resource_metadata`` for a challenge from ``endpoint`` (§5.1): its blueprint's resource, else the app's.
+
+    Without an endpoint, nothing: ``CCGUARD_RESOURCE``'s is in every challenge
+    already (:attr:`CCGuardState.challenge_params <flask_ccguard.state.CCGuardState.challenge_params>`).
+    """
     resource = resource_of(app, endpoint) if endpoint is not None else None
-    if resource is None:
-        state = app.extensions.get("ccguard")
-        resource = None if state is None else state.settings.get("CCGUARD_RESOURCE")
     return {} if resource is None else {"resource_metadata": metadata_url(resource)}
