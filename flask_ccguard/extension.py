@@ -52,7 +52,6 @@ def _protection(requirements: list[Clause]) -> Callable[[], Response | None]:
                     return None
         for clause in requirements:
             if verify_request(clause.roles, clause.scopes, clause.match) is None:
-                rule = request.url_rule
                 if rule is None or getattr(rule, "provide_automatic_options", False):
                     # Flask answers these itself (404/405, or its automatic
                     # OPTIONS response) without calling a view.
