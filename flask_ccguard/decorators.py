@@ -24,7 +24,7 @@ from .core.errors import CCGuardError, InsufficientScope
 from .core.request import BEARER_REQUEST
 from .http_request import describe
 from .protection import RESOURCES, requirement
-from .request_token import token_from_request
+from .request_token import form_body, token_from_request
 from .resource_metadata import check_audience
 from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
@@ -191,7 +191,7 @@ def _has_credentials(req: Request) -> bool:
     state = get_state()
     if state.allow_query_token and "access_token" in req.args:
         return True
-    return state.allow_form_token and req.mimetype == "application/x-www-form-urlencoded" and "access_token" in req.form
+    return state.allow_form_token and form_body(req) and "access_token" in req.form
 
 
 def verify_request(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> VerifiedToken | None:
