@@ -22,7 +22,7 @@ from .core.option_checks import resource as check_resource
 from .decorators import Match, check_match, names, verify_request
 from .exemption import check_exemptions, forget_open_endpoints, open_endpoints
 from .protection import PROTECTED, RESOURCES, mark_public, track
-from .resource_metadata import accept_resources, check_resources, install, metadata_url
+from .resource_metadata import accept_resources, check_resources, install, metadata_url, serve
 from .responses import error_response
 from .route_order import check_route_order
 from .sender import apply_profile
@@ -65,10 +65,7 @@ def _protection(requirements: list[Clause]) -> Callable[[], Response | None]:
 
 def _serve_resource(setup: BlueprintSetupState) -> None:
     # When a blueprint with a resource of its own is registered: serve its document there.
-    app = cast(Flask, setup.app)
-    install(app, setup.subdomain)
-    check_resources(app)
-    accept_resources(app)
+    serve(cast(Flask, setup.app), setup.subdomain)
 
 
 def _check_route_order_once() -> Callable[[], None]:
@@ -243,9 +240,7 @@ class CCGuard:
             # Served by each app the blueprint is registered on, checked there.
             target.record_once(_serve_resource)
         else:
-            install(target)
-            check_resources(target)
-            accept_resources(target)
+            serve(target)
 
     def warm_up(self, app: Flask | None = None) -> dict[str, str | None]:
         """Fetch the metadata and keys of each fixed issuer of ``app`` (default:
