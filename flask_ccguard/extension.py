@@ -20,8 +20,8 @@ from .config import build_validator, read_settings
 from .core.errors import CCGuardError
 from .core.option_checks import resource as check_resource
 from .decorators import Match, check_match, names, verify_request
-from .exemption import check_exemptions, forget_open_endpoints, open_endpoints
-from .protection import PROTECTED, RESOURCES, mark_public, track
+from .exemption import check_exemptions
+from .protection import PROTECTED, RESOURCES, mark_public, open_endpoints, track
 from .resource_metadata import accept_resources, check_resources, install, metadata_url, serve
 from .responses import error_response
 from .route_order import check_route_order
@@ -225,7 +225,6 @@ class CCGuard:
                 "do not call guard.protect(app)"
             )
         mark_public(target, owner=self)
-        forget_open_endpoints()
         return target
 
     @staticmethod
