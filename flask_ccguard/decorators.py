@@ -21,9 +21,10 @@ from .core.authorization import lacking
 from .core.bearer import is_b64token
 from .core.claims import VerifiedToken
 from .core.errors import CCGuardError, InsufficientScope
-from .http_request import BEARER_ONLY, describe
+from .core.request import BEARER_REQUEST
+from .http_request import describe
 from .protection import RESOURCES, requirement
-from .request_token import token_from_request
+from .request_token import form_body, token_from_request
 from .resource_metadata import check_audience
 from .route_order import remember
 from .signals import announce_rejected, announce_verified, token_verified
@@ -101,18 +102,19 @@ def _validated_token(req: Request) -> VerifiedToken:
             bearer = False
         # Described only when a binding step (DPoP, mTLS) will read it.
         bindings = validator.pipeline.bindings
+        sender = state.sender
         if not bindings:
             described = None
-        elif bearer and state.sender is not None and state.sender.bearer_only_suffices(bindings):
-            described = BEARER_ONLY
+        elif bearer and sender.bearer_only_suffices(bindings):
+            # RFC 9449 §7.2: the step reads only the scheme of a Bearer request.
+            described = BEARER_REQUEST
         else:
-            described = describe(req, state.sender)
+            described = describe(req, sender)
         token = validator.validate(raw, described)
         if RESOURCES:
             # The app has resources of its own (guard.protect(bp, resource=...)): the endpoint's must be named.
             check_audience(current_app._get_current_object(), req.endpoint, token)  # type: ignore[attr-defined]
-        sender = state.sender
-        if sender is not None and sender.nonce is not None and "HTTP_DPOP" in req.environ:
+        if sender.nonce is not None and "HTTP_DPOP" in req.environ:
             # RFC 9449 §8.2: a DPoP client learns the next nonce from any response.
             after_this_request(_with_nonce(sender.nonce.current()))
         setattr(req, _TOKEN_ATTR, token)
@@ -189,7 +191,7 @@ def _has_credentials(req: Request) -> bool:
     state = get_state()
     if state.allow_query_token and "access_token" in req.args:
         return True
-    return state.allow_form_token and req.mimetype == "application/x-www-form-urlencoded" and "access_token" in req.form
+    return state.allow_form_token and form_body(req) and "access_token" in req.form
 
 
 def verify_request(roles: tuple[str, ...], scopes: tuple[str, ...], match: str) -> VerifiedToken | None:

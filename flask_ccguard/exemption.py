@@ -1,4 +1,4 @@
-"""Open views in a protected app: ``@public``, the contradiction check, and the open set ``protect()`` skips.
+"""Open views in a protected app: ``@public`` and the contradiction check.
 
 A view is declared open with :func:`public` or ``guard.exempt(view |
 ViewClass | blueprint | "endpoint")`` (the idiom of Flask-WTF's ``CSRFProtect.exempt``);
@@ -13,24 +13,18 @@ start-up, naming the view.
 from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
-from weakref import WeakKeyDictionary
 
 from flask import Flask
 
 from .core.errors import ConfigurationError
-from .protection import is_public, mark_public, protected_inside_public, routed_methods
+from .protection import is_public, mark_public, protected_inside_public
 from .view_marks import ATTRIBUTE, method_clauses, public_methods
 
-__all__ = ["check_exemptions", "forget_open_endpoints", "open_endpoints", "public"]
+__all__ = ["check_exemptions", "public"]
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Per app, the endpoints declared open → None (every method) or the methods
-#: declared ``@public`` on a MethodView; computed at its first protected
-#: request, when no view can be added any more (Flask refuses new routes then).
-_OPEN: WeakKeyDictionary[Flask, dict[str, frozenset[str] | None]] = WeakKeyDictionary()
 
 
 def _contradiction(name: str, endpoint: str | None) -> ConfigurationError:
@@ -72,8 +66,6 @@ def public(view: F) -> F:
     if getattr(view, ATTRIBUTE, ()):
         raise _contradiction(getattr(view, "__name__", repr(view)), None)
     mark_public(view)
-    # A View class may already be routed, on an app that computed its open set.
-    forget_open_endpoints()
     return view
 
 
@@ -113,29 +105,3 @@ def check_exemptions(app: Flask) -> None:
                 "cannot be both open and protected. Remove the exemption to protect them, or the "
                 "guard.protect() call to serve them open; exempt single views with @public."
             )
-
-
-def open_endpoints(app: Flask) -> dict[str, frozenset[str] | None]:
-    """The endpoints of ``app`` declared open → None when every method is, else
-    the methods a ``MethodView`` declares ``@public`` (computed once per app).
-
-    One mapping, so that an app without ``@public`` methods pays one ``in``
-    per request as before (``protect()`` runs on every request).
-    """
-    found = _OPEN.get(app)
-    if found is None:
-        found = {}
-        for endpoint, view in list(app.view_functions.items()):
-            if is_public(app, endpoint):
-                found[endpoint] = None
-            else:
-                methods = public_methods(view, routed_methods(app, endpoint))
-                if methods:
-                    found[endpoint] = methods
-        _OPEN[app] = found
-    return found
-
-
-def forget_open_endpoints() -> None:
-    """Drop the computed sets: an exemption was added (``guard.exempt`` calls this)."""
-    _OPEN.clear()

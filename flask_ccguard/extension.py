@@ -20,9 +20,9 @@ from .config import build_validator, read_settings
 from .core.errors import CCGuardError
 from .core.option_checks import resource as check_resource
 from .decorators import Match, check_match, names, verify_request
-from .exemption import check_exemptions, forget_open_endpoints, open_endpoints
-from .protection import PROTECTED, RESOURCES, mark_public, track
-from .resource_metadata import accept_resources, check_resources, install, metadata_url
+from .exemption import check_exemptions
+from .protection import PROTECTED, RESOURCES, mark_public, open_endpoints, track
+from .resource_metadata import accept_resources, check_resources, install, metadata_url, serve
 from .responses import error_response
 from .route_order import check_route_order
 from .sender import apply_profile
@@ -52,7 +52,6 @@ def _protection(requirements: list[Clause]) -> Callable[[], Response | None]:
                     return None
         for clause in requirements:
             if verify_request(clause.roles, clause.scopes, clause.match) is None:
-                rule = request.url_rule
                 if rule is None or getattr(rule, "provide_automatic_options", False):
                     # Flask answers these itself (404/405, or its automatic
                     # OPTIONS response) without calling a view.
@@ -66,10 +65,7 @@ def _protection(requirements: list[Clause]) -> Callable[[], Response | None]:
 
 def _serve_resource(setup: BlueprintSetupState) -> None:
     # When a blueprint with a resource of its own is registered: serve its document there.
-    app = cast(Flask, setup.app)
-    install(app, setup.subdomain)
-    check_resources(app)
-    accept_resources(app)
+    serve(cast(Flask, setup.app), setup.subdomain)
 
 
 def _check_route_order_once() -> Callable[[], None]:
@@ -229,7 +225,6 @@ class CCGuard:
                 "do not call guard.protect(app)"
             )
         mark_public(target, owner=self)
-        forget_open_endpoints()
         return target
 
     @staticmethod
@@ -244,9 +239,7 @@ class CCGuard:
             # Served by each app the blueprint is registered on, checked there.
             target.record_once(_serve_resource)
         else:
-            install(target)
-            check_resources(target)
-            accept_resources(target)
+            serve(target)
 
     def warm_up(self, app: Flask | None = None) -> dict[str, str | None]:
         """Fetch the metadata and keys of each fixed issuer of ``app`` (default:

@@ -4,37 +4,23 @@ from __future__ import annotations
 
 from flask import Request
 
-from .core.request import BEARER_REQUEST, Headers, HTTPRequest
-from .sender import SenderSettings, request_certificate, request_url
+from .core.request import Headers, HTTPRequest
+from .sender import SenderSettings, request_certificate, request_url, server_host
 
-__all__ = ["BEARER_ONLY", "describe"]
-
-#: A request with the ``Bearer`` scheme, as the sender-constraint step sees it
-#: when no client certificate source is configured: it reads only the scheme
-#: (RFC 9449 §7.2: a DPoP-bound token sent as Bearer is refused; ``dpop="required"``
-#: refuses Bearer), so the common request is not described field by field.
-BEARER_ONLY = BEARER_REQUEST
+__all__ = ["describe"]
 
 
-def describe(req: Request, sender: SenderSettings | None = None) -> HTTPRequest:
+def describe(req: Request, sender: SenderSettings) -> HTTPRequest:
     """Describe ``req`` for the pipeline's ``binding`` step; built once per request,
     and only when a binding is configured (the common path never pays for it).
 
-    With ``sender`` settings, a request with the ``DPoP`` scheme gets the URL
+    A request with the ``DPoP`` scheme gets the URL
     its proof's ``htu`` must name (RFC 9449 §4.3: the public base URL or a trusted
     proxy's forwarding headers, never ``Host``,
     :func:`~flask_ccguard.sender.request_url`); other requests keep werkzeug's
     view of itself, which no check reads. ``client_cert`` comes from the configured source
     (RFC 8705 §3, :func:`~flask_ccguard.sender.request_certificate`).
     """
-    if sender is None:
-        return HTTPRequest(
-            method=req.method,
-            url=req.url,
-            headers=Headers(req.headers.items()),
-            client_cert=None,
-            remote_addr=req.remote_addr,
-        )
     environ = req.environ
     authorization = environ.get("HTTP_AUTHORIZATION")
     dpop = authorization is not None and authorization.lstrip(" \t")[:5].lower() == "dpop "
@@ -49,10 +35,7 @@ def describe(req: Request, sender: SenderSettings | None = None) -> HTTPRequest:
     else:
         # No check reads it: the server's own view, built without werkzeug's
         # base_url (a third of a repeated token's time).
-        scheme, port = environ.get("wsgi.url_scheme", "http"), environ.get("SERVER_PORT", "")
-        host = environ.get("SERVER_NAME", "")
-        if port and port != ("443" if scheme == "https" else "80"):
-            host = f"{host}:{port}"
+        scheme, host = server_host(environ)
         url = f"{scheme}://{host}{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
     query = environ.get("QUERY_STRING")
     if query:

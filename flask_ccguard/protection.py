@@ -28,6 +28,7 @@ from .view_marks import (
     Clause,
     method_clauses,
     public_dispatch,
+    public_methods,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ __all__ = [
     "dpop_in_force",
     "is_public",
     "mark_public",
+    "open_endpoints",
     "protected_inside_public",
     "requirements",
     "resource_of",
@@ -87,6 +89,10 @@ _PUBLIC_TARGETS: WeakSet[Target] = WeakSet()
 _PUBLIC_CLASSES: WeakSet[type] = WeakSet()
 #: Endpoint names declared public, per owner (the CCGuard that exempted them).
 _PUBLIC_ENDPOINTS: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
+#: Per app, :func:`open_endpoints`; computed at its first protected request, when
+#: no view can be added any more (Flask refuses new routes then), and dropped
+#: by :func:`mark_public` (a View class or an endpoint name may be routed already).
+_OPEN: WeakKeyDictionary[Flask, dict[str, frozenset[str] | None]] = WeakKeyDictionary()
 
 
 def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any = None) -> None:
@@ -128,6 +134,7 @@ def mark_public(target: Callable[..., Any] | Blueprint | Flask | str, owner: Any
         setattr(target, PUBLIC_ATTRIBUTE, True)
     else:
         raise TypeError(f"only a view function, a blueprint or an endpoint name can be public, not {target!r}")
+    _OPEN.clear()
 
 
 def _owner(app: Flask) -> Any:
@@ -151,6 +158,27 @@ def is_public(app: Flask, endpoint: str) -> bool:
     if _PUBLIC_TARGETS:
         return app in _PUBLIC_TARGETS or any(bp in _PUBLIC_TARGETS for bp in blueprints_of(app, endpoint))
     return False
+
+
+def open_endpoints(app: Flask) -> dict[str, frozenset[str] | None]:
+    """The endpoints of ``app`` declared open → None when every method is, else
+    the methods a ``MethodView`` declares ``@public`` (computed once per app).
+
+    One mapping, so that an app without ``@public`` methods pays one ``in``
+    per request as before (``protect()`` runs on every request).
+    """
+    found = _OPEN.get(app)
+    if found is None:
+        found = {}
+        for endpoint, view in list(app.view_functions.items()):
+            if is_public(app, endpoint):
+                found[endpoint] = None
+            else:
+                methods = public_methods(view, routed_methods(app, endpoint))
+                if methods:
+                    found[endpoint] = methods
+        _OPEN[app] = found
+    return found
 
 
 def protected_inside_public(app: Flask, endpoint: str) -> tuple[AnyBlueprint, AnyBlueprint] | None:
@@ -200,10 +228,7 @@ def dpop_in_force(state: Any) -> tuple[bool, bool]:
     """Whether DPoP-bound tokens are accepted, and whether they are required, by
     the modes in force: each issuer's own ``'dpop'`` else ``CCGUARD_DPOP``, as
     the challenges offer them (RFC 9449 §7.1), not ``CCGUARD_DPOP`` alone."""
-    sender = getattr(state, "sender", None)
-    if sender is None:
-        mode = state.settings.get("CCGUARD_DPOP")
-        return mode not in (None, "disabled"), mode == "required"
+    sender = state.sender
     # Bearer is offered unless every issuer requires DPoP (sender.configure).
     required = all(name != "Bearer" for name, _params in sender.schemes)
     return bool(sender.dpop_scheme), bool(sender.dpop_scheme) and required

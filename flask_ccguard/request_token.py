@@ -15,7 +15,7 @@ from .core.bearer import extract_token
 from .core.errors import MissingToken
 from .state import CCGuardState
 
-__all__ = ["token_from_request"]
+__all__ = ["form_body", "token_from_request"]
 
 
 def _cache_private(response: Response) -> Response:
@@ -29,6 +29,12 @@ def _cache_private(response: Response) -> Response:
 # (RFC 9110 §11.1: auth-scheme = token); anything else stays unnamed.
 _SCHEME_NAME = re.compile(r"[A-Za-z][A-Za-z-]{0,19}")
 _SEND_BEARER = "send it in the Authorization header as 'Bearer <token>'."
+
+
+def form_body(req: Request) -> bool:
+    """Whether ``req``'s body may carry ``access_token``: RFC 6750 §2.2 allows only
+    a single-part form-encoded body of a method with body semantics."""
+    return req.method not in ("GET", "HEAD") and req.mimetype == "application/x-www-form-urlencoded"
 
 
 def _missing_because(state: CCGuardState, req: Request) -> str | None:
@@ -46,12 +52,7 @@ def _missing_because(state: CCGuardState, req: Request) -> str | None:
         return "The Authorization header uses an unrecognised scheme; this API expects 'Bearer <token>'."
     if not state.allow_query_token and "access_token" in req.args:
         return "A token was sent in the query string, which this API does not accept; " + _SEND_BEARER
-    if (
-        not state.allow_form_token
-        and req.method not in ("GET", "HEAD")
-        and req.mimetype == "application/x-www-form-urlencoded"
-        and "access_token" in req.form
-    ):
+    if not state.allow_form_token and form_body(req) and "access_token" in req.form:
         return "A token was sent in the form body, which this API does not accept; " + _SEND_BEARER
     return None
 
@@ -70,18 +71,11 @@ def _read_token(state: CCGuardState, req: Request) -> str:
     # return, without its walk over the whole environ.
     header = req.environ.get("HTTP_AUTHORIZATION")
     authorization = [] if header is None else [header]
-    dpop = state.sender is not None and state.sender.dpop_scheme
+    dpop = state.sender.dpop_scheme
     if not state.allow_query_token and not state.allow_form_token:
         return extract_token(authorization, dpop=dpop)
     query = req.args.getlist("access_token") if state.allow_query_token else None
-    form = None
-    # RFC 6750 §2.2: only a single-part form-encoded body of a method with body semantics.
-    if (
-        state.allow_form_token
-        and req.method not in ("GET", "HEAD")
-        and req.mimetype == "application/x-www-form-urlencoded"
-    ):
-        form = req.form.getlist("access_token")
+    form = req.form.getlist("access_token") if state.allow_form_token and form_body(req) else None
     token = extract_token(authorization, query=query, form=form, dpop=dpop)
     if query:
         after_this_request(_cache_private)

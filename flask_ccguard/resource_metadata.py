@@ -40,7 +40,16 @@ from .core.claims import VerifiedToken, canonical_uri
 from .core.errors import ConfigurationError, InvalidToken
 from .protection import RESOURCES, declared_scopes, dpop_in_force, mark_public, resource_of
 
-__all__ = ["WELL_KNOWN", "challenge_params", "check_resources", "document", "install", "metadata_path", "metadata_url"]
+__all__ = [
+    "WELL_KNOWN",
+    "challenge_params",
+    "check_resources",
+    "document",
+    "install",
+    "metadata_path",
+    "metadata_url",
+    "serve",
+]
 
 #: The well-known URI suffix of RFC 9728 §3.
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
@@ -118,6 +127,14 @@ def install(app: Flask, subdomain: str | None = None) -> None:
         options["subdomain"] = subdomain
     app.add_url_rule(WELL_KNOWN, ENDPOINT, _serve, **options)
     app.add_url_rule(WELL_KNOWN + "/<path:suffix>", ENDPOINT, _serve, **options)
+
+
+def serve(app: Flask, subdomain: str | None = None) -> None:
+    """Serve the documents of ``app``'s resources (:func:`install`), check that their
+    paths differ (:func:`check_resources`) and accept each as an audience (:func:`accept_resources`)."""
+    install(app, subdomain)
+    check_resources(app)
+    accept_resources(app)
 
 
 def _cors(response: Response) -> Response:
@@ -230,9 +247,10 @@ def check_audience(app: Flask, endpoint: str | None, token: VerifiedToken) -> No
 
 
 def challenge_params(app: Flask, endpoint: str | None) -> dict[str, str]:
-    """``resource_metadata`` for a challenge from ``endpoint`` (§5.1): its blueprint's resource, else the app's."""
+    """``resource_metadata`` for a challenge from ``endpoint`` (§5.1): its blueprint's resource, else the app's.
+
+    Without an endpoint, nothing: ``CCGUARD_RESOURCE``'s is in every challenge
+    already (:attr:`CCGuardState.challenge_params <flask_ccguard.state.CCGuardState.challenge_params>`).
+    """
     resource = resource_of(app, endpoint) if endpoint is not None else None
-    if resource is None:
-        state = app.extensions.get("ccguard")
-        resource = None if state is None else state.settings.get("CCGUARD_RESOURCE")
     return {} if resource is None else {"resource_metadata": metadata_url(resource)}

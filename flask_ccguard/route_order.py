@@ -35,17 +35,6 @@ def remember(original: Callable[..., Any], decorator: str) -> None:
         _WRAPPED.setdefault(original, decorator)
 
 
-def _reaches(func: Any, original: Any) -> bool:
-    # Whether func is a wrapper (functools.wraps sets __wrapped__) around original.
-    for _ in range(_MAX_DEPTH):
-        func = getattr(func, "__wrapped__", None)
-        if func is None:
-            return False
-        if func is original:
-            return True
-    return False
-
-
 def _beneath(original: Any) -> list[Any]:
     # original and every function it wraps: a decorator between the route
     # decorator and ccguard's (@require_token / @other / @app.route) hands
@@ -57,6 +46,11 @@ def _beneath(original: Any) -> list[Any]:
             break
         chain.append(original)
     return chain
+
+
+def _reaches(func: Any, original: Any) -> bool:
+    # Whether func is a wrapper (functools.wraps sets __wrapped__) around original.
+    return any(inner is original for inner in _beneath(func)[1:])
 
 
 def _left_open(original: Any, served: Any, views: list[Any]) -> bool:

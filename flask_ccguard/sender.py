@@ -30,7 +30,7 @@ from .core.request_url import effective_request_url, parse_forwarded_headers
 from .core.validator import TokenValidator
 from .responses import BEARER, Scheme
 
-__all__ = ["SenderSettings", "apply_profile", "configure", "request_certificate", "request_url"]
+__all__ = ["SenderSettings", "apply_profile", "configure", "request_certificate", "request_url", "server_host"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class SenderSettings:
 
     def bearer_only_suffices(self, bindings: tuple[object, ...]) -> bool:
         """Whether a ``Bearer`` request may be handed to the binding step as
-        :data:`~flask_ccguard.http_request.BEARER_ONLY`: when our constraint is
+        :data:`~flask_ccguard.core.request.BEARER_REQUEST`: when our constraint is
         the only binding and no certificate is read, it looks at nothing else."""
         return self.client_cert_source is None and bindings == (self.constraint,)
 
@@ -190,16 +190,26 @@ def configure(settings: Mapping[str, Any], validator: TokenValidator) -> SenderS
     )
 
 
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def server_host(environ: Mapping[str, Any]) -> tuple[str, str]:
+    """The server's own scheme and host (``SERVER_NAME``, with ``SERVER_PORT``
+    unless it is the scheme's default), as WSGI gives them: never ``Host``."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    port = str(environ.get("SERVER_PORT", ""))
+    host = str(environ.get("SERVER_NAME", "localhost"))
+    if port and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return scheme, host
+
+
 def request_url(req: Request, sender: SenderSettings) -> str:
     """The URL the client addressed, for ``htu`` (RFC 9449 §4.3 step 9): from the public
     base URL, or a trusted proxy's forwarding headers, else the server's own name;
     never the ``Host`` header (auth0 express-oauth2-jwt-bearer 1.9.1)."""
     environ = req.environ
-    scheme = environ.get("wsgi.url_scheme", "http")
-    port = str(environ.get("SERVER_PORT", ""))
-    host = str(environ.get("SERVER_NAME", "localhost"))
-    if port and port != {"http": "80", "https": "443"}.get(scheme):
-        host = f"{host}:{port}"
+    scheme, host = server_host(environ)
     # SCRIPT_NAME + PATH_INFO as sent (WSGI decodes them as latin-1).
     raw = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1", "replace")
     path = quote(raw, safe="/:@!$&'()*+,;=-._~%")

@@ -40,13 +40,14 @@ class CCGuardState:
     allow_form_token: bool
     #: The effective ``CCGUARD_*`` settings (read-only).
     settings: Mapping[str, Any]
+    #: DPoP and certificate-bound tokens (RFC 9449, RFC 8705): the binding step
+    #: ``init_app`` adds, the schemes read and the request's URL and certificate sources.
+    sender: SenderSettings
     #: The schemes challenged, in order, each with its own auth-params
     #: (:func:`~flask_ccguard.responses.challenges`), e.g. ``BEARER + (("DPoP", {"algs": "ES256"}),)``.
     schemes: tuple[Scheme, ...] = BEARER
     #: Auth-params of every challenge after ``realm``, e.g. ``{"resource_metadata": url}`` (RFC 9728 §5.1).
     challenge_params: Mapping[str, str] = field(default_factory=dict)
-    #: DPoP and certificate-bound tokens (RFC 9449, RFC 8705): None when the app accepts neither.
-    sender: SenderSettings | None = None
 
 
 def get_state(app: Flask | None = None) -> CCGuardState:

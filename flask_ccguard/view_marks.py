@@ -10,7 +10,6 @@ there is no ``head``, as in Flask). :mod:`.protection` reads them back per endpo
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -47,8 +46,7 @@ def record(view: Callable[..., Any], clause: Clause) -> None:
     """Add ``clause`` to the requirements recorded on ``view`` (a decorator's wrapper)."""
     inner: tuple[Clause, ...] = getattr(view, ATTRIBUTE, ())
     # The outermost decorator is applied last but listed first, as written.
-    with contextlib.suppress(AttributeError, TypeError):
-        setattr(view, ATTRIBUTE, (clause, *inner))
+    setattr(view, ATTRIBUTE, (clause, *inner))
 
 
 def _handler(cls: type, method: str) -> Any:
