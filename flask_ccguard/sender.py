@@ -24,9 +24,9 @@ from .core.errors import ConfigurationError, InvalidToken
 from .core.mtls import HEADER_SOURCES, client_certificate
 from .core.option_checks_binding import FAPI2_ALGORITHMS
 from .core.proxies import Network
-from .core.replay import ReplayMemoryStore
 from .core.replay_store import DailyNonceSource, SharedNonceSecret, open_replay_store
 from .core.request_url import effective_request_url, parse_forwarded_headers
+from .core.store import in_process
 from .core.validator import TokenValidator
 from .responses import BEARER, Scheme
 
@@ -138,10 +138,10 @@ def configure(settings: Mapping[str, Any], validator: TokenValidator) -> SenderS
             "that set it, such as ['10.0.0.0/8']."
         )
     cache = settings.get("CCGUARD_CACHE")
-    shared = isinstance(cache, str) and cache not in ("", "memory://")
+    shared = isinstance(cache, str) and not in_process(cache)
     # A shared cache holds the replay store, so a proof accepted by one worker is
     # refused by every other (issue 18); it fails closed (503) when unreachable.
-    replay_store = open_replay_store(cache, name="CCGUARD_CACHE") if shared else ReplayMemoryStore()
+    replay_store = open_replay_store(cache if shared else None, name="CCGUARD_CACHE")
     secret = settings["CCGUARD_DPOP_NONCE"]
     nonce: NonceSource | None = None
     if secret is True and shared:

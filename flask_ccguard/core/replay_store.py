@@ -31,13 +31,12 @@ import time
 from typing import Callable, Protocol
 
 from .errors import Unavailable
-from .store import ByteStore, FailOpen, Guarded, Key, MemoryStore, open_store, redact
+from .replay import DEFAULT_MAX_ENTRIES, ReplayMemoryStore
+from .store import ByteStore, FailOpen, Guarded, Key, in_process, open_store, redact
 
 __all__ = [
     "NAMESPACE",
     "NONCE_SECRET_SECONDS",
-    "REPLAY_MEMORY_BYTES",
-    "REPLAY_MEMORY_ENTRIES",
     "DailyNonceSource",
     "FailClosed",
     "ReplayStoreUnavailable",
@@ -49,10 +48,6 @@ log = logging.getLogger("flask_ccguard")
 
 #: The namespace of the replay store (Redis keys ``ccguard:dpop:<key>``).
 NAMESPACE = "dpop"
-#: Bounds of the in-process replay store: ``jti`` values remembered, and their
-#: total size. Each entry lives only for the proof's acceptance window.
-REPLAY_MEMORY_ENTRIES = 100_000
-REPLAY_MEMORY_BYTES = 16 << 20  # 16 MiB
 #: How long one nonce secret is used and kept: a secret per UTC day.
 NONCE_SECRET_SECONDS = 86400
 _RETRY_AFTER = 5
@@ -108,16 +103,18 @@ class FailClosed(Guarded):
 def open_replay_store(spec: str | None, *, fail_open: bool = False, name: str = "cache") -> ByteStore:
     """The DPoP replay store for a ``CCGUARD_CACHE`` value ``spec``.
 
-    :param spec: ``None``/``""``/``"memory://"`` (this process, bounded to
-        :data:`REPLAY_MEMORY_ENTRIES`), ``"file:///dir"`` or ``"redis://…"``
+    :param spec: ``None``/``""``/``"memory://"`` (this process: a
+        :class:`~.replay.ReplayMemoryStore`, which refuses new proofs when full
+        rather than forget a live one), ``"file:///dir"`` or ``"redis://…"``
         (namespace ``dpop``).
     :param fail_open: a shared store's failure reads as "not seen" (replays
         possible during an outage) instead of :class:`ReplayStoreUnavailable`.
     :raises ConfigurationError: for a bad ``spec`` (naming ``name``).
     """
-    store = open_store(spec, NAMESPACE, max_entries=REPLAY_MEMORY_ENTRIES, max_bytes=REPLAY_MEMORY_BYTES, name=name)
-    if isinstance(store, MemoryStore):
-        return store  # cannot fail
+    if in_process(spec):
+        return ReplayMemoryStore()  # cannot fail
+    # (The bounds are those of an in-process store, which this spec is not.)
+    store = open_store(spec, NAMESPACE, max_entries=DEFAULT_MAX_ENTRIES, max_bytes=DEFAULT_MAX_ENTRIES << 10, name=name)
     label = redact(spec or "")
     return FailOpen(store, label) if fail_open else FailClosed(store, label)
 

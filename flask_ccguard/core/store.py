@@ -51,6 +51,7 @@ __all__ = [
     "StoreSpec",
     "check_private",
     "clamp_ttl",
+    "in_process",
     "open_store",
     "redact",
 ]
@@ -508,6 +509,12 @@ def redact(url: str) -> str:
         return "<unparsable URL>"
 
 
+def in_process(spec: object) -> bool:
+    """Whether a ``CCGUARD_CACHE``-style setting keeps its entries in this process
+    (``None``, ``""`` or ``"memory://"``) rather than in a store others share."""
+    return spec is None or spec == "" or spec == "memory://"
+
+
 def open_store(spec: StoreSpec, namespace: str, *, max_entries: int, max_bytes: int, name: str = "cache") -> ByteStore:
     """The store a ``CCGUARD_CACHE``-style setting names, for one use.
 
@@ -520,7 +527,7 @@ def open_store(spec: StoreSpec, namespace: str, *, max_entries: int, max_bytes: 
     :param name: the option's name for error messages.
     :raises ConfigurationError: for an unknown scheme, a bad directory or a missing extra.
     """
-    if spec is None or spec == "" or spec == "memory://":
+    if in_process(spec):
         return MemoryStore(max_entries, max_bytes)
     if not isinstance(spec, str):
         raise ConfigurationError(f"{name} must be a cache URL such as 'redis://127.0.0.1:6379/0', or None.")

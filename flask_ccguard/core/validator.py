@@ -27,6 +27,7 @@ from .pipeline import Pipeline, Run
 from .registry import IssuerRegistry, IssuerSpec
 from .request import HTTPRequest
 from .stats import CACHE_HIT, ValidationCounter, snapshot
+from .store import in_process
 from .telemetry import Telemetry
 from .token_cache import TokenCache
 
@@ -124,7 +125,7 @@ class TokenValidator:
         self._clock = clock or time.time
         self.max_token_bytes = _check("max_token_bytes", max_token_bytes, option_name)
         timeout = _check("http_timeout", http_timeout, option_name)
-        shared = make_cache(cache, option_name("cache")) if cache not in (None, "", "memory://") else None
+        shared = None if in_process(cache) else make_cache(cache, option_name("cache"))
         # Only a shared cache needs heuristic freshness; its lifetime is set below.
         freshness = DefaultFreshness(0) if shared is not None else None
         self.http = HTTPClient(timeout=timeout, cache=shared, heuristic=freshness)

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_ccguard import CCGuard, ConfigurationError, sender
+from flask_ccguard import CCGuard, ConfigurationError
 from flask_ccguard.client.dpop import DPoPKey
-from flask_ccguard.core import dpop
+from flask_ccguard.core import dpop, replay_store
 from flask_ccguard.core.replay import KeyQuota, ReplayMemoryStore
 from flask_ccguard.testing import TestIssuer, dpop_proof, generate_dpop_key
 from tests.challenges import assert_challenge
@@ -64,7 +64,7 @@ def test_review3_f2_full_replay_store_is_503_with_retry_after(
     ccguard_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """F2: a full in-process replay store is the server's state: 503 + Retry-After, not 401."""
-    monkeypatch.setattr(sender, "ReplayMemoryStore", lambda: ReplayMemoryStore(3))
+    monkeypatch.setattr(replay_store, "ReplayMemoryStore", lambda: ReplayMemoryStore(3))
     client = make_app(ccguard_issuer).test_client()
     attacker, victim = generate_dpop_key(), generate_dpop_key()
     token = ccguard_issuer.mint(dpop_key=attacker, client_id="attacker")
@@ -83,7 +83,7 @@ def test_review3_f2_one_key_cannot_fill_the_replay_store(
     ccguard_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """F2: past its per-key quota a key's proofs get 401 ``replay_quota``; other keys still pass."""
-    monkeypatch.setattr(sender, "ReplayMemoryStore", lambda: ReplayMemoryStore(3))
+    monkeypatch.setattr(replay_store, "ReplayMemoryStore", lambda: ReplayMemoryStore(3))
     monkeypatch.setattr(dpop, "KeyQuota", functools.partial(KeyQuota, 2))
     client = make_app(ccguard_issuer).test_client()
     attacker, victim = generate_dpop_key(), generate_dpop_key()

@@ -20,7 +20,7 @@ from cachecontrol.cache import BaseCache, DictCache
 from cachecontrol.heuristics import BaseHeuristic
 
 from ..errors import ConfigurationError
-from ..store import MAX_STORE_SECONDS, REDIS_PREFIX, ByteStore, FailOpen, MemoryStore, open_store, redact
+from ..store import MAX_STORE_SECONDS, REDIS_PREFIX, ByteStore, FailOpen, MemoryStore, in_process, open_store, redact
 
 __all__ = [
     "MAX_STORE_SECONDS",
@@ -54,7 +54,7 @@ def make_cache(spec: CacheSpec, name: str = "cache") -> BaseCache:
     :param name: the option's name for error messages.
     :raises ConfigurationError: for an unknown scheme or a missing extra.
     """
-    if spec is None or spec == "" or spec == "memory://":
+    if in_process(spec):
         return MemoryCache()
     if isinstance(spec, BaseCache):
         return spec
