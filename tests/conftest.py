@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from flask import Flask
 
 from flask_ccguard import CCGuard, current_token, require_token
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import TestIssuer, profile_issuer
 from flask_ccguard.testing.plugin import ccguard_issuer  # noqa: F401
 
 # -- requests -----------------------------------------------------------------------------------
@@ -58,6 +59,31 @@ def make_app(issuer: TestIssuer, name: str = "assets", *, path: str = "/v", **co
         return {"client_id": current_token.client_id}
 
     return app
+
+
+# -- introspecting issuers (RFC 7662) ----------------------------------------------------------
+
+
+@pytest.fixture
+def ibm() -> Iterator[Any]:
+    """A running ``ibm_verify`` profile issuer (opaque tokens, introspection)."""
+    with profile_issuer("ibm_verify") as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def duende() -> Iterator[Any]:
+    """A running ``duende`` profile issuer (opaque tokens, introspection)."""
+    with profile_issuer("duende") as issuer:
+        yield issuer
+
+
+def introspection_spec(issuer: Any, **introspection: Any) -> dict[str, Any]:
+    """An issuer entry trusting a profile issuer through its introspection endpoint (RFC 7662 §2),
+    as its first introspection client; ``introspection`` adds options."""
+    name, secret = next(iter(issuer.introspection_clients.items()))
+    options = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **introspection}
+    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": options}
 
 
 # -- tampering ----------------------------------------------------------------------------------

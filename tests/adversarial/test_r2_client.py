@@ -21,8 +21,8 @@ from flask_ccguard import CCGuardError, TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.client import ClientCredentials
 from flask_ccguard.core.report import run_checks
-from flask_ccguard.testing import TestIssuer, profile_issuer
-from tests.conftest import flip_signature, start_server, stop_server
+from flask_ccguard.testing import TestIssuer
+from tests.conftest import flip_signature, introspection_spec, start_server, stop_server
 
 #: (status, headers, body) answered to a request's (method, path, headers).
 Answer = tuple[int, dict[str, str], bytes]
@@ -243,20 +243,8 @@ def test_r2_15_ccguard_check_token_with_a_template_issuer(table_issuer: TestIssu
     assert disco.exit_code == 0, disco.output
 
 
-@pytest.fixture
-def ibm() -> Iterator[Any]:
-    with profile_issuer("ibm_verify") as issuer:
-        yield issuer
-
-
-def _introspecting(issuer: Any, **options: Any) -> dict[str, Any]:
-    name, secret = next(iter(issuer.introspection_clients.items()))
-    intro = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **options}
-    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": intro}
-
-
 def test_r2_15_check_token_reports_introspected_tokens_as_the_validator_judges_them(ibm: Any, table_issuer: TestIssuer):
-    validator = TokenValidator([_introspecting(ibm), {"issuer": table_issuer.issuer, "audience": API}])
+    validator = TokenValidator([introspection_spec(ibm), {"issuer": table_issuer.issuer, "audience": API}])
     active = ibm.mint(roles=["guest"])
     report = run_checks(validator, active, roles=["guest"])
     assert report.ok, report.checks
@@ -276,11 +264,11 @@ def test_r2_15_check_token_reports_introspected_tokens_as_the_validator_judges_t
 
 
 def test_r2_15_check_token_with_an_issuer_that_introspects_all_tokens(ibm: Any):
-    validator = TokenValidator([_introspecting(ibm, tokens="all")])
+    validator = TokenValidator([introspection_spec(ibm, tokens="all")])
     jwt = ibm.mint(opaque=False)
     report = run_checks(validator, jwt)
     assert report.ok, report.checks
     assert {c.name: c.status for c in report.checks}["introspection"] == "PASS"
     ibm.revoke(jwt)
-    fresh = TokenValidator([_introspecting(ibm, tokens="all")])
+    fresh = TokenValidator([introspection_spec(ibm, tokens="all")])
     assert not run_checks(fresh, jwt).ok  # revoked: the signature alone does not pass it
