@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import base64
 import datetime
+import importlib.util
 import json
+import os
+import shutil
 import ssl
 import threading
 from collections.abc import Iterator
@@ -84,6 +87,21 @@ def introspection_spec(issuer: Any, **introspection: Any) -> dict[str, Any]:
     name, secret = next(iter(issuer.introspection_clients.items()))
     options = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **introspection}
     return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": options}
+
+
+# -- shared state -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not (shutil.which("redis-server") and importlib.util.find_spec("redis")):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server and the redis client are required in CI (.ci/run and tox.ini install them)")
+        pytest.skip("redis-server is not installed")
+    from benchmarks.servers import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 # -- tampering ----------------------------------------------------------------------------------

@@ -8,10 +8,7 @@ real redis-server and real loopback issuers.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -36,18 +33,6 @@ from flask_ccguard.core.replay_store import (
 )
 from flask_ccguard.core.store import FailOpen, FileStore, MemoryStore, RedisStore
 from tests.conftest import introspection_spec, send_body, serving
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not (shutil.which("redis-server") and importlib.util.find_spec("redis")):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server and the redis client are required in CI (.ci/run and tox.ini install them)")
-        pytest.skip("redis-server is not installed")
-    from benchmarks.servers import redis_server
-
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture
