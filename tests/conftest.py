@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from click.testing import Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -44,6 +45,17 @@ from flask_ccguard.testing.plugin import ccguard_issuer  # noqa: F401
 def bearer(token: str) -> dict[str, str]:
     """Headers that send ``token`` as an RFC 6750 §2.1 Bearer credential."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def report_lines(result: Result) -> dict[str, tuple[str, str]]:
+    """check name -> (status, detail) from the output of a ``check-token`` report."""
+    found = {}
+    for line in result.output.splitlines():
+        status, _, rest = line.partition("  ")
+        if status in ("PASS", "FAIL", "SKIP"):
+            name, _, detail = rest.strip().partition("  ")
+            found[name.strip()] = (status, detail.strip())
+    return found
 
 
 def make_app(issuer: TestIssuer, name: str = "assets", *, path: str = "/v", **config: Any) -> Flask:

@@ -21,6 +21,7 @@ from flask_ccguard import TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.testing import TestIssuer
 from tests.conftest import flip_signature, start_server, stop_server
+from tests.conftest import report_lines as lines
 
 API = "https://api.example.com"
 
@@ -40,17 +41,6 @@ def issuer(ccguard_issuer: TestIssuer) -> TestIssuer:
 
 def run(*args: str, **kw: Any) -> Result:
     return CliRunner().invoke(main, list(args), **kw)
-
-
-def lines(result: Result) -> dict[str, tuple[str, str]]:
-    """check name -> (status, detail) from a check-token report."""
-    found = {}
-    for line in result.output.splitlines():
-        status, _, rest = line.partition("  ")
-        if status in ("PASS", "FAIL", "SKIP"):
-            name, _, detail = rest.strip().partition("  ")
-            found[name.strip()] = (status, detail.strip())
-    return found
 
 
 def check(issuer: TestIssuer, token: str, *extra: str, **kw: Any) -> Result:

@@ -23,6 +23,7 @@ from flask_ccguard.client import ClientCredentials
 from flask_ccguard.core.report import run_checks
 from flask_ccguard.testing import TestIssuer
 from tests.conftest import flip_signature, introspection_spec, start_server, stop_server
+from tests.conftest import report_lines as _report
 
 #: (status, headers, body) answered to a request's (method, path, headers).
 Answer = tuple[int, dict[str, str], bytes]
@@ -168,16 +169,6 @@ TOKENS: dict[str, tuple[Callable[[TestIssuer, dict[str, Any]], str], str | None]
     "not-a-jwt": (lambda i, good: "not-a-token", "format"),
     "bad-json": (lambda i, good: "e30.bm90IGpzb24.c2ln", "format"),
 }
-
-
-def _report(result: Any) -> dict[str, tuple[str, str]]:
-    found = {}
-    for line in result.output.splitlines():
-        status, _, rest = line.partition("  ")
-        if status in ("PASS", "FAIL", "SKIP"):
-            name, _, detail = rest.strip().partition("  ")
-            found[name.strip()] = (status, detail.strip())
-    return found
 
 
 @pytest.fixture(scope="module")
