@@ -22,7 +22,7 @@ from flask_ccguard.cli import flask_group, main
 from flask_ccguard.client import ClientCredentials
 from flask_ccguard.core.report import run_checks
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import flip_signature, introspection_spec, start_server, stop_server
+from tests.conftest import flip_signature, introspection_spec, send_body, start_server, stop_server
 from tests.conftest import report_lines as _report
 
 #: (status, headers, body) answered to a request's (method, path, headers).
@@ -48,12 +48,7 @@ class Server:
                 headers = dict(self.headers.items())
                 server.seen.append((self.path, headers))
                 status, extra, body = reply(self.path, headers)
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **extra}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, body, status, extra)
 
             do_GET = do_POST = _handle
 
