@@ -76,6 +76,18 @@ def make_app(issuer: TestIssuer, name: str = "assets", *, path: str = "/v", **co
     return app
 
 
+# -- environment ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``CCGUARD_*`` or ``EXAMPLE_*`` variable for the test: the command line and the example
+    app read their settings from the environment, and tox passes these through."""
+    for name in list(os.environ):
+        if name.startswith(("CCGUARD_", "EXAMPLE_")):
+            monkeypatch.delenv(name)
+
+
 # -- introspecting issuers (RFC 7662) ----------------------------------------------------------
 
 
