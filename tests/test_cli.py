@@ -20,7 +20,7 @@ import flask_ccguard
 from flask_ccguard import TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import flip_signature, start_server, stop_server
+from tests.conftest import flip_signature, send_body, start_server, stop_server
 from tests.conftest import report_lines as lines
 
 API = "https://api.example.com"
@@ -195,11 +195,7 @@ class FakeAzure:
 
             def _answer(self, doc: Any) -> None:
                 body = json.dumps(doc).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, body)
 
             def do_GET(self) -> None:
                 azure.seen.append(("GET", self.path, b""))

@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from flask_ccguard import CCGuardError, ConfigurationError, InvalidToken, KeysUnavailable, TokenValidator
 from flask_ccguard.core.errors import IntrospectionUnavailable
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import introspection_spec, start_server, stop_server
+from tests.conftest import introspection_spec, send_body, start_server, stop_server
 
 from .support import http_response, raw_server, recording_listener
 
@@ -182,11 +182,7 @@ def https_metadata(tmp_path: Path, jwks_uri: str) -> Iterator[tuple[str, str]]:
         def do_GET(self) -> None:
             found = self.path == "/.well-known/openid-configuration"
             body = json.dumps({"issuer": box["issuer"], "jwks_uri": jwks_uri}).encode() if found else b"{}"
-            self.send_response(200 if found else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, body, 200 if found else 404)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
