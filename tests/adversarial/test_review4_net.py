@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.core.errors import ConfigurationError
 from flask_ccguard.protection_map import protection_map
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import send_body
+from tests.conftest import send_body, serving
 
 
 def _guarded(issuer: TestIssuer, **config: Any) -> tuple[Flask, CCGuard]:
@@ -122,14 +121,8 @@ class _RefusesEveryToken(BaseHTTPRequestHandler):
 def refusing_resource() -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
     handler = type("Handler", (_RefusesEveryToken,), {"seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/api", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as base:
+        yield f"{base}/api", seen
 
 
 def test_review4_03_a_resource_refusing_every_token_cannot_flood_the_token_endpoint(
@@ -196,16 +189,11 @@ def test_review4_03_an_issuer_answering_the_same_token_is_not_asked_on_every_cal
 ) -> None:
     url, seen = refusing_resource
     count: list[int] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_SameToken,), {"count": count}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        client = ClientCredentials(f"http://127.0.0.1:{server.server_port}/token", "c", "s")
+    with serving(type("Handler", (_SameToken,), {"count": count})) as base:
+        client = ClientCredentials(f"{base}/token", "c", "s")
         with requests.Session() as session:
             for _ in range(10):
                 assert session.get(url, auth=client, timeout=5).status_code == 401
-    finally:
-        server.shutdown()
-        server.server_close()
     # The first token, and one renewal for the first refusal (which gave the same
     # token: nothing new to send, so no retry); then no token request per call.
     assert len(count) == 2
