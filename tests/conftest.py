@@ -76,6 +76,15 @@ def make_app(issuer: TestIssuer, name: str = "assets", *, path: str = "/v", **co
     return app
 
 
+def guarded_app(issuer: TestIssuer, name: str, **config: Any) -> tuple[Flask, CCGuard]:
+    """A testing Flask app named ``name`` (its default realm) trusting ``issuer``
+    (:meth:`TestIssuer.app_config` with ``config``), and its CCGuard; the test adds the views."""
+    app = Flask(name)
+    app.config.update(issuer.app_config(**config))
+    app.testing = True
+    return app, CCGuard(app)
+
+
 # -- environment ------------------------------------------------------------------------------
 
 

@@ -17,18 +17,11 @@ from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.core.errors import ConfigurationError
 from flask_ccguard.protection_map import protection_map
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import send_body, serving
-
-
-def _guarded(issuer: TestIssuer, **config: Any) -> tuple[Flask, CCGuard]:
-    app = Flask("r4")
-    app.config.update(issuer.app_config(**config))
-    app.testing = True
-    return app, CCGuard(app)
+from tests.conftest import guarded_app, send_body, serving
 
 
 def _exempt_and_protected(issuer: TestIssuer, *, nested: bool) -> Flask:
-    app, guard = _guarded(issuer)
+    app, guard = guarded_app(issuer, "r4")
     outer = Blueprint("docs", __name__)
     admin = Blueprint("admin", __name__) if nested else outer
     guard.exempt(outer)
@@ -63,7 +56,7 @@ def test_review4_01_exempt_blueprint_that_is_also_protected_is_refused(
 
 def test_review4_01_exempt_blueprint_beside_a_protected_app_still_serves(ccguard_issuer: TestIssuer) -> None:
     # The intended use stays: an app-wide protect() and a public blueprint.
-    app, guard = _guarded(ccguard_issuer)
+    app, guard = guarded_app(ccguard_issuer, "r4")
     guard.protect(app)
     docs = guard.exempt(Blueprint("docs", __name__))
 
@@ -79,7 +72,7 @@ def test_review4_02_subdomain_blueprint_serves_its_metadata_on_its_host(ccguard_
     # RFC 9728 §3.1: the document is at the resource's host. A blueprint routed
     # on the "api" subdomain named https://api.example.com/... in its challenges,
     # but the metadata rules matched only the default subdomain: a 404 there.
-    app, guard = _guarded(ccguard_issuer, SERVER_NAME="example.com")
+    app, guard = guarded_app(ccguard_issuer, "r4", SERVER_NAME="example.com")
     app.subdomain_matching = True
     api = Blueprint("api", __name__, subdomain="api")
     guard.protect(api, resource="https://api.example.com/v1")
