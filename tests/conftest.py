@@ -6,8 +6,14 @@ checkout (``PYTHONPATH=. pytest``) and with the package installed, where the
 ``ccguard`` pytest11 entry point already registers flask_ccguard.testing.plugin
 and a second registration under another name would abort the run.
 
-The helpers (``make_app``, ``bearer`` and the token tampering functions) are
-plain functions; test modules import them with ``from tests.conftest import
+The other fixtures: ``ibm`` and ``duende`` (introspecting profile issuers),
+``redis_url`` (a redis-server per module) and ``clean_env`` (no ``CCGUARD_*`` or
+``EXAMPLE_*`` variable; modules that need it say
+``pytestmark = pytest.mark.usefixtures("clean_env")``).
+
+The helpers (``make_app``, ``guarded_app``, ``bearer``, ``report_lines``,
+``introspection_spec``, the loopback servers and the token tampering functions)
+are plain functions; test modules import them with ``from tests.conftest import
 ...``. The tampering helpers change one part of a compact JWS (RFC 7515 §7.1)
 and keep the rest, so that a test shows that exactly that change is caught.
 """
