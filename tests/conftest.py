@@ -6,8 +6,14 @@ checkout (``PYTHONPATH=. pytest``) and with the package installed, where the
 ``ccguard`` pytest11 entry point already registers flask_ccguard.testing.plugin
 and a second registration under another name would abort the run.
 
-The helpers (``make_app``, ``bearer`` and the token tampering functions) are
-plain functions; test modules import them with ``from tests.conftest import
+The other fixtures: ``ibm`` and ``duende`` (introspecting profile issuers),
+``redis_url`` (a redis-server per module) and ``clean_env`` (no ``CCGUARD_*`` or
+``EXAMPLE_*`` variable; modules that need it say
+``pytestmark = pytest.mark.usefixtures("clean_env")``).
+
+The helpers (``make_app``, ``guarded_app``, ``bearer``, ``report_lines``,
+``introspection_spec``, the loopback servers and the token tampering functions)
+are plain functions; test modules import them with ``from tests.conftest import
 ...``. The tampering helpers change one part of a compact JWS (RFC 7515 §7.1)
 and keep the rest, so that a test shows that exactly that change is caught.
 """
@@ -16,7 +22,10 @@ from __future__ import annotations
 
 import base64
 import datetime
+import importlib.util
 import json
+import os
+import shutil
 import ssl
 import threading
 from collections.abc import Iterator
@@ -24,6 +33,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+from click.testing import Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,7 +42,7 @@ from cryptography.x509.oid import NameOID
 from flask import Flask
 
 from flask_ccguard import CCGuard, current_token, require_token
-from flask_ccguard.testing import TestIssuer
+from flask_ccguard.testing import TestIssuer, profile_issuer
 from flask_ccguard.testing.plugin import ccguard_issuer  # noqa: F401
 
 # -- requests -----------------------------------------------------------------------------------
@@ -40,6 +51,17 @@ from flask_ccguard.testing.plugin import ccguard_issuer  # noqa: F401
 def bearer(token: str) -> dict[str, str]:
     """Headers that send ``token`` as an RFC 6750 §2.1 Bearer credential."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def report_lines(result: Result) -> dict[str, tuple[str, str]]:
+    """check name -> (status, detail) from the output of a ``check-token`` report."""
+    found = {}
+    for line in result.output.splitlines():
+        status, _, rest = line.partition("  ")
+        if status in ("PASS", "FAIL", "SKIP"):
+            name, _, detail = rest.strip().partition("  ")
+            found[name.strip()] = (status, detail.strip())
+    return found
 
 
 def make_app(issuer: TestIssuer, name: str = "assets", *, path: str = "/v", **config: Any) -> Flask:
@@ -58,6 +80,67 @@ def make_app(issuer: TestIssuer, name: str = "assets", *, path: str = "/v", **co
         return {"client_id": current_token.client_id}
 
     return app
+
+
+def guarded_app(issuer: TestIssuer, name: str, **config: Any) -> tuple[Flask, CCGuard]:
+    """A testing Flask app named ``name`` (its default realm) trusting ``issuer``
+    (:meth:`TestIssuer.app_config` with ``config``), and its CCGuard; the test adds the views."""
+    app = Flask(name)
+    app.config.update(issuer.app_config(**config))
+    app.testing = True
+    return app, CCGuard(app)
+
+
+# -- environment ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``CCGUARD_*`` or ``EXAMPLE_*`` variable for the test: the command line and the example
+    app read their settings from the environment, and tox passes these through."""
+    for name in list(os.environ):
+        if name.startswith(("CCGUARD_", "EXAMPLE_")):
+            monkeypatch.delenv(name)
+
+
+# -- introspecting issuers (RFC 7662) ----------------------------------------------------------
+
+
+@pytest.fixture
+def ibm() -> Iterator[Any]:
+    """A running ``ibm_verify`` profile issuer (opaque tokens, introspection)."""
+    with profile_issuer("ibm_verify") as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def duende() -> Iterator[Any]:
+    """A running ``duende`` profile issuer (opaque tokens, introspection)."""
+    with profile_issuer("duende") as issuer:
+        yield issuer
+
+
+def introspection_spec(issuer: Any, **introspection: Any) -> dict[str, Any]:
+    """An issuer entry trusting a profile issuer through its introspection endpoint (RFC 7662 §2),
+    as its first introspection client; ``introspection`` adds options."""
+    name, secret = next(iter(issuer.introspection_clients.items()))
+    options = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **introspection}
+    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": options}
+
+
+# -- shared state -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not (shutil.which("redis-server") and importlib.util.find_spec("redis")):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server and the redis client are required in CI (.ci/run and tox.ini install them)")
+        pytest.skip("redis-server is not installed")
+    from benchmarks.servers import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 # -- tampering ----------------------------------------------------------------------------------

@@ -14,19 +14,11 @@ from flask_ccguard.cli import flask_group, main
 from flask_ccguard.testing import TestIssuer
 from tests.conftest import certificate_der_pem as _pem
 from tests.conftest import make_app
+from tests.conftest import report_lines as lines
 from tests.dpop_proofs import DPoPKey
 
 URL = "https://api.example.com/v"
 KEY = DPoPKey()
-
-
-def lines(result: Result) -> dict[str, tuple[str, str]]:
-    out = {}
-    for line in result.output.splitlines():
-        parts = line.split(None, 2)
-        if len(parts) == 3 and parts[0] in ("PASS", "FAIL", "SKIP"):
-            out[parts[1]] = (parts[0], parts[2])
-    return out
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from click.testing import CliRunner, Result
 
@@ -16,11 +14,7 @@ from flask_ccguard.testing import TestIssuer
 API = "https://api.example.com"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CCGUARD_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def _check(issuer: TestIssuer, token: str, *extra: str) -> Result:

@@ -20,16 +20,13 @@ import flask_ccguard
 from flask_ccguard import TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import flip_signature, start_server, stop_server
+from tests.conftest import flip_signature, send_body, start_server, stop_server
+from tests.conftest import report_lines as lines
 
 API = "https://api.example.com"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CCGUARD_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 @pytest.fixture
@@ -40,17 +37,6 @@ def issuer(ccguard_issuer: TestIssuer) -> TestIssuer:
 
 def run(*args: str, **kw: Any) -> Result:
     return CliRunner().invoke(main, list(args), **kw)
-
-
-def lines(result: Result) -> dict[str, tuple[str, str]]:
-    """check name -> (status, detail) from a check-token report."""
-    found = {}
-    for line in result.output.splitlines():
-        status, _, rest = line.partition("  ")
-        if status in ("PASS", "FAIL", "SKIP"):
-            name, _, detail = rest.strip().partition("  ")
-            found[name.strip()] = (status, detail.strip())
-    return found
 
 
 def check(issuer: TestIssuer, token: str, *extra: str, **kw: Any) -> Result:
@@ -209,11 +195,7 @@ class FakeAzure:
 
             def _answer(self, doc: Any) -> None:
                 body = json.dumps(doc).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, body)
 
             def do_GET(self) -> None:
                 azure.seen.append(("GET", self.path, b""))

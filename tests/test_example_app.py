@@ -28,12 +28,7 @@ from .example_server import LiveExample, live_example
 ASSET = {"behaviours": ["RecordEvidence"], "attributes": {"arc_display_name": "Container #1", "weight": "20000-lbs"}}
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # create_app reads EXAMPLE_* and CCGUARD_* settings from the environment.
-    for name in list(os.environ):
-        if name.startswith(("EXAMPLE_", "CCGUARD_")):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 @pytest.fixture(scope="module")

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask
+from flask import Blueprint
 
-from flask_ccguard import CCGuard, require_roles, require_scopes, require_token
+from flask_ccguard import require_roles, require_scopes, require_token
 from flask_ccguard.protection import declared_scopes, mark_public, requirements
 from flask_ccguard.testing import TestIssuer
 from flask_ccguard.view_marks import Clause
-
-
-def _app(issuer: TestIssuer) -> tuple[Flask, CCGuard]:
-    app = Flask("map")
-    app.config.update(CCGUARD_ISSUER=issuer.issuer, CCGUARD_AUDIENCE=issuer.audience)
-    return app, CCGuard(app)
+from tests.conftest import guarded_app
 
 
 def test_i17_map_decorators_record_their_requirements(ccguard_issuer: TestIssuer) -> None:
-    app, _ = _app(ccguard_issuer)
+    app, _ = guarded_app(ccguard_issuer, "map")
 
     @app.get("/open")
     def open_view() -> Any:
@@ -48,7 +43,7 @@ def test_i17_map_decorators_record_their_requirements(ccguard_issuer: TestIssuer
 
 
 def test_i17_map_protect_records_per_app_and_blueprint(ccguard_issuer: TestIssuer) -> None:
-    app, guard = _app(ccguard_issuer)
+    app, guard = guarded_app(ccguard_issuer, "map")
     outer, inner = Blueprint("outer", __name__), Blueprint("inner", __name__)
     guard.protect(outer, scopes=["outer"])
     guard.protect(inner, roles=["reader"], match="any")
@@ -70,7 +65,7 @@ def test_i17_map_protect_records_per_app_and_blueprint(ccguard_issuer: TestIssue
 
 
 def test_i17_map_mark_public(ccguard_issuer: TestIssuer) -> None:
-    app, guard = _app(ccguard_issuer)
+    app, guard = guarded_app(ccguard_issuer, "map")
     bp = Blueprint("bp", __name__)
     guard.protect(app)
 

@@ -8,10 +8,7 @@ real redis-server and real loopback issuers.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,20 +32,7 @@ from flask_ccguard.core.replay_store import (
     open_replay_store,
 )
 from flask_ccguard.core.store import FailOpen, FileStore, MemoryStore, RedisStore
-from flask_ccguard.testing import profile_issuer
-from tests.conftest import send_body, serving
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not (shutil.which("redis-server") and importlib.util.find_spec("redis")):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server and the redis client are required in CI (.ci/run and tox.ini install them)")
-        pytest.skip("redis-server is not installed")
-    from benchmarks.servers import redis_server
-
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
+from tests.conftest import introspection_spec, send_body, serving
 
 
 @pytest.fixture
@@ -68,18 +52,6 @@ def _dead_redis() -> str:
     return f"redis://127.0.0.1:{port}/0"  # nothing listens there
 
 
-@pytest.fixture
-def ibm() -> Iterator[Any]:
-    with profile_issuer("ibm_verify") as issuer:
-        yield issuer
-
-
-def _spec(issuer: Any, **introspection: Any) -> dict[str, Any]:
-    name, secret = next(iter(issuer.introspection_clients.items()))
-    options = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **introspection}
-    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": options}
-
-
 def _cache(kind: str, tmp_path: Path, redis_url: str) -> str:
     return redis_url if kind == "redis" else f"file://{tmp_path / 'cache'}"
 
@@ -93,8 +65,8 @@ def test_i18_01_introspection_answers_are_shared_between_processes(
 ) -> None:
     # Two validators stand for two workers (or hosts): one call for both.
     cache = _cache(kind, tmp_path, redis_url)
-    a = TokenValidator([_spec(ibm)], cache=cache)
-    b = TokenValidator([_spec(ibm)], cache=cache)
+    a = TokenValidator([introspection_spec(ibm)], cache=cache)
+    b = TokenValidator([introspection_spec(ibm)], cache=cache)
     token = ibm.mint()
     assert a.validate(token).client_id == ibm.client_id
     assert b.validate(token).client_id == ibm.client_id
@@ -109,7 +81,7 @@ def test_i18_01_introspection_answers_are_shared_between_processes(
 def test_i18_01_shared_answers_are_keyed_by_a_digest_under_the_issuers_namespace(ibm: Any, redis: Any) -> None:
     url = redis.connection_pool.connection_kwargs
     cache = f"redis://{url['host']}:{url['port']}/0"
-    validator = TokenValidator([_spec(ibm, ttl=30)], cache=cache)
+    validator = TokenValidator([introspection_spec(ibm, ttl=30)], cache=cache)
     token = ibm.mint()
     validator.validate(token)
     keys = list(redis.scan_iter(b"ccguard:introspection*"))
@@ -122,7 +94,7 @@ def test_i18_01_shared_answers_are_keyed_by_a_digest_under_the_issuers_namespace
 
 
 def test_i18_01_a_redis_outage_fails_open_to_direct_introspection(ibm: Any) -> None:
-    validator = TokenValidator([_spec(ibm)], cache=_dead_redis())
+    validator = TokenValidator([introspection_spec(ibm)], cache=_dead_redis())
     token = ibm.mint()
     for _ in range(3):
         assert validator.validate(token).client_id == ibm.client_id
@@ -246,7 +218,7 @@ def test_i18_03_nonce_secret_changes_daily_and_is_read_once_a_day(redis_url: str
 
 
 def test_i18_04_every_redis_key_has_the_prefix_and_an_expiry(ibm: Any, redis: Any, redis_url: str) -> None:
-    validator = TokenValidator([_spec(ibm)], cache=redis_url)
+    validator = TokenValidator([introspection_spec(ibm)], cache=redis_url)
     for _ in range(3):
         validator.validate(ibm.mint())
     with pytest.raises(Exception, match="not active"):
@@ -275,15 +247,15 @@ def test_i18_01_a_process_waits_for_the_answer_of_the_lease_holder(ibm: Any, red
     answer = {"active": True, **ibm.claims_of(token)}
     entry = struct.pack(">d", time.time() + 30) + json.dumps(answer).encode()
     threading.Timer(0.3, other.set, (digest, entry, 30)).start()
-    validator = TokenValidator([_spec(ibm)], cache=redis_url)
+    validator = TokenValidator([introspection_spec(ibm)], cache=redis_url)
     assert validator.validate(token).client_id == ibm.client_id
     assert ibm.hits["introspect"] == 0
 
 
 def test_i18_01_an_expired_local_copy_never_deletes_a_newer_shared_answer(ibm: Any, redis: Any, redis_url: str) -> None:
     now = [time.time()]
-    a = TokenValidator([_spec(ibm, ttl=10)], cache=redis_url, clock=lambda: now[0])
-    b = TokenValidator([_spec(ibm, ttl=10)], cache=redis_url, clock=lambda: now[0])
+    a = TokenValidator([introspection_spec(ibm, ttl=10)], cache=redis_url, clock=lambda: now[0])
+    b = TokenValidator([introspection_spec(ibm, ttl=10)], cache=redis_url, clock=lambda: now[0])
     token = ibm.mint()
     a.validate(token)
     b.validate(token)  # b copies the answer locally

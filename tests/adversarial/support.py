@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from flask_ccguard import CCGuardError, TokenValidator
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import b64json, b64url
+from tests.conftest import b64json, b64url, send_body
 
 #: Answers one connection: (socket, server stopping, request head) -> None.
 Responder = Callable[[socket.socket, threading.Event, bytes], None]
@@ -124,11 +124,7 @@ class RecordingListener:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 listener.requests.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(listener.body)))
-                self.end_headers()
-                self.wfile.write(listener.body)
+                send_body(self, listener.body)
 
             do_POST = do_GET
 

@@ -21,8 +21,9 @@ from flask_ccguard import CCGuardError, TokenValidator
 from flask_ccguard.cli import flask_group, main
 from flask_ccguard.client import ClientCredentials
 from flask_ccguard.core.report import run_checks
-from flask_ccguard.testing import TestIssuer, profile_issuer
-from tests.conftest import flip_signature, start_server, stop_server
+from flask_ccguard.testing import TestIssuer
+from tests.conftest import flip_signature, introspection_spec, send_body, start_server, stop_server
+from tests.conftest import report_lines as _report
 
 #: (status, headers, body) answered to a request's (method, path, headers).
 Answer = tuple[int, dict[str, str], bytes]
@@ -47,12 +48,7 @@ class Server:
                 headers = dict(self.headers.items())
                 server.seen.append((self.path, headers))
                 status, extra, body = reply(self.path, headers)
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **extra}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, body, status, extra)
 
             do_GET = do_POST = _handle
 
@@ -170,16 +166,6 @@ TOKENS: dict[str, tuple[Callable[[TestIssuer, dict[str, Any]], str], str | None]
 }
 
 
-def _report(result: Any) -> dict[str, tuple[str, str]]:
-    found = {}
-    for line in result.output.splitlines():
-        status, _, rest = line.partition("  ")
-        if status in ("PASS", "FAIL", "SKIP"):
-            name, _, detail = rest.strip().partition("  ")
-            found[name.strip()] = (status, detail.strip())
-    return found
-
-
 @pytest.fixture(scope="module")
 def table_issuer() -> Iterator[TestIssuer]:
     with TestIssuer(algorithms=("RS256", "ES256")) as issuer:
@@ -243,20 +229,8 @@ def test_r2_15_ccguard_check_token_with_a_template_issuer(table_issuer: TestIssu
     assert disco.exit_code == 0, disco.output
 
 
-@pytest.fixture
-def ibm() -> Iterator[Any]:
-    with profile_issuer("ibm_verify") as issuer:
-        yield issuer
-
-
-def _introspecting(issuer: Any, **options: Any) -> dict[str, Any]:
-    name, secret = next(iter(issuer.introspection_clients.items()))
-    intro = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **options}
-    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": intro}
-
-
 def test_r2_15_check_token_reports_introspected_tokens_as_the_validator_judges_them(ibm: Any, table_issuer: TestIssuer):
-    validator = TokenValidator([_introspecting(ibm), {"issuer": table_issuer.issuer, "audience": API}])
+    validator = TokenValidator([introspection_spec(ibm), {"issuer": table_issuer.issuer, "audience": API}])
     active = ibm.mint(roles=["guest"])
     report = run_checks(validator, active, roles=["guest"])
     assert report.ok, report.checks
@@ -276,11 +250,11 @@ def test_r2_15_check_token_reports_introspected_tokens_as_the_validator_judges_t
 
 
 def test_r2_15_check_token_with_an_issuer_that_introspects_all_tokens(ibm: Any):
-    validator = TokenValidator([_introspecting(ibm, tokens="all")])
+    validator = TokenValidator([introspection_spec(ibm, tokens="all")])
     jwt = ibm.mint(opaque=False)
     report = run_checks(validator, jwt)
     assert report.ok, report.checks
     assert {c.name: c.status for c in report.checks}["introspection"] == "PASS"
     ibm.revoke(jwt)
-    fresh = TokenValidator([_introspecting(ibm, tokens="all")])
+    fresh = TokenValidator([introspection_spec(ibm, tokens="all")])
     assert not run_checks(fresh, jwt).ok  # revoked: the signature alone does not pass it

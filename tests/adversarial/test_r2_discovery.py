@@ -27,8 +27,8 @@ from cryptography.x509.oid import NameOID
 
 from flask_ccguard import CCGuardError, ConfigurationError, InvalidToken, KeysUnavailable, TokenValidator
 from flask_ccguard.core.errors import IntrospectionUnavailable
-from flask_ccguard.testing import TestIssuer, profile_issuer
-from tests.conftest import start_server, stop_server
+from flask_ccguard.testing import TestIssuer
+from tests.conftest import introspection_spec, send_body, start_server, stop_server
 
 from .support import http_response, raw_server, recording_listener
 
@@ -91,12 +91,6 @@ def test_r2_07_one_deadline_covers_all_metadata_urls(
         assert 1 <= server.connections <= tried, seen
         assert "/tenant-1/.well-known/oauth-authorization-server" not in seen  # the third: never asked
         assert "discovery deadline" in caplog.text
-
-
-@pytest.fixture
-def ibm() -> Iterator[Any]:
-    with profile_issuer("ibm_verify") as issuer:
-        yield issuer
 
 
 def _introspecting(issuer: Any, clock: Clock, **options: Any) -> TokenValidator:
@@ -188,11 +182,7 @@ def https_metadata(tmp_path: Path, jwks_uri: str) -> Iterator[tuple[str, str]]:
         def do_GET(self) -> None:
             found = self.path == "/.well-known/openid-configuration"
             body = json.dumps({"issuer": box["issuer"], "jwks_uri": jwks_uri}).encode() if found else b"{}"
-            self.send_response(200 if found else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, body, 200 if found else 404)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -316,18 +306,6 @@ def test_r2_11_bad_cross_origin_option_fails_at_start_up(value: Any) -> None:
 # -- r2-12: introspection: who decides, and what a flood costs --------------------------
 
 
-@pytest.fixture
-def duende() -> Iterator[Any]:
-    with profile_issuer("duende") as issuer:
-        yield issuer
-
-
-def _spec(issuer: Any, **introspection: Any) -> dict[str, Any]:
-    name, secret = next(iter(issuer.introspection_clients.items()))
-    options = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **introspection}
-    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": options}
-
-
 @pytest.mark.parametrize(
     ("first_answer", "reason"),
     [
@@ -347,7 +325,7 @@ def test_r2_12_a_refusing_active_answer_does_not_end_the_search(
             "audience": duende.audience,
             "introspection": {"endpoint": first.url + "/introspect", "client_id": "rs", "client_secret": "s"},
         }
-        validator = TokenValidator([spec, _spec(duende)])
+        validator = TokenValidator([spec, introspection_spec(duende)])
         verified = validator.validate(duende.mint(opaque=True))
         # Before: the first issuer's refusal ended the search with a 401.
         assert (verified.issuer, verified.client_id) == (duende.issuer, duende.client_id)
@@ -359,7 +337,7 @@ def test_r2_12_a_refusing_active_answer_does_not_end_the_search(
 
 
 def test_r2_12_inactive_flood_does_not_evict_active_answers(ibm: Any) -> None:
-    validator = TokenValidator([_spec(ibm, max_entries=3)], clock=Clock())
+    validator = TokenValidator([introspection_spec(ibm, max_entries=3)], clock=Clock())
     good = ibm.mint()
     validator.validate(good)
     for n in range(10):
@@ -372,7 +350,7 @@ def test_r2_12_inactive_flood_does_not_evict_active_answers(ibm: Any) -> None:
 
 def test_r2_12_new_token_flood_is_bounded_per_issuer(ibm: Any, duende: Any, caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()  # frozen: the bucket of 50 calls does not refill during the flood
-    validator = TokenValidator([_spec(ibm), _spec(duende)], clock=clock)
+    validator = TokenValidator([introspection_spec(ibm), introspection_spec(duende)], clock=clock)
     good = ibm.mint()
     validator.validate(good)
     outcomes: dict[str, int] = {}

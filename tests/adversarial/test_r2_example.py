@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import secrets
 import sqlite3
@@ -30,13 +29,7 @@ from flask_ccguard.core.claims import ID_TOKEN_CLAIMS
 from ..conftest import bearer
 from ..example_server import LiveExample, live_example
 
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # create_app reads EXAMPLE_* and CCGUARD_* settings from the environment.
-    for name in list(os.environ):
-        if name.startswith(("EXAMPLE_", "CCGUARD_")):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 @pytest.fixture

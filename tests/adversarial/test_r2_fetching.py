@@ -29,7 +29,7 @@ from flask_ccguard import ConfigurationError, InvalidToken, TokenValidator
 from flask_ccguard.core.fetch.http import FetchError, HTTPClient, check_url, is_loopback
 from flask_ccguard.core.fetch.http_cache import MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRIES, MemoryCache, make_cache
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import start_server, stop_server
+from tests.conftest import send_body, start_server, stop_server
 
 from .support import SocketServer, claims_for, forge
 
@@ -74,13 +74,7 @@ class StaticJWKS:
                         self.send_header(name, value)
                     self.end_headers()
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(static.body)))
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(static.body)
+                send_body(self, static.body, headers=dict(headers))
 
             def _unchanged(self, tag: str, stamp: float) -> bool:
                 # RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.
@@ -300,13 +294,7 @@ class FreshRedirects:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(outer.body)))
-                self.send_header("Cache-Control", "max-age=86400")
-                self.send_header("ETag", '"' + uuid.uuid4().hex + '"')
-                self.end_headers()
-                self.wfile.write(outer.body)
+                send_body(self, outer.body, headers={"Cache-Control": "max-age=86400", "ETag": f'"{uuid.uuid4().hex}"'})
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -28,7 +28,7 @@ from flask_ccguard.core.fetch.http_cache import MAX_STORE_SECONDS, make_cache
 from flask_ccguard.core.jwk_set import KeyIndex
 from flask_ccguard.core.jwks import KeySet
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import start_server, stop_server
+from tests.conftest import send_body, start_server, stop_server
 
 from .support import claims_for, make_validator, rejection
 
@@ -213,14 +213,7 @@ class MovingIssuer:
                 outer.hits[self.path] += 1
                 route = outer.routes.get(self.path)
                 status, cache, body = (200, *route) if route else (404, "", {"error": "not_found"})
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if cache:
-                    self.send_header("Cache-Control", cache)
-                self.end_headers()
-                self.wfile.write(data)
+                send_body(self, json.dumps(body).encode(), status, {"Cache-Control": cache} if cache else None)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

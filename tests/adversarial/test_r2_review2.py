@@ -26,7 +26,7 @@ from flask_ccguard.core.fetch import discovery
 from flask_ccguard.core.fetch.http import HTTPClient
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
-from tests.conftest import serving, start_server, stop_server
+from tests.conftest import send_body, serving, start_server, stop_server
 
 from ..example_server import LiveExample, live_example
 
@@ -209,11 +209,7 @@ class _Echo(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         body = json.dumps({"error": "invalid_client", "error_description": f"bad [{self.echo}]"}).encode()
-        self.send_response(401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, body, 401)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -270,11 +266,7 @@ class _Metadata(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         issuer = f"http://127.0.0.1:{self.server.server_address[1]!s}"  # type: ignore[index]
         body = json.dumps({"issuer": issuer, "jwks_uri": f"http://{NAME}/jwks"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -27,7 +27,7 @@ from flask_ccguard.testing import TestIssuer
 from flask_ccguard.testing.token_request import OAuthError, parameters
 from tests.conftest import b64url as _b64
 from tests.conftest import b64url_decode as _unb64
-from tests.conftest import start_server
+from tests.conftest import send_body, start_server
 
 from .support import rejection, resign_raw
 
@@ -58,11 +58,7 @@ class Endpoint:
             def do_POST(self) -> None:
                 endpoint.bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 endpoint.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(endpoint.body)))
-                self.end_headers()
-                self.wfile.write(endpoint.body)
+                send_body(self, endpoint.body)
 
             do_GET = do_POST
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,16 +16,11 @@ from flask_ccguard.core.errors import ConfigurationError
 from flask_ccguard.protection import requirements
 from flask_ccguard.testing import TestIssuer
 from tests.challenges import assert_challenge
-
-
-def _guarded(issuer: TestIssuer, **config: Any) -> tuple[Flask, CCGuard]:
-    app = Flask("r3")
-    app.config.update(issuer.app_config(**config))
-    return app, CCGuard(app)
+from tests.conftest import guarded_app
 
 
 def _spoofing_app(issuer: TestIssuer, *, protect: bool) -> Flask:
-    app, guard = _guarded(issuer)
+    app, guard = guarded_app(issuer, "r3")
     if protect:
         guard.protect(app)
     pub = Blueprint("pub", __name__)
@@ -83,7 +77,7 @@ def test_review3_f5_routes_lists_a_spoofed_endpoint_as_open(ccguard_issuer: Test
 
 
 def test_review3_f5_resource_comes_from_registration_not_the_name(ccguard_issuer: TestIssuer) -> None:
-    app, guard = _guarded(ccguard_issuer, CCGUARD_RESOURCE="https://api.example.com", CCGUARD_AUDIENCE=None)
+    app, guard = guarded_app(ccguard_issuer, "r3", CCGUARD_RESOURCE="https://api.example.com", CCGUARD_AUDIENCE=None)
     app.config.pop("CCGUARD_AUDIENCE")
     reports = Blueprint("reports", __name__)
     guard.protect(reports, resource="https://api.example.com/reports")
@@ -113,7 +107,7 @@ def test_review3_f5_resource_comes_from_registration_not_the_name(ccguard_issuer
 
 
 def test_review3_f5_exempting_a_registered_blueprint_is_refused(ccguard_issuer: TestIssuer) -> None:
-    app, guard = _guarded(ccguard_issuer)
+    app, guard = guarded_app(ccguard_issuer, "r3")
     late = Blueprint("late", __name__)
     app.register_blueprint(late)
     with pytest.raises(RuntimeError, match=r"guard.exempt\(\) was called on the blueprint 'late' after"):
@@ -138,7 +132,7 @@ _KIOSK = "https://api.kiosk.example"
 )
 def test_review3_f6_look_alike_audience_is_refused(ccguard_issuer: TestIssuer, aud: str) -> None:
     assert canonical_uri(aud) == aud
-    app, _ = _guarded(ccguard_issuer, CCGUARD_RESOURCE=_KIOSK, CCGUARD_AUDIENCE=None)
+    app, _ = guarded_app(ccguard_issuer, "r3", CCGUARD_RESOURCE=_KIOSK, CCGUARD_AUDIENCE=None)
 
     @app.get("/v")
     @require_token
@@ -187,7 +181,7 @@ def test_review3_f7_resource_must_be_an_ascii_uri(ccguard_issuer: TestIssuer, va
         CCGuard(app)
     assert str(raised.value).startswith(f"CCGUARD_RESOURCE {value!r} ")
     # A blueprint's resource is held to the same rule, naming its own key.
-    app, guard = _guarded(ccguard_issuer)
+    app, guard = guarded_app(ccguard_issuer, "r3")
     with pytest.raises(ConfigurationError, match=re.escape(why)) as raised:
         guard.protect(Blueprint("bp", __name__), resource=value)
     assert str(raised.value).startswith(f"guard.protect(resource=...) {value!r} ")
@@ -205,7 +199,7 @@ def test_review3_f7_resource_must_be_an_ascii_uri(ccguard_issuer: TestIssuer, va
 def test_review3_f7_percent_encoded_resource_is_served_at_its_url(
     ccguard_issuer: TestIssuer, resource: str, served_at: str
 ) -> None:
-    app, _ = _guarded(ccguard_issuer, CCGUARD_RESOURCE=resource, CCGUARD_AUDIENCE=None)
+    app, _ = guarded_app(ccguard_issuer, "r3", CCGUARD_RESOURCE=resource, CCGUARD_AUDIENCE=None)
 
     @app.get("/v")
     @require_token
@@ -221,7 +215,9 @@ def test_review3_f7_percent_encoded_resource_is_served_at_its_url(
 
 
 def test_review3_f7_resources_sharing_a_decoded_metadata_path_are_refused(ccguard_issuer: TestIssuer) -> None:
-    app, guard = _guarded(ccguard_issuer, CCGUARD_RESOURCE="https://api.example.com/a/b", CCGUARD_AUDIENCE=None)
+    app, guard = guarded_app(
+        ccguard_issuer, "r3", CCGUARD_RESOURCE="https://api.example.com/a/b", CCGUARD_AUDIENCE=None
+    )
     reports = Blueprint("reports", __name__)
     guard.protect(reports, resource="https://api.example.com/a%2Fb")
     with pytest.raises(

@@ -13,20 +13,13 @@ import pytest
 from flask import Blueprint, Flask
 from flask.views import MethodView, View
 
-from flask_ccguard import CCGuard, require_scopes, require_token
+from flask_ccguard import require_scopes, require_token
 from flask_ccguard.cli import flask_group
 from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.client.token_response import TokenRequestError
 from flask_ccguard.protection_map import protection_map
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import send_body, serving
-
-
-def _guarded(issuer: TestIssuer) -> tuple[Flask, CCGuard]:
-    app = Flask("r4fix")
-    app.config.update(issuer.app_config())
-    app.testing = True
-    return app, CCGuard(app)
+from tests.conftest import guarded_app, send_body, serving
 
 
 class _GetOnly(MethodView):
@@ -70,7 +63,7 @@ _VIEWS: dict[str, type[View]] = {"get_only": _GetOnly, "both": _Both, "decorator
 
 
 def _class_app(issuer: TestIssuer, name: str) -> Flask:
-    app, _guard = _guarded(issuer)
+    app, _guard = guarded_app(issuer, "r4fix")
     app.add_url_rule("/things", view_func=_VIEWS[name].as_view(name))
     return app
 
@@ -108,7 +101,7 @@ def test_review4_fix_01_fail_on_open_counts_only_really_open_methods(issuer: Tes
 
 
 def test_review4_fix_02_exempt_a_class_based_view(issuer: TestIssuer) -> None:
-    app, guard = _guarded(issuer)
+    app, guard = guarded_app(issuer, "r4fix")
     guard.protect(app)
 
     class Health(MethodView):
@@ -132,7 +125,7 @@ def test_review4_fix_02_exempt_a_class_based_view(issuer: TestIssuer) -> None:
 
 
 def test_review4_fix_02_exempt_refuses_a_class_that_is_no_view(issuer: TestIssuer) -> None:
-    _app, guard = _guarded(issuer)
+    _app, guard = guarded_app(issuer, "r4fix")
 
     class NotAView:
         pass
@@ -142,7 +135,7 @@ def test_review4_fix_02_exempt_refuses_a_class_that_is_no_view(issuer: TestIssue
 
 
 def test_review4_fix_02_exempted_class_with_decorated_method_is_a_contradiction(issuer: TestIssuer) -> None:
-    app, guard = _guarded(issuer)
+    app, guard = guarded_app(issuer, "r4fix")
 
     class Mixed(MethodView):
         @require_token
@@ -231,7 +224,7 @@ def _custom_handler_example() -> str:
 
 def test_review4_fix_05_blueprint_catch_all_handler_keeps_the_challenge_as_documented(issuer: TestIssuer) -> None:
     # Flask asks a blueprint's handlers first: a bare catch-all swallows the 401 (Flask's rule, kept).
-    app, _guard = _guarded(issuer)
+    app, _guard = guarded_app(issuer, "r4fix")
     bare = Blueprint("bare", __name__)
 
     @bare.errorhandler(Exception)
@@ -261,7 +254,7 @@ def test_review4_fix_05_blueprint_catch_all_handler_keeps_the_challenge_as_docum
     def boom() -> str:
         raise RuntimeError("boom")
 
-    app2, _guard2 = _guarded(issuer)
+    app2, _guard2 = guarded_app(issuer, "r4fix")
     app2.register_blueprint(bp)
     client = app2.test_client()
     refused = client.get("/api")

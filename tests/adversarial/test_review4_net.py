@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -18,18 +17,11 @@ from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.core.errors import ConfigurationError
 from flask_ccguard.protection_map import protection_map
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import send_body
-
-
-def _guarded(issuer: TestIssuer, **config: Any) -> tuple[Flask, CCGuard]:
-    app = Flask("r4")
-    app.config.update(issuer.app_config(**config))
-    app.testing = True
-    return app, CCGuard(app)
+from tests.conftest import guarded_app, send_body, serving
 
 
 def _exempt_and_protected(issuer: TestIssuer, *, nested: bool) -> Flask:
-    app, guard = _guarded(issuer)
+    app, guard = guarded_app(issuer, "r4")
     outer = Blueprint("docs", __name__)
     admin = Blueprint("admin", __name__) if nested else outer
     guard.exempt(outer)
@@ -64,7 +56,7 @@ def test_review4_01_exempt_blueprint_that_is_also_protected_is_refused(
 
 def test_review4_01_exempt_blueprint_beside_a_protected_app_still_serves(ccguard_issuer: TestIssuer) -> None:
     # The intended use stays: an app-wide protect() and a public blueprint.
-    app, guard = _guarded(ccguard_issuer)
+    app, guard = guarded_app(ccguard_issuer, "r4")
     guard.protect(app)
     docs = guard.exempt(Blueprint("docs", __name__))
 
@@ -80,7 +72,7 @@ def test_review4_02_subdomain_blueprint_serves_its_metadata_on_its_host(ccguard_
     # RFC 9728 §3.1: the document is at the resource's host. A blueprint routed
     # on the "api" subdomain named https://api.example.com/... in its challenges,
     # but the metadata rules matched only the default subdomain: a 404 there.
-    app, guard = _guarded(ccguard_issuer, SERVER_NAME="example.com")
+    app, guard = guarded_app(ccguard_issuer, "r4", SERVER_NAME="example.com")
     app.subdomain_matching = True
     api = Blueprint("api", __name__, subdomain="api")
     guard.protect(api, resource="https://api.example.com/v1")
@@ -122,14 +114,8 @@ class _RefusesEveryToken(BaseHTTPRequestHandler):
 def refusing_resource() -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
     handler = type("Handler", (_RefusesEveryToken,), {"seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/api", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as base:
+        yield f"{base}/api", seen
 
 
 def test_review4_03_a_resource_refusing_every_token_cannot_flood_the_token_endpoint(
@@ -196,16 +182,11 @@ def test_review4_03_an_issuer_answering_the_same_token_is_not_asked_on_every_cal
 ) -> None:
     url, seen = refusing_resource
     count: list[int] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_SameToken,), {"count": count}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        client = ClientCredentials(f"http://127.0.0.1:{server.server_port}/token", "c", "s")
+    with serving(type("Handler", (_SameToken,), {"count": count})) as base:
+        client = ClientCredentials(f"{base}/token", "c", "s")
         with requests.Session() as session:
             for _ in range(10):
                 assert session.get(url, auth=client, timeout=5).status_code == 401
-    finally:
-        server.shutdown()
-        server.server_close()
     # The first token, and one renewal for the first refusal (which gave the same
     # token: nothing new to send, so no retry); then no token request per call.
     assert len(count) == 2

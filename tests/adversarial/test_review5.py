@@ -16,15 +16,7 @@ from flask_ccguard.cli import flask_group
 from flask_ccguard.client.credentials import ClientCredentials
 from flask_ccguard.protection_map import open_rows, protection_map
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import serving
-
-
-def _app(issuer: TestIssuer) -> Flask:
-    app = Flask("r5")
-    app.config.update(issuer.app_config())
-    app.testing = True
-    CCGuard(app)
-    return app
+from tests.conftest import guarded_app, serving
 
 
 class _PlainView(View):
@@ -46,7 +38,7 @@ def test_review5_01_plain_view_method_named_get_does_not_make_the_map_say_protec
     # flask.views.View dispatches every request to dispatch_request; only a
     # MethodView calls get/post/... by the request's method. A decorated helper
     # named get on a plain View made the map say "token" for a route served open.
-    app = _app(ccguard_issuer)
+    app, _ = guarded_app(ccguard_issuer, "r5")
     app.add_url_rule("/plain", view_func=_PlainView.as_view("plain"))
     assert app.test_client().get("/plain").status_code == 200
     [row] = [r for r in protection_map(app) if r["endpoint"] == "plain"]
@@ -67,7 +59,7 @@ def test_review5_02_methodview_own_head_handler_open_is_in_the_map(ccguard_issue
     # The map leaves HEAD and OPTIONS out (as flask routes does), assuming Flask
     # answers them (HEAD with get). A MethodView's own undecorated head() runs
     # without a token while the map listed only "GET: token": --fail-on-open passed.
-    app = _app(ccguard_issuer)
+    app, _ = guarded_app(ccguard_issuer, "r5")
     app.add_url_rule("/items", view_func=_OwnHead.as_view("items"))
     client = app.test_client()
     assert client.get("/items").status_code == 401
@@ -187,7 +179,7 @@ def test_review5_06_public_on_a_class_after_the_first_request_opens_it_as_the_ma
     # @public / public(ViewClass) opens views already routed; guard.exempt()
     # forgot the app's computed open set, public() did not: after the first
     # request the map said "public" while the route still answered 401.
-    app = _app(ccguard_issuer)
+    app, _ = guarded_app(ccguard_issuer, "r5")
     app.extensions["ccguard"].guard.protect(app)
 
     class Late(MethodView):

@@ -7,9 +7,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
@@ -19,61 +18,9 @@ from flask_ccguard import ConfigurationError, TokenValidator
 from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.core.fetch.basic_auth import parse_basic_authorization
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import start_server, stop_server
+from tests.core.conftest import Recorder, Reply, Seen
 
 SECRET = "s3cr:t &=+~*"  # every character form encoding treats specially
-
-
-class Seen(NamedTuple):
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-Reply = tuple[int, dict[str, str], bytes]
-
-
-class Recorder:
-    """A loopback HTTP server that records each request verbatim and answers via ``reply``."""
-
-    def __init__(self, reply: Callable[[Seen], Reply]) -> None:
-        self.reply = reply
-        self.seen: list[Seen] = []
-        self.release = threading.Event()
-        self.release.set()
-        self.arrived = threading.Event()
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                seen = Seen(self.command, self.path, dict(self.headers.items()), self.rfile.read(length))
-                recorder.seen.append(seen)
-                recorder.arrived.set()
-                recorder.release.wait(10)
-                status, headers, body = recorder.reply(seen)
-                self.send_response(status)
-                headers = {"Content-Type": "application/json", **headers}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = _handle
-
-        self.server = start_server(Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def stop(self) -> None:
-        self.release.set()
-        stop_server(self.server)
 
 
 def token_reply(**response: Any) -> Callable[[Seen], Reply]:
@@ -85,19 +32,6 @@ def token_reply(**response: Any) -> Callable[[Seen], Reply]:
         return 200, {"Cache-Control": "no-store"}, json.dumps({k: v for k, v in doc.items() if v is not None}).encode()
 
     return reply
-
-
-@pytest.fixture
-def recorder() -> Iterator[Callable[[Callable[[Seen], Reply]], Recorder]]:
-    started: list[Recorder] = []
-
-    def start(reply: Callable[[Seen], Reply]) -> Recorder:
-        started.append(Recorder(reply))
-        return started[-1]
-
-    yield start
-    for rec in started:
-        rec.stop()
 
 
 class FakeClock:

@@ -22,7 +22,7 @@ from flask_ccguard import ConfigurationError
 from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.client.dpop import DPoPKey
 from flask_ccguard.testing import TestIssuer
-from tests.core.test_client import Recorder, Reply, Seen
+from tests.core.conftest import Reply, Seen
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
@@ -54,19 +54,6 @@ def ath(token: str) -> str:
 
 def header(seen: Seen, name: str) -> str | None:
     return next((v for k, v in seen.headers.items() if k.lower() == name.lower()), None)
-
-
-@pytest.fixture
-def servers() -> Iterator[Callable[[Callable[[Seen], Reply]], Recorder]]:
-    started: list[Recorder] = []
-
-    def start(reply: Callable[[Seen], Reply]) -> Recorder:
-        started.append(Recorder(reply))
-        return started[-1]
-
-    yield start
-    for rec in started:
-        rec.stop()
 
 
 @pytest.fixture
@@ -151,14 +138,14 @@ def test_i16_04_rfc9449_8_token_endpoint_nonce_one_retry_then_remembered() -> No
         assert client.requests_sent == 3  # the remembered nonce is sent at once
 
 
-def test_i16_04_rfc9449_8_token_endpoint_nonce_is_retried_once_only(servers: Any) -> None:
+def test_i16_04_rfc9449_8_token_endpoint_nonce_is_retried_once_only(recorder: Any) -> None:
     count = iter(range(100))
 
     def always_nonce(seen: Seen) -> Reply:
         body = json.dumps({"error": "use_dpop_nonce", "error_description": "nonce"}).encode()
         return 400, {"DPoP-Nonce": f"n{next(count)}"}, body
 
-    as_ = servers(always_nonce)
+    as_ = recorder(always_nonce)
     client = ClientCredentials(as_.url + "/token", "app", "secret", dpop=True)
     with pytest.raises(TokenRequestError) as info:
         client.token()
@@ -166,8 +153,8 @@ def test_i16_04_rfc9449_8_token_endpoint_nonce_is_retried_once_only(servers: Any
     assert len(as_.seen) == 2
 
 
-def test_i16_04_rfc9449_5_bearer_answer_to_a_dpop_request_is_refused(servers: Any) -> None:
-    as_ = servers(lambda s: (200, {}, json.dumps({"access_token": "t", "token_type": "Bearer"}).encode()))
+def test_i16_04_rfc9449_5_bearer_answer_to_a_dpop_request_is_refused(recorder: Any) -> None:
+    as_ = recorder(lambda s: (200, {}, json.dumps({"access_token": "t", "token_type": "Bearer"}).encode()))
     client = ClientCredentials(as_.url + "/token", "app", "secret", dpop=True)
     with pytest.raises(TokenRequestError, match="DPoP-bound") as info:
         client.token()
@@ -177,8 +164,8 @@ def test_i16_04_rfc9449_5_bearer_answer_to_a_dpop_request_is_refused(servers: An
 # -- the resource request (RFC 9449 §7.1, §9) ---------------------------------------------
 
 
-def test_i16_04_rfc9449_7_1_fresh_proof_for_every_request(issuer: TestIssuer, servers: Any) -> None:
-    api = servers(ok)
+def test_i16_04_rfc9449_7_1_fresh_proof_for_every_request(issuer: TestIssuer, recorder: Any) -> None:
+    api = recorder(ok)
     client = ClientCredentials(issuer.token_endpoint, "app", "secret", dpop=True)
     with requests.Session() as s:
         s.get(api.url + "/assets?page=2#x", auth=client, timeout=5)
@@ -205,8 +192,8 @@ def nonce_resource(nonce: str, *, always: bool = False) -> Callable[[Seen], Repl
     return reply
 
 
-def test_i16_04_rfc9449_9_resource_nonce_one_retry_then_remembered(issuer: TestIssuer, servers: Any) -> None:
-    api = servers(nonce_resource("rs-nonce-1"))
+def test_i16_04_rfc9449_9_resource_nonce_one_retry_then_remembered(issuer: TestIssuer, recorder: Any) -> None:
+    api = recorder(nonce_resource("rs-nonce-1"))
     client = ClientCredentials(issuer.token_endpoint, "app", "secret", dpop=True)
     assert requests.get(api.url + "/a", auth=client, timeout=5).status_code == 200
     assert len(api.seen) == 2
@@ -217,14 +204,14 @@ def test_i16_04_rfc9449_9_resource_nonce_one_retry_then_remembered(issuer: TestI
     assert client.requests_sent == 1  # use_dpop_nonce does not cost a new token
 
 
-def test_i16_04_rfc9449_9_resource_nonce_is_retried_once_only(issuer: TestIssuer, servers: Any) -> None:
-    api = servers(nonce_resource("n", always=True))
+def test_i16_04_rfc9449_9_resource_nonce_is_retried_once_only(issuer: TestIssuer, recorder: Any) -> None:
+    api = recorder(nonce_resource("n", always=True))
     client = ClientCredentials(issuer.token_endpoint, "app", "secret", dpop=True)
     assert requests.get(api.url + "/a", auth=client, timeout=5).status_code == 401
     assert len(api.seen) == 2
 
 
-def test_i16_04_rfc9449_7_1_invalid_token_under_dpop_renews_once(issuer: TestIssuer, servers: Any) -> None:
+def test_i16_04_rfc9449_7_1_invalid_token_under_dpop_renews_once(issuer: TestIssuer, recorder: Any) -> None:
     calls = iter(range(100))
 
     def expired_first(seen: Seen) -> Reply:
@@ -232,7 +219,7 @@ def test_i16_04_rfc9449_7_1_invalid_token_under_dpop_renews_once(issuer: TestIss
             return 401, {"WWW-Authenticate": 'DPoP error="invalid_token", algs="ES256"'}, b"{}"
         return 200, {}, b"{}"
 
-    api = servers(expired_first)
+    api = recorder(expired_first)
     client = ClientCredentials(issuer.token_endpoint, "app", "secret", dpop=True)
     assert requests.get(api.url + "/a", auth=client, timeout=5).status_code == 200
     first, second = (header(s, "Authorization") for s in api.seen)
@@ -243,9 +230,9 @@ def redirect_to(target: str) -> Callable[[Seen], Reply]:
     return lambda seen: (302, {"Location": target}, b"{}")
 
 
-def test_i16_04_r2_02_no_token_or_proof_to_another_origin(issuer: TestIssuer, servers: Any) -> None:
-    elsewhere = servers(nonce_resource("evil"))  # would ask for a nonce retry, with our token
-    api = servers(redirect_to(elsewhere.url + "/steal"))
+def test_i16_04_r2_02_no_token_or_proof_to_another_origin(issuer: TestIssuer, recorder: Any) -> None:
+    elsewhere = recorder(nonce_resource("evil"))  # would ask for a nonce retry, with our token
+    api = recorder(redirect_to(elsewhere.url + "/steal"))
     client = ClientCredentials(issuer.token_endpoint, "app", "secret", dpop=True)
     requests.get(api.url + "/a", auth=client, timeout=5)
     assert len(elsewhere.seen) == 1  # no retry on another origin
@@ -254,8 +241,10 @@ def test_i16_04_r2_02_no_token_or_proof_to_another_origin(issuer: TestIssuer, se
     assert client.nonce_for(("http", "127.0.0.1", int(elsewhere.url.rsplit(":", 1)[1]))) is None
 
 
-def test_i16_04_rfc9449_4_2_same_origin_redirect_gets_a_proof_for_the_new_url(issuer: TestIssuer, servers: Any) -> None:
-    api = servers(lambda seen: redirect_to("/moved?x=1")(seen) if seen.path == "/a" else ok(seen))
+def test_i16_04_rfc9449_4_2_same_origin_redirect_gets_a_proof_for_the_new_url(
+    issuer: TestIssuer, recorder: Any
+) -> None:
+    api = recorder(lambda seen: redirect_to("/moved?x=1")(seen) if seen.path == "/a" else ok(seen))
     client = ClientCredentials(issuer.token_endpoint, "app", "secret", dpop=True)
     assert requests.post(api.url + "/a", auth=client, timeout=5).status_code == 200
     first, second = (verified(header(s, "DPoP") or "")[1] for s in api.seen)
@@ -264,8 +253,8 @@ def test_i16_04_rfc9449_4_2_same_origin_redirect_gets_a_proof_for_the_new_url(is
     assert first["jti"] != second["jti"]
 
 
-def test_i16_04_bearer_client_sends_no_proof(issuer: TestIssuer, servers: Any) -> None:
-    api = servers(ok)
+def test_i16_04_bearer_client_sends_no_proof(issuer: TestIssuer, recorder: Any) -> None:
+    api = recorder(ok)
     client = ClientCredentials(issuer.token_endpoint, "app", "secret")
     requests.get(api.url + "/a", auth=client, timeout=5)
     assert header(api.seen[0], "DPoP") is None

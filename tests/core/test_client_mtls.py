@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from flask_ccguard import ConfigurationError
 from flask_ccguard.client import ClientCredentials, TokenRequestError
 from flask_ccguard.core.fetch.http import HTTPClient
-from tests.conftest import start_server
+from tests.conftest import send_body, start_server
 
 
 def _cert(
@@ -76,11 +76,7 @@ class MTLSTokenEndpoint:
                 peer = self.connection.getpeercert(binary_form=True)
                 endpoint.seen.append((peer, parse_qs(body.decode())))
                 doc = json.dumps({"access_token": "mtls-token", "token_type": "Bearer", "expires_in": 60}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(doc)))
-                self.end_headers()
-                self.wfile.write(doc)
+                send_body(self, doc)
 
         self.server = start_server(Handler, ctx)
         self.url = f"https://127.0.0.1:{self.server.server_port}/token"

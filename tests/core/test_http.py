@@ -12,7 +12,7 @@ import pytest
 from flask_ccguard import ConfigurationError, __version__
 from flask_ccguard.core.fetch.http import FetchError, HTTPClient, check_url
 from flask_ccguard.testing import TestIssuer
-from tests.conftest import serving
+from tests.conftest import send_body, serving
 
 
 @pytest.mark.parametrize(
@@ -77,11 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Location", "/ok")
             self.end_headers()
         elif self.path == "/ok":
-            body = b'{"ok": true}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, b'{"ok": true}', content_type=None)
         else:
             self.send_error(404)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,6 +14,7 @@ from flask_ccguard.core.errors import IntrospectionUnavailable, Unavailable
 from flask_ccguard.core.opaque import check_introspected
 from flask_ccguard.testing import profile_issuer
 from flask_ccguard.testing.profiles import profile_class
+from tests.conftest import introspection_spec
 
 
 class Clock:
@@ -32,26 +32,8 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def ibm() -> Iterator[Any]:
-    with profile_issuer("ibm_verify") as issuer:
-        yield issuer
-
-
-@pytest.fixture
-def duende() -> Iterator[Any]:
-    with profile_issuer("duende") as issuer:
-        yield issuer
-
-
-def _spec(issuer: Any, **introspection: Any) -> dict[str, Any]:
-    name, secret = next(iter(issuer.introspection_clients.items()))
-    options = {"endpoint": issuer.introspection_endpoint, "client_id": name, "client_secret": secret, **introspection}
-    return {"issuer": issuer.issuer, "audience": issuer.audience, "introspection": options}
-
-
 def _validator(*issuers: Any, clock: Clock | None = None, **introspection: Any) -> TokenValidator:
-    return TokenValidator([_spec(i, **introspection) for i in issuers], clock=clock)
+    return TokenValidator([introspection_spec(i, **introspection) for i in issuers], clock=clock)
 
 
 # -- the request ---------------------------------------------------------------------
@@ -176,7 +158,7 @@ def test_error_status_is_503_then_recovers(ibm: Any, clock: Clock, status: int) 
 
 
 def test_wrong_introspection_credentials_are_503_not_401(ibm: Any, caplog: pytest.LogCaptureFixture) -> None:
-    spec = _spec(ibm)
+    spec = introspection_spec(ibm)
     spec["introspection"]["client_secret"] = "wrong"
     token = ibm.mint()
     with pytest.raises(IntrospectionUnavailable):
@@ -286,7 +268,7 @@ def test_tokens_all_introspects_this_issuers_jwts(duende: Any, clock: Clock) -> 
 
 
 def test_endpoint_is_discovered_when_not_configured(ibm: Any) -> None:
-    spec = _spec(ibm, endpoint=None)
+    spec = introspection_spec(ibm, endpoint=None)
     assert TokenValidator([spec]).validate(ibm.mint()).client_id == ibm.client_id
     assert ibm.hits["openid_configuration"] == 1
 
@@ -323,7 +305,7 @@ def test_bad_introspection_settings_name_the_fix(options: Any, message: str) -> 
 
 
 def _discovering(issuer: Any, clock: Clock | None = None) -> TokenValidator:
-    return TokenValidator([_spec(issuer, endpoint=None)], clock=clock, http_timeout=2)
+    return TokenValidator([introspection_spec(issuer, endpoint=None)], clock=clock, http_timeout=2)
 
 
 class _OpenIDWithoutIntrospection(profile_class("ibm_verify")):  # type: ignore[misc]

@@ -6,9 +6,7 @@ Redis is a real throw-away ``redis-server`` (skipped outside CI when absent).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -29,18 +27,6 @@ from flask_ccguard.core.store import (
 )
 
 Factory = Callable[[str], Any]  # namespace -> store
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not (shutil.which("redis-server") and importlib.util.find_spec("redis")):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server and the redis client are required in CI (.ci/run and tox.ini install them)")
-        pytest.skip("redis-server is not installed")
-    from benchmarks.servers import redis_server
-
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(params=["memory", "file", "redis"])

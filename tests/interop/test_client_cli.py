@@ -8,7 +8,6 @@ tokens that endpoint issues, fetching keys only from the issuer it is given.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,12 +30,7 @@ CHECKS = ("format", "algorithm", "key", "signature", "iss", "aud", "exp", "iat",
 LINE = re.compile(r"^(PASS|FAIL|SKIP)  (\S+) +(.*)$")
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The commands read CCGUARD_* variables; tox passes them through.
-    for name in list(os.environ):
-        if name.startswith("CCGUARD_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def client_for(provider: OidcProvider, client_id: str, auth_method: str, **options: Any) -> ClientCredentials:
